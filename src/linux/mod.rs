@@ -1,0 +1,11 @@
+//! The Linux source: `/proc` read with raw system calls.
+//!
+//! [`ProcReader`] holds one directory fd on a proc root and one reused buffer.
+//! Listing pids is `getdents64` on that fd; reading a file is `openat` relative
+//! to it, one `read`, `close`. Nothing here allocates per process except the
+//! strings a [`ProcessInfo`](crate::ProcessInfo) owns.
+
+mod path;
+mod reader;
+
+pub use reader::ProcReader;

@@ -1,0 +1,379 @@
+use std::ffi::{CStr, OsStr, OsString};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rustix::fs::{Mode, OFlags, RawDir, SeekFrom};
+use rustix::io::Errno;
+
+use super::path::PidPath;
+use crate::parse::{self, CommandLine, Stat};
+use crate::{BootId, Cwd, Error, Liveness, Pid, ProcessIdentity, ProcessInfo, Result, StartTime, State};
+
+/// Size of the reused read buffer; a stat line is well under 1 KiB.
+const READ_BUFFER: usize = 4096;
+/// Size of the `getdents64` buffer: ~2700 entries of /proc per call.
+const DIRENT_BUFFER: usize = 64 * 1024;
+/// Where the boot id lives, relative to a proc root.
+const BOOT_ID: &CStr = c"sys/kernel/random/boot_id";
+
+/// Reads processes from a proc root (normally `/proc`).
+///
+/// One reader holds one directory fd and reused buffers; keep it and call it
+/// repeatedly rather than opening a new one per query. Any directory laid out
+/// like `/proc` works, which is how the tests run on captured fixtures.
+///
+/// ```no_run
+/// use proctrack::ProcReader;
+///
+/// let mut reader = ProcReader::open()?;
+/// for process in reader.processes()? {
+///     println!("{} {:?} {}", process.pid(), process.name(), process.cmdline());
+/// }
+/// # Ok::<(), proctrack::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct ProcReader {
+    root: OwnedFd,
+    root_path: PathBuf,
+    boot_id: BootId,
+    ticks_per_second: u64,
+    page_size: u64,
+    buf: Vec<u8>,
+    dirents: Vec<MaybeUninit<u8>>,
+}
+
+impl ProcReader {
+    /// Opens `/proc`.
+    pub fn open() -> Result<ProcReader> {
+        ProcReader::open_root("/proc")
+    }
+
+    /// Opens another proc root: a fixture directory, or procfs mounted elsewhere.
+    ///
+    /// The root must hold `sys/kernel/random/boot_id`, as `/proc` does.
+    pub fn open_root(root: impl AsRef<Path>) -> Result<ProcReader> {
+        let root_path = root.as_ref().to_path_buf();
+        let root = rustix::fs::open(
+            &root_path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| io_error(errno, root_path.clone()))?;
+        let mut reader = ProcReader {
+            root,
+            root_path,
+            boot_id: BootId::from_bytes([0; 16]),
+            ticks_per_second: rustix::param::clock_ticks_per_second().max(1),
+            page_size: rustix::param::page_size() as u64,
+            buf: vec![0; READ_BUFFER],
+            dirents: vec![MaybeUninit::uninit(); DIRENT_BUFFER],
+        };
+        let boot_path = reader.root_path.join(OsStr::from_bytes(BOOT_ID.to_bytes()));
+        let len = read_at(reader.root.as_fd(), BOOT_ID, &mut reader.buf, ReadMode::Once)
+            .map_err(|errno| io_error(errno, boot_path.clone()))?;
+        reader.boot_id = parse::parse_boot_id(&reader.buf[..len])
+            .map_err(|e| Error::Parse { path: boot_path, reason: e.to_string() })?;
+        Ok(reader)
+    }
+
+    /// The directory this reader reads.
+    pub fn root(&self) -> &Path {
+        &self.root_path
+    }
+
+    /// The id of the boot the processes belong to.
+    pub fn boot_id(&self) -> BootId {
+        self.boot_id
+    }
+
+    /// Lists the pids of all processes (thread group leaders), ascending.
+    ///
+    /// `pids` is cleared and refilled, so a caller that keeps it allocates
+    /// nothing in steady state.
+    pub fn list_pids(&mut self, pids: &mut Vec<Pid>) -> Result<()> {
+        pids.clear();
+        let fail = |errno| io_error(errno, self.root_path.clone());
+        rustix::fs::seek(&self.root, SeekFrom::Start(0)).map_err(fail)?;
+        let mut dir = RawDir::new(&self.root, &mut self.dirents);
+        while let Some(entry) = dir.next() {
+            if let Some(pid) = pid_from_name(entry.map_err(fail)?.file_name().to_bytes()) {
+                pids.push(pid);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and parses `/proc/<pid>/stat`, borrowing the reader's buffer.
+    ///
+    /// This is the cheap call: one `openat`, one `read`, one `close`. The pid
+    /// is not checked to be a process rather than a thread; see [`Self::process`].
+    pub fn stat(&mut self, pid: Pid) -> Result<Stat<'_>> {
+        let path = PidPath::new(pid, "stat");
+        let len = read_at(self.root.as_fd(), path.as_c_str(), &mut self.buf, ReadMode::Once)
+            .map_err(|errno| self.file_error(errno, pid, "stat"))?;
+        parse::parse_stat(&self.buf[..len]).map_err(|e| Error::Parse {
+            path: self.file_path(pid, "stat"),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Reads one process: stat, command line and working directory.
+    ///
+    /// `pid` must be a process: a thread id that is not its thread group's
+    /// leader is [`Error::NotFound`], as is a pid no process has.
+    pub fn process(&mut self, pid: Pid) -> Result<ProcessInfo> {
+        let dir = self.open_pid_dir(pid)?;
+        self.check_leader(dir.as_fd(), pid)?;
+        self.read_pinned(dir.as_fd(), pid)
+    }
+
+    /// Reads every process. One that exits during the scan is left out; none
+    /// is ever half-read.
+    pub fn processes(&mut self) -> Result<Vec<ProcessInfo>> {
+        let mut pids = Vec::new();
+        self.list_pids(&mut pids)?;
+        let mut out = Vec::with_capacity(pids.len());
+        for pid in pids {
+            match self.open_pid_dir(pid).and_then(|dir| self.read_pinned(dir.as_fd(), pid)) {
+                Ok(info) => out.push(info),
+                Err(Error::NotFound { .. }) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Tells whether `pid` is a live process, a zombie, or gone. A thread id
+    /// that is not a thread group leader is [`Liveness::Gone`]: no process has
+    /// that pid.
+    pub fn exists(&mut self, pid: Pid) -> Result<Liveness> {
+        let dir = match self.open_pid_dir(pid) {
+            Ok(dir) => dir,
+            Err(Error::NotFound { .. }) => return Ok(Liveness::Gone),
+            Err(other) => return Err(other),
+        };
+        let state = self
+            .check_leader(dir.as_fd(), pid)
+            .and_then(|()| self.stat_in(dir.as_fd(), pid).map(|stat| State::from_letter(stat.state)));
+        match state {
+            Ok(state) if state.has_exited() => Ok(Liveness::Zombie),
+            Ok(_) => Ok(Liveness::Alive),
+            Err(Error::NotFound { .. }) => Ok(Liveness::Gone),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Reads `/proc/<pid>/cmdline` whole, however long.
+    pub fn cmdline(&mut self, pid: Pid) -> Result<CommandLine> {
+        let dir = self.open_pid_dir(pid)?;
+        self.cmdline_in(dir.as_fd(), pid)
+    }
+
+    /// Reads `/proc/<pid>/cwd`. Permission denied is [`Cwd::NotPermitted`], not
+    /// an error: other users' processes show their stat but not their cwd.
+    pub fn cwd(&mut self, pid: Pid) -> Result<Cwd> {
+        let dir = self.open_pid_dir(pid)?;
+        self.cwd_in(dir.as_fd(), pid)
+    }
+
+    /// Opens `/proc/<pid>` as a pin: files opened through it belong to this
+    /// process or fail with ESRCH/ENOENT, even if the pid is reused meanwhile.
+    fn open_pid_dir(&self, pid: Pid) -> Result<OwnedFd> {
+        let path = PidPath::new(pid, "");
+        rustix::fs::openat(
+            &self.root,
+            path.as_c_str(),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| self.file_error(errno, pid, ""))
+    }
+
+    /// Everything about the process `dir` pins: all three files are read through
+    /// the pin, so they describe one process. Stat goes last only because the
+    /// parsed stat borrows the read buffer.
+    fn read_pinned(&mut self, dir: BorrowedFd<'_>, pid: Pid) -> Result<ProcessInfo> {
+        let cmdline = self.cmdline_in(dir, pid)?;
+        let cwd = self.cwd_in(dir, pid)?;
+        let (boot_id, ticks, page) = (self.boot_id, self.ticks_per_second, self.page_size);
+        let stat = self.stat_in(dir, pid)?;
+        let stat_pid = stat.pid;
+        match info_from_stat(&stat, boot_id, ticks, page, cmdline, cwd) {
+            Some(info) if info.pid() == pid => Ok(info),
+            _ => Err(Error::Parse {
+                path: self.file_path(pid, "stat"),
+                reason: format!("stat names pid {stat_pid} where {pid} was read"),
+            }),
+        }
+    }
+
+    fn stat_in(&mut self, dir: BorrowedFd<'_>, pid: Pid) -> Result<Stat<'_>> {
+        let len = read_at(dir, c"stat", &mut self.buf, ReadMode::Once)
+            .map_err(|errno| self.file_error(errno, pid, "stat"))?;
+        parse::parse_stat(&self.buf[..len]).map_err(|e| Error::Parse {
+            path: self.file_path(pid, "stat"),
+            reason: e.to_string(),
+        })
+    }
+
+    fn cmdline_in(&mut self, dir: BorrowedFd<'_>, pid: Pid) -> Result<CommandLine> {
+        let len = read_at(dir, c"cmdline", &mut self.buf, ReadMode::ToEnd)
+            .map_err(|errno| self.file_error(errno, pid, "cmdline"))?;
+        let cmdline = CommandLine::from_raw(self.buf[..len].to_vec());
+        self.shrink_buffer();
+        Ok(cmdline)
+    }
+
+    fn cwd_in(&mut self, dir: BorrowedFd<'_>, pid: Pid) -> Result<Cwd> {
+        match rustix::fs::readlinkat(dir, c"cwd", Vec::new()) {
+            Ok(target) => Ok(parse::parse_cwd_link(target.as_bytes())),
+            Err(Errno::ACCESS | Errno::PERM) => Ok(Cwd::NotPermitted),
+            // A zombie has no cwd; a gone process has no stat either.
+            Err(Errno::NOENT) => self.stat_in(dir, pid).map(|_| Cwd::Unknown),
+            Err(errno) => Err(self.file_error(errno, pid, "cwd")),
+        }
+    }
+
+    /// Fails with NotFound when `pid` names a thread rather than a process.
+    fn check_leader(&mut self, dir: BorrowedFd<'_>, pid: Pid) -> Result<()> {
+        let len = read_at(dir, c"status", &mut self.buf, ReadMode::Once)
+            .map_err(|errno| self.file_error(errno, pid, "status"))?;
+        match parse::parse_status_tgid(&self.buf[..len]) {
+            Some(tgid) if tgid == pid.as_raw() => Ok(()),
+            Some(_) => Err(Error::NotFound { pid }),
+            None => Err(Error::Parse {
+                path: self.file_path(pid, "status"),
+                reason: "no Tgid line".into(),
+            }),
+        }
+    }
+
+    /// A megabyte command line should not pin a megabyte for the reader's life.
+    fn shrink_buffer(&mut self) {
+        if self.buf.len() > READ_BUFFER {
+            self.buf.truncate(READ_BUFFER);
+            self.buf.shrink_to_fit();
+        }
+    }
+
+    fn file_path(&self, pid: Pid, leaf: &str) -> PathBuf {
+        let mut path = self.root_path.join(pid.to_string());
+        if !leaf.is_empty() {
+            path.push(leaf);
+        }
+        path
+    }
+
+    fn file_error(&self, errno: Errno, pid: Pid, leaf: &str) -> Error {
+        match errno {
+            Errno::NOENT | Errno::SRCH => Error::NotFound { pid },
+            other => io_error(other, self.file_path(pid, leaf)),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReadMode {
+    /// Files the kernel renders whole on the first read (stat, status): one
+    /// `read` suffices unless it filled the buffer.
+    Once,
+    /// Files served in pieces (cmdline): read until end of file.
+    ToEnd,
+}
+
+/// Opens `name` under `dir`, reads it into `buf` (growing it as needed) and
+/// closes it. Returns the number of bytes read.
+fn read_at(dir: BorrowedFd<'_>, name: &CStr, buf: &mut Vec<u8>, mode: ReadMode) -> Result<usize, Errno> {
+    let fd = rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty())?;
+    let mut filled = 0;
+    loop {
+        if filled == buf.len() {
+            buf.resize(buf.len().max(READ_BUFFER) * 2, 0);
+        }
+        let n = rustix::io::read(&fd, &mut buf[filled..])?;
+        filled += n;
+        let more_possible = filled == buf.len() || mode == ReadMode::ToEnd;
+        if n == 0 || !more_possible {
+            return Ok(filled);
+        }
+    }
+}
+
+fn io_error(errno: Errno, path: PathBuf) -> Error {
+    match errno {
+        Errno::ACCESS | Errno::PERM => Error::PermissionDenied { path },
+        other => Error::Io { path, source: other.into() },
+    }
+}
+
+/// A directory entry of /proc that names a process: all ASCII digits, in range.
+fn pid_from_name(name: &[u8]) -> Option<Pid> {
+    if name.is_empty() || name.len() > 10 || !name.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let value = name.iter().fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
+    Pid::try_from(value).ok()
+}
+
+/// Converts clock ticks to a duration without overflow or rounding drift.
+pub(crate) fn ticks_to_duration(ticks: u64, ticks_per_second: u64) -> Duration {
+    let hz = ticks_per_second.max(1);
+    let nanos = u128::from(ticks % hz) * 1_000_000_000 / u128::from(hz);
+    Duration::new(ticks / hz, nanos as u32)
+}
+
+/// Builds the public view of a process from its parsed stat. `None` when the
+/// stat's own pid is not a valid pid.
+pub(crate) fn info_from_stat(
+    stat: &Stat<'_>,
+    boot_id: BootId,
+    ticks_per_second: u64,
+    page_size: u64,
+    cmdline: CommandLine,
+    cwd: Cwd,
+) -> Option<ProcessInfo> {
+    let pid = Pid::try_from(stat.pid).ok()?;
+    let positive = |raw: i32| Pid::try_from(raw).ok();
+    Some(ProcessInfo {
+        identity: ProcessIdentity::new(boot_id, pid, StartTime::from_raw(stat.starttime)),
+        parent: positive(stat.ppid),
+        name: OsString::from_vec(stat.comm.to_vec()).into_boxed_os_str(),
+        cmdline,
+        cwd,
+        state: State::from_letter(stat.state),
+        rss_bytes: u64::try_from(stat.rss).unwrap_or(0).saturating_mul(page_size),
+        user_time: ticks_to_duration(stat.utime, ticks_per_second),
+        system_time: ticks_to_duration(stat.stime, ticks_per_second),
+        process_group: positive(stat.pgrp),
+        session: positive(stat.session),
+        threads: u32::try_from(stat.num_threads).unwrap_or(0),
+        kernel_thread: stat.is_kernel_thread(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+        #[test]
+        fn pid_names(name in proptest::collection::vec(any::<u8>(), 0..14)) {
+            let expected = std::str::from_utf8(&name).ok()
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<Pid>().ok());
+            prop_assert_eq!(pid_from_name(&name), expected);
+        }
+
+        #[test]
+        fn ticks_convert_exactly(ticks in any::<u64>(), hz in prop::sample::select(vec![100u64, 250, 300, 1000])) {
+            let d = ticks_to_duration(ticks, hz);
+            prop_assert_eq!(d.as_secs(), ticks / hz);
+            prop_assert_eq!(u128::from(d.subsec_nanos()), u128::from(ticks % hz) * 1_000_000_000 / u128::from(hz));
+        }
+    }
+}

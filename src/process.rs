@@ -1,0 +1,218 @@
+//! What proctrack tells about one process: [`ProcessInfo`] and its parts.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::parse::CommandLine;
+use crate::{Pid, ProcessIdentity, StartTime};
+
+/// The scheduler state of a process, from the state letter of `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum State {
+    /// `R`: running or runnable.
+    Running,
+    /// `S`: interruptible sleep.
+    Sleeping,
+    /// `D`: uninterruptible sleep (usually I/O).
+    DiskSleep,
+    /// `T`: stopped by a signal.
+    Stopped,
+    /// `t`: stopped by a tracer.
+    TracingStop,
+    /// `Z`: exited, waiting for its parent to reap it.
+    Zombie,
+    /// `X` or `x`: being torn down.
+    Dead,
+    /// `I`: an idle kernel thread.
+    Idle,
+    /// `P`: parked (kernel thread).
+    Parked,
+    /// `K` or `W`: wakekill / waking (old kernels).
+    Waking,
+    /// A letter this version does not know.
+    Unknown(char),
+}
+
+impl State {
+    /// Maps a state letter.
+    ///
+    /// ```
+    /// use proctrack::State;
+    /// assert_eq!(State::from_letter(b'Z'), State::Zombie);
+    /// assert_eq!(State::from_letter(b'?'), State::Unknown('?'));
+    /// ```
+    pub fn from_letter(letter: u8) -> State {
+        match letter {
+            b'R' => State::Running,
+            b'S' => State::Sleeping,
+            b'D' => State::DiskSleep,
+            b'T' => State::Stopped,
+            b't' => State::TracingStop,
+            b'Z' => State::Zombie,
+            b'X' | b'x' => State::Dead,
+            b'I' => State::Idle,
+            b'P' => State::Parked,
+            b'K' | b'W' => State::Waking,
+            other => State::Unknown(char::from(other)),
+        }
+    }
+
+    /// True once the process has exited (zombie or dead): it can no longer run,
+    /// though its pid is still taken until it is reaped.
+    pub fn has_exited(self) -> bool {
+        matches!(self, State::Zombie | State::Dead)
+    }
+}
+
+/// A process's current working directory, or why it is not known.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Cwd {
+    /// The directory the process stands in.
+    Path(PathBuf),
+    /// The directory was removed while the process stood in it; its last path.
+    Deleted(PathBuf),
+    /// We may not look (another user's process, without `CAP_SYS_PTRACE`).
+    NotPermitted,
+    /// The process has none to report (a zombie), or it was not read.
+    Unknown,
+}
+
+impl Cwd {
+    /// The path, for [`Cwd::Path`] and [`Cwd::Deleted`].
+    ///
+    /// ```
+    /// use proctrack::Cwd;
+    /// assert_eq!(Cwd::Path("/srv".into()).path(), Some(std::path::Path::new("/srv")));
+    /// assert_eq!(Cwd::NotPermitted.path(), None);
+    /// ```
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Cwd::Path(path) | Cwd::Deleted(path) => Some(path),
+            Cwd::NotPermitted | Cwd::Unknown => None,
+        }
+    }
+}
+
+/// Whether a pid names a process now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Liveness {
+    /// The process exists and has not exited.
+    Alive,
+    /// The process has exited but its parent has not reaped it yet.
+    Zombie,
+    /// No process has this pid.
+    Gone,
+}
+
+/// One process, as read at one moment.
+///
+/// ```no_run
+/// let me = proctrack::process(proctrack::Pid::current())?;
+/// println!("{} {} in {:?}", me.pid(), me.cmdline(), me.cwd().path());
+/// # Ok::<(), proctrack::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ProcessInfo {
+    pub(crate) identity: ProcessIdentity,
+    pub(crate) parent: Option<Pid>,
+    pub(crate) name: Box<OsStr>,
+    pub(crate) cmdline: CommandLine,
+    pub(crate) cwd: Cwd,
+    pub(crate) state: State,
+    pub(crate) rss_bytes: u64,
+    pub(crate) user_time: Duration,
+    pub(crate) system_time: Duration,
+    pub(crate) process_group: Option<Pid>,
+    pub(crate) session: Option<Pid>,
+    pub(crate) threads: u32,
+    pub(crate) kernel_thread: bool,
+}
+
+impl ProcessInfo {
+    /// Who this process is: pid, start time, boot.
+    pub fn identity(&self) -> ProcessIdentity {
+        self.identity
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Pid {
+        self.identity.pid()
+    }
+
+    /// The parent's pid; `None` for the roots (pid 1 and the kernel's pid 2).
+    pub fn parent(&self) -> Option<Pid> {
+        self.parent
+    }
+
+    /// The kernel's name for the process (`comm`): the executable's file name
+    /// at `exec`, cut to 15 bytes, or what the process set with `PR_SET_NAME`.
+    pub fn name(&self) -> &OsStr {
+        &self.name
+    }
+
+    /// The arguments; empty for zombies and kernel threads.
+    pub fn cmdline(&self) -> &CommandLine {
+        &self.cmdline
+    }
+
+    /// The working directory, or why it is unknown.
+    pub fn cwd(&self) -> &Cwd {
+        &self.cwd
+    }
+
+    /// The scheduler state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// When the process started (see [`StartTime`] for the unit).
+    pub fn start_time(&self) -> StartTime {
+        self.identity.start_time()
+    }
+
+    /// Resident memory, in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        self.rss_bytes
+    }
+
+    /// CPU time spent in user mode, all threads together.
+    pub fn user_time(&self) -> Duration {
+        self.user_time
+    }
+
+    /// CPU time spent in the kernel on the process's behalf.
+    pub fn system_time(&self) -> Duration {
+        self.system_time
+    }
+
+    /// User plus system CPU time.
+    pub fn cpu_time(&self) -> Duration {
+        self.user_time.saturating_add(self.system_time)
+    }
+
+    /// The process group id; `None` where the kernel reports 0.
+    pub fn process_group(&self) -> Option<Pid> {
+        self.process_group
+    }
+
+    /// The session id; `None` where the kernel reports 0.
+    pub fn session(&self) -> Option<Pid> {
+        self.session
+    }
+
+    /// The number of threads.
+    pub fn threads(&self) -> u32 {
+        self.threads
+    }
+
+    /// True for kernel threads (they cannot be signalled meaningfully).
+    pub fn is_kernel_thread(&self) -> bool {
+        self.kernel_thread
+    }
+}
