@@ -29,6 +29,8 @@ mod identity;
 pub mod parse;
 mod pid;
 mod process;
+pub mod signal;
+pub mod table;
 
 #[cfg(target_os = "linux")]
 mod linux;

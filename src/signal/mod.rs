@@ -1,0 +1,1 @@
+//! Race-free signals (work in progress).

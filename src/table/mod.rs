@@ -1,0 +1,1 @@
+//! The incremental process table (work in progress).
