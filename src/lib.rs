@@ -30,6 +30,8 @@ pub mod parse;
 mod pid;
 mod process;
 pub mod signal;
+mod source;
+mod system;
 pub mod table;
 
 #[cfg(target_os = "linux")]
@@ -41,6 +43,8 @@ pub use identity::{BootId, ProcessIdentity, StartTime};
 pub use linux::ProcReader;
 pub use pid::Pid;
 pub use process::{Cwd, Liveness, ProcessInfo, State};
+pub use source::{ProcessSource, Sample};
+pub use system::SystemSource;
 
 /// Reads every process on the system. Processes that exit during the scan are
 /// left out.
@@ -50,7 +54,7 @@ pub use process::{Cwd, Liveness, ProcessInfo, State};
 /// # Ok::<(), proctrack::Error>(())
 /// ```
 pub fn processes() -> Result<Vec<ProcessInfo>> {
-    sys::processes()
+    system::processes()
 }
 
 /// Reads one process. [`Error::NotFound`] when no process has this pid.
@@ -61,7 +65,7 @@ pub fn processes() -> Result<Vec<ProcessInfo>> {
 /// # Ok::<(), proctrack::Error>(())
 /// ```
 pub fn process(pid: Pid) -> Result<ProcessInfo> {
-    sys::process(pid)
+    system::process(pid)
 }
 
 /// Tells whether a process with this pid is alive, a zombie, or gone.
@@ -72,41 +76,5 @@ pub fn process(pid: Pid) -> Result<ProcessInfo> {
 /// # Ok::<(), proctrack::Error>(())
 /// ```
 pub fn exists(pid: Pid) -> Result<Liveness> {
-    sys::exists(pid)
-}
-
-#[cfg(target_os = "linux")]
-mod sys {
-    use crate::{Liveness, Pid, ProcReader, ProcessInfo, Result};
-
-    pub(crate) fn processes() -> Result<Vec<ProcessInfo>> {
-        ProcReader::open()?.processes()
-    }
-
-    pub(crate) fn process(pid: Pid) -> Result<ProcessInfo> {
-        ProcReader::open()?.process(pid)
-    }
-
-    pub(crate) fn exists(pid: Pid) -> Result<Liveness> {
-        ProcReader::open()?.exists(pid)
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-mod sys {
-    use crate::{Error, Liveness, Pid, ProcessInfo, Result};
-
-    const NOT_YET: Error = Error::Unsupported { what: "reading processes on this platform" };
-
-    pub(crate) fn processes() -> Result<Vec<ProcessInfo>> {
-        Err(NOT_YET)
-    }
-
-    pub(crate) fn process(_pid: Pid) -> Result<ProcessInfo> {
-        Err(NOT_YET)
-    }
-
-    pub(crate) fn exists(_pid: Pid) -> Result<Liveness> {
-        Err(NOT_YET)
-    }
+    system::exists(pid)
 }

@@ -4,8 +4,12 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+
 use crate::parse::CommandLine;
-use crate::{Pid, ProcessIdentity, StartTime};
+use crate::source::Sample;
+use crate::{BootId, Pid, ProcessIdentity, StartTime};
 
 /// The scheduler state of a process, from the state letter of `/proc/<pid>/stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -135,6 +139,46 @@ pub struct ProcessInfo {
 }
 
 impl ProcessInfo {
+    /// Assembles a process from a sample and the parts a sample does not carry.
+    pub(crate) fn from_sample(
+        sample: &Sample<'_>,
+        boot_id: BootId,
+        cmdline: CommandLine,
+        cwd: Cwd,
+    ) -> ProcessInfo {
+        ProcessInfo {
+            identity: sample.identity(boot_id),
+            parent: sample.parent,
+            name: OsString::from_vec(sample.name.to_vec()).into_boxed_os_str(),
+            cmdline,
+            cwd,
+            state: sample.state,
+            rss_bytes: sample.rss_bytes,
+            user_time: sample.user_time,
+            system_time: sample.system_time,
+            process_group: sample.process_group,
+            session: sample.session,
+            threads: sample.threads,
+            kernel_thread: sample.kernel_thread,
+        }
+    }
+
+    /// Takes the fields a sample carries; the command line and cwd stay.
+    pub(crate) fn apply_sample(&mut self, sample: &Sample<'_>) {
+        self.parent = sample.parent;
+        if sample.name != self.name.as_encoded_bytes() {
+            self.name = OsString::from_vec(sample.name.to_vec()).into_boxed_os_str();
+        }
+        self.state = sample.state;
+        self.rss_bytes = sample.rss_bytes;
+        self.user_time = sample.user_time;
+        self.system_time = sample.system_time;
+        self.process_group = sample.process_group;
+        self.session = sample.session;
+        self.threads = sample.threads;
+        self.kernel_thread = sample.kernel_thread;
+    }
+
     /// Who this process is: pid, start time, boot.
     pub fn identity(&self) -> ProcessIdentity {
         self.identity

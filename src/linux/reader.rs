@@ -1,7 +1,7 @@
-use std::ffi::{CStr, OsStr, OsString};
+use std::ffi::{CStr, OsStr};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,7 +10,10 @@ use rustix::io::Errno;
 
 use super::path::PidPath;
 use crate::parse::{self, CommandLine, Stat};
-use crate::{BootId, Cwd, Error, Liveness, Pid, ProcessIdentity, ProcessInfo, Result, StartTime, State};
+use crate::source::{ProcessSource, Sample};
+use crate::{
+    BootId, Cwd, Error, Liveness, Pid, ProcessIdentity, ProcessInfo, Result, StartTime, State,
+};
 
 /// Size of the reused read buffer; a stat line is well under 1 KiB.
 const READ_BUFFER: usize = 4096;
@@ -72,10 +75,17 @@ impl ProcReader {
             dirents: vec![MaybeUninit::uninit(); DIRENT_BUFFER],
         };
         let boot_path = reader.root_path.join(OsStr::from_bytes(BOOT_ID.to_bytes()));
-        let len = read_at(reader.root.as_fd(), BOOT_ID, &mut reader.buf, ReadMode::Once)
-            .map_err(|errno| io_error(errno, boot_path.clone()))?;
-        reader.boot_id = parse::parse_boot_id(&reader.buf[..len])
-            .map_err(|e| Error::Parse { path: boot_path, reason: e.to_string() })?;
+        let len = read_at(
+            reader.root.as_fd(),
+            BOOT_ID,
+            &mut reader.buf,
+            ReadMode::Once,
+        )
+        .map_err(|errno| io_error(errno, boot_path.clone()))?;
+        reader.boot_id = parse::parse_boot_id(&reader.buf[..len]).map_err(|e| Error::Parse {
+            path: boot_path,
+            reason: e.to_string(),
+        })?;
         Ok(reader)
     }
 
@@ -103,6 +113,10 @@ impl ProcReader {
                 pids.push(pid);
             }
         }
+        // procfs lists in ascending order; a fixture directory may not.
+        if !pids.is_sorted() {
+            pids.sort_unstable();
+        }
         Ok(())
     }
 
@@ -112,12 +126,17 @@ impl ProcReader {
     /// is not checked to be a process rather than a thread; see [`Self::process`].
     pub fn stat(&mut self, pid: Pid) -> Result<Stat<'_>> {
         let path = PidPath::new(pid, "stat");
-        let len = read_at(self.root.as_fd(), path.as_c_str(), &mut self.buf, ReadMode::Once)
-            .map_err(|errno| self.file_error(errno, pid, "stat"))?;
-        parse::parse_stat(&self.buf[..len]).map_err(|e| Error::Parse {
-            path: self.file_path(pid, "stat"),
-            reason: e.to_string(),
-        })
+        let len = read_at(
+            self.root.as_fd(),
+            path.as_c_str(),
+            &mut self.buf,
+            ReadMode::Once,
+        )
+        .map_err(|errno| self.file_error(errno, pid, "stat"))?;
+        match parse::parse_stat(&self.buf[..len]) {
+            Ok(stat) => Ok(stat),
+            Err(e) => Err(self.parse_error(pid, "stat", e.to_string())),
+        }
     }
 
     /// Reads one process: stat, command line and working directory.
@@ -127,7 +146,7 @@ impl ProcReader {
     pub fn process(&mut self, pid: Pid) -> Result<ProcessInfo> {
         let dir = self.open_pid_dir(pid)?;
         self.check_leader(dir.as_fd(), pid)?;
-        self.read_pinned(dir.as_fd(), pid)
+        self.read_pinned(dir.as_fd(), pid).map(|(info, _)| info)
     }
 
     /// Reads every process. One that exits during the scan is left out; none
@@ -137,8 +156,11 @@ impl ProcReader {
         self.list_pids(&mut pids)?;
         let mut out = Vec::with_capacity(pids.len());
         for pid in pids {
-            match self.open_pid_dir(pid).and_then(|dir| self.read_pinned(dir.as_fd(), pid)) {
-                Ok(info) => out.push(info),
+            match self
+                .open_pid_dir(pid)
+                .and_then(|dir| self.read_pinned(dir.as_fd(), pid))
+            {
+                Ok((info, _)) => out.push(info),
                 Err(Error::NotFound { .. }) => {}
                 Err(other) => return Err(other),
             }
@@ -155,9 +177,10 @@ impl ProcReader {
             Err(Error::NotFound { .. }) => return Ok(Liveness::Gone),
             Err(other) => return Err(other),
         };
-        let state = self
-            .check_leader(dir.as_fd(), pid)
-            .and_then(|()| self.stat_in(dir.as_fd(), pid).map(|stat| State::from_letter(stat.state)));
+        let state = self.check_leader(dir.as_fd(), pid).and_then(|()| {
+            self.stat_in(dir.as_fd(), pid)
+                .map(|stat| State::from_letter(stat.state))
+        });
         match state {
             Ok(state) if state.has_exited() => Ok(Liveness::Zombie),
             Ok(_) => Ok(Liveness::Alive),
@@ -195,28 +218,34 @@ impl ProcReader {
     /// Everything about the process `dir` pins: all three files are read through
     /// the pin, so they describe one process. Stat goes last only because the
     /// parsed stat borrows the read buffer.
-    fn read_pinned(&mut self, dir: BorrowedFd<'_>, pid: Pid) -> Result<ProcessInfo> {
+    fn read_pinned(&mut self, dir: BorrowedFd<'_>, pid: Pid) -> Result<(ProcessInfo, u64)> {
         let cmdline = self.cmdline_in(dir, pid)?;
         let cwd = self.cwd_in(dir, pid)?;
         let (boot_id, ticks, page) = (self.boot_id, self.ticks_per_second, self.page_size);
         let stat = self.stat_in(dir, pid)?;
-        let stat_pid = stat.pid;
-        match info_from_stat(&stat, boot_id, ticks, page, cmdline, cwd) {
-            Some(info) if info.pid() == pid => Ok(info),
-            _ => Err(Error::Parse {
-                path: self.file_path(pid, "stat"),
-                reason: format!("stat names pid {stat_pid} where {pid} was read"),
-            }),
+        match sample_from_stat(&stat, ticks, page) {
+            Some(sample) if sample.pid == pid => Ok((
+                ProcessInfo::from_sample(&sample, boot_id, cmdline, cwd),
+                sample.exec_marker,
+            )),
+            _ => {
+                let stat_pid = stat.pid;
+                Err(self.parse_error(
+                    pid,
+                    "stat",
+                    format!("stat names pid {stat_pid} where {pid} was read"),
+                ))
+            }
         }
     }
 
     fn stat_in(&mut self, dir: BorrowedFd<'_>, pid: Pid) -> Result<Stat<'_>> {
         let len = read_at(dir, c"stat", &mut self.buf, ReadMode::Once)
             .map_err(|errno| self.file_error(errno, pid, "stat"))?;
-        parse::parse_stat(&self.buf[..len]).map_err(|e| Error::Parse {
-            path: self.file_path(pid, "stat"),
-            reason: e.to_string(),
-        })
+        match parse::parse_stat(&self.buf[..len]) {
+            Ok(stat) => Ok(stat),
+            Err(e) => Err(self.parse_error(pid, "stat", e.to_string())),
+        }
     }
 
     fn cmdline_in(&mut self, dir: BorrowedFd<'_>, pid: Pid) -> Result<CommandLine> {
@@ -244,10 +273,7 @@ impl ProcReader {
         match parse::parse_status_tgid(&self.buf[..len]) {
             Some(tgid) if tgid == pid.as_raw() => Ok(()),
             Some(_) => Err(Error::NotFound { pid }),
-            None => Err(Error::Parse {
-                path: self.file_path(pid, "status"),
-                reason: "no Tgid line".into(),
-            }),
+            None => Err(self.parse_error(pid, "status", "no Tgid line".into())),
         }
     }
 
@@ -265,6 +291,13 @@ impl ProcReader {
             path.push(leaf);
         }
         path
+    }
+
+    fn parse_error(&self, pid: Pid, leaf: &str, reason: String) -> Error {
+        Error::Parse {
+            path: self.file_path(pid, leaf),
+            reason,
+        }
     }
 
     fn file_error(&self, errno: Errno, pid: Pid, leaf: &str) -> Error {
@@ -286,8 +319,18 @@ enum ReadMode {
 
 /// Opens `name` under `dir`, reads it into `buf` (growing it as needed) and
 /// closes it. Returns the number of bytes read.
-fn read_at(dir: BorrowedFd<'_>, name: &CStr, buf: &mut Vec<u8>, mode: ReadMode) -> Result<usize, Errno> {
-    let fd = rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty())?;
+fn read_at(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    buf: &mut Vec<u8>,
+    mode: ReadMode,
+) -> Result<usize, Errno> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )?;
     let mut filled = 0;
     loop {
         if filled == buf.len() {
@@ -305,7 +348,10 @@ fn read_at(dir: BorrowedFd<'_>, name: &CStr, buf: &mut Vec<u8>, mode: ReadMode) 
 fn io_error(errno: Errno, path: PathBuf) -> Error {
     match errno {
         Errno::ACCESS | Errno::PERM => Error::PermissionDenied { path },
-        other => Error::Io { path, source: other.into() },
+        other => Error::Io {
+            path,
+            source: other.into(),
+        },
     }
 }
 
@@ -314,7 +360,9 @@ fn pid_from_name(name: &[u8]) -> Option<Pid> {
     if name.is_empty() || name.len() > 10 || !name.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let value = name.iter().fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
+    let value = name
+        .iter()
+        .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
     Pid::try_from(value).ok()
 }
 
@@ -325,33 +373,91 @@ pub(crate) fn ticks_to_duration(ticks: u64, ticks_per_second: u64) -> Duration {
     Duration::new(ticks / hz, nanos as u32)
 }
 
-/// Builds the public view of a process from its parsed stat. `None` when the
-/// stat's own pid is not a valid pid.
-pub(crate) fn info_from_stat(
-    stat: &Stat<'_>,
-    boot_id: BootId,
+/// The table's view of a parsed stat line. `None` when the stat's own pid is
+/// not a valid pid.
+pub(crate) fn sample_from_stat<'a>(
+    stat: &Stat<'a>,
     ticks_per_second: u64,
     page_size: u64,
-    cmdline: CommandLine,
-    cwd: Cwd,
-) -> Option<ProcessInfo> {
-    let pid = Pid::try_from(stat.pid).ok()?;
+) -> Option<Sample<'a>> {
     let positive = |raw: i32| Pid::try_from(raw).ok();
-    Some(ProcessInfo {
-        identity: ProcessIdentity::new(boot_id, pid, StartTime::from_raw(stat.starttime)),
+    Some(Sample {
+        pid: Pid::try_from(stat.pid).ok()?,
+        start_time: StartTime::from_raw(stat.starttime),
         parent: positive(stat.ppid),
-        name: OsString::from_vec(stat.comm.to_vec()).into_boxed_os_str(),
-        cmdline,
-        cwd,
+        name: stat.comm,
         state: State::from_letter(stat.state),
-        rss_bytes: u64::try_from(stat.rss).unwrap_or(0).saturating_mul(page_size),
+        rss_bytes: u64::try_from(stat.rss)
+            .unwrap_or(0)
+            .saturating_mul(page_size),
         user_time: ticks_to_duration(stat.utime, ticks_per_second),
         system_time: ticks_to_duration(stat.stime, ticks_per_second),
         process_group: positive(stat.pgrp),
         session: positive(stat.session),
         threads: u32::try_from(stat.num_threads).unwrap_or(0),
         kernel_thread: stat.is_kernel_thread(),
+        exec_marker: exec_marker(stat.startcode, stat.endcode),
     })
+}
+
+/// A new program maps a new text segment, so its addresses tell an `exec` the
+/// name alone misses (same binary again, under ASLR). They read as 1 when we may
+/// not ptrace the process and as 0 for zombies and kernel threads: unknown, 0.
+fn exec_marker(startcode: u64, endcode: u64) -> u64 {
+    if startcode <= 1 && endcode <= 1 {
+        0
+    } else {
+        (startcode.rotate_left(32) ^ endcode).max(1)
+    }
+}
+
+impl ProcessSource for ProcReader {
+    fn boot_id(&self) -> BootId {
+        self.boot_id
+    }
+
+    fn list_pids(&mut self, pids: &mut Vec<Pid>) -> Result<()> {
+        ProcReader::list_pids(self, pids)
+    }
+
+    fn sample(&mut self, pid: Pid) -> Result<Sample<'_>> {
+        let (ticks, page) = (self.ticks_per_second, self.page_size);
+        let path = PidPath::new(pid, "stat");
+        let len = read_at(
+            self.root.as_fd(),
+            path.as_c_str(),
+            &mut self.buf,
+            ReadMode::Once,
+        )
+        .map_err(|errno| self.file_error(errno, pid, "stat"))?;
+        let parsed = parse::parse_stat(&self.buf[..len]).map_err(|e| e.to_string());
+        match parsed.map(|stat| sample_from_stat(&stat, ticks, page)) {
+            Ok(Some(sample)) if sample.pid == pid => Ok(sample),
+            Ok(_) => Err(self.parse_error(pid, "stat", "stat names another pid".into())),
+            Err(reason) => Err(self.parse_error(pid, "stat", reason)),
+        }
+    }
+
+    fn read(&mut self, pid: Pid) -> Result<(ProcessInfo, u64)> {
+        let dir = self.open_pid_dir(pid)?;
+        self.read_pinned(dir.as_fd(), pid)
+    }
+
+    fn read_cwd(&mut self, identity: ProcessIdentity) -> Result<Cwd> {
+        let pid = identity.pid();
+        if identity.boot_id() != self.boot_id {
+            return Err(Error::NotFound { pid });
+        }
+        let dir = self.open_pid_dir(pid)?;
+        let cwd = self.cwd_in(dir.as_fd(), pid)?;
+        // The pin makes both reads one process's; the start time says whose.
+        let start = self.stat_in(dir.as_fd(), pid)?.starttime;
+        if start == identity.start_time().as_raw() {
+            Ok(cwd)
+        } else {
+            Err(Error::NotFound { pid })
+        }
+    }
 }
 
 #[cfg(test)]

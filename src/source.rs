@@ -1,0 +1,76 @@
+//! [`ProcessSource`]: where process data comes from, one platform each.
+//!
+//! The process table asks a source for two things: a cheap [`Sample`] of a
+//! process it already knows (the fields that change while a process runs), and a
+//! full, consistent [`ProcessInfo`] of a process it has not seen or that has
+//! `exec`ed. On Linux the source is [`ProcReader`](crate::ProcReader); platform
+//! differences stop here.
+
+use std::time::Duration;
+
+use crate::{BootId, Cwd, Pid, ProcessIdentity, ProcessInfo, Result, StartTime, State};
+
+/// The fields of a process that a refresh re-reads, borrowed from the source's
+/// buffer. On Linux this is one read of `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample<'a> {
+    /// The pid the sample was taken of.
+    pub pid: Pid,
+    /// Start time: with `pid`, the process's identity.
+    pub start_time: StartTime,
+    /// The parent's pid, if any.
+    pub parent: Option<Pid>,
+    /// The kernel's name for the process (may change on `exec` or `PR_SET_NAME`).
+    pub name: &'a [u8],
+    /// Scheduler state.
+    pub state: State,
+    /// Resident memory, bytes.
+    pub rss_bytes: u64,
+    /// User-mode CPU time.
+    pub user_time: Duration,
+    /// Kernel-mode CPU time.
+    pub system_time: Duration,
+    /// Process group, if any.
+    pub process_group: Option<Pid>,
+    /// Session, if any.
+    pub session: Option<Pid>,
+    /// Number of threads.
+    pub threads: u32,
+    /// Kernel thread flag.
+    pub kernel_thread: bool,
+    /// A value that changes when the process runs a new program, so `exec` is
+    /// seen without re-reading the command line (on Linux: from the text
+    /// segment's addresses). 0 when unknown; then only a new name tells.
+    pub exec_marker: u64,
+}
+
+/// A source of process data: the platform layer under the process table.
+///
+/// Implemented by [`ProcReader`](crate::ProcReader) on Linux. Every method that
+/// names a pid returns [`Error::NotFound`](crate::Error::NotFound) when no
+/// process has it (any more).
+pub trait ProcessSource {
+    /// The boot every identity from this source belongs to.
+    fn boot_id(&self) -> BootId;
+
+    /// Clears `pids` and fills it with every process's pid, ascending.
+    fn list_pids(&mut self, pids: &mut Vec<Pid>) -> Result<()>;
+
+    /// The cheap per-refresh read of one process.
+    fn sample(&mut self, pid: Pid) -> Result<Sample<'_>>;
+
+    /// A full read of one process, all fields from the same process, with the
+    /// exec marker that goes with it.
+    fn read(&mut self, pid: Pid) -> Result<(ProcessInfo, u64)>;
+
+    /// The current working directory of `identity`; [`Error::NotFound`](crate::Error::NotFound)
+    /// when that process is gone, even if its pid was reused.
+    fn read_cwd(&mut self, identity: ProcessIdentity) -> Result<Cwd>;
+}
+
+impl Sample<'_> {
+    /// The identity this sample belongs to.
+    pub fn identity(&self, boot_id: BootId) -> ProcessIdentity {
+        ProcessIdentity::new(boot_id, self.pid, self.start_time)
+    }
+}

@@ -1,0 +1,332 @@
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::RefreshDiff;
+use super::diff::Reparented;
+use crate::parse::CommandLine;
+use crate::{BootId, Cwd, Error, Pid, ProcessInfo, ProcessSource, Result, Sample, SystemSource};
+
+/// When the table re-reads a process's working directory.
+///
+/// `chdir` leaves no trace in the cheap sample, so the table cannot notice it
+/// by itself; choose the cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CwdRefresh {
+    /// Read when the process is first seen and when it runs a new program.
+    /// Cheap; a process that changes directory later keeps its old cwd here.
+    #[default]
+    OnSpawnAndExec,
+    /// Also re-read on every refresh: one more system call per process.
+    EveryRefresh,
+}
+
+/// How a [`ProcessTable`] refreshes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TableOptions {
+    /// When to re-read working directories.
+    pub cwd_refresh: CwdRefresh,
+}
+
+impl TableOptions {
+    /// Sets [`cwd_refresh`](Self::cwd_refresh).
+    pub fn cwd_refresh(mut self, cwd_refresh: CwdRefresh) -> TableOptions {
+        self.cwd_refresh = cwd_refresh;
+        self
+    }
+}
+
+/// One process in the table.
+#[derive(Debug)]
+pub(super) struct Row {
+    pub(super) info: ProcessInfo,
+    exec_marker: u64,
+    /// When the CPU time in `info` was sampled, in nanoseconds of the table's clock.
+    sampled_at: u64,
+    pub(super) cpu_percent: Option<f32>,
+    /// The last full refresh that saw this process.
+    seen: u32,
+}
+
+/// Every process on the system, its parent index, refreshed in place.
+///
+/// See the [module documentation](crate::table) for the model.
+///
+/// ```no_run
+/// use proctrack::table::ProcessTable;
+///
+/// let mut table = ProcessTable::new()?;
+/// loop {
+///     let diff = table.refresh()?;
+///     for exited in &diff.exited {
+///         println!("exited: {exited}");
+///     }
+///     std::thread::sleep(std::time::Duration::from_secs(1));
+/// }
+/// # Ok::<(), proctrack::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct ProcessTable<S: ProcessSource = SystemSource> {
+    source: S,
+    options: TableOptions,
+    boot_id: BootId,
+    pub(super) rows: HashMap<Pid, Row>,
+    /// Parent pid to child pids, as the children report it. Whether an edge is
+    /// trusted is decided when it is followed (see `trusted_parent`).
+    pub(super) children: HashMap<Pid, Vec<Pid>>,
+    /// Reused between refreshes: the pid listing and the pids found gone.
+    pids: Vec<Pid>,
+    gone: Vec<Pid>,
+    epoch: u32,
+    clock: Instant,
+}
+
+impl ProcessTable<SystemSource> {
+    /// Reads every process of this system into a new table.
+    pub fn new() -> Result<ProcessTable<SystemSource>> {
+        ProcessTable::with_source(crate::system::open()?, TableOptions::default())
+    }
+}
+
+impl<S: ProcessSource> ProcessTable<S> {
+    /// Builds a table over any source (a [`ProcReader`](crate::ProcReader) on a
+    /// fixture directory, say) and fills it.
+    pub fn with_source(source: S, options: TableOptions) -> Result<ProcessTable<S>> {
+        let mut table = ProcessTable {
+            boot_id: source.boot_id(),
+            source,
+            options,
+            rows: HashMap::new(),
+            children: HashMap::new(),
+            pids: Vec::new(),
+            gone: Vec::new(),
+            epoch: 0,
+            clock: Instant::now(),
+        };
+        table.refresh()?;
+        Ok(table)
+    }
+
+    /// The options the table was built with.
+    pub fn options(&self) -> TableOptions {
+        self.options
+    }
+
+    /// Re-reads every process and returns what changed.
+    ///
+    /// Known processes cost one sample each; new and exec'd ones a full read.
+    /// A process that cannot be read for a reason other than being gone keeps
+    /// its row and is reported in [`RefreshDiff::errors`]. Fails only when the
+    /// process list itself cannot be read.
+    pub fn refresh(&mut self) -> Result<RefreshDiff> {
+        let mut pids = std::mem::take(&mut self.pids);
+        let listed = self.source.list_pids(&mut pids);
+        let mut diff = RefreshDiff::default();
+        if listed.is_ok() {
+            self.epoch = self.epoch.wrapping_add(1);
+            let now = self.now();
+            for &pid in &pids {
+                self.refresh_one(pid, now, &mut diff);
+            }
+            self.drop_unseen(&mut diff);
+        }
+        self.pids = pids;
+        listed.map(|()| diff)
+    }
+
+    /// Re-reads the given processes only: for callers fed by process events
+    /// (fork, exec, exit notifications) between full refreshes. A pid that is
+    /// gone has its row removed; a pid not in the table is added.
+    pub fn refresh_pids(&mut self, pids: &[Pid]) -> RefreshDiff {
+        let mut diff = RefreshDiff::default();
+        let now = self.now();
+        for &pid in pids {
+            self.refresh_one(pid, now, &mut diff);
+        }
+        diff
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.clock.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn refresh_one(&mut self, pid: Pid, now: u64, diff: &mut RefreshDiff) {
+        let Some(row) = self.rows.get_mut(&pid) else {
+            self.insert_new(pid, now, diff);
+            return;
+        };
+        let sample = match self.source.sample(pid) {
+            Ok(sample) => sample,
+            Err(Error::NotFound { .. }) => {
+                self.remove(pid, diff);
+                return;
+            }
+            Err(other) => {
+                row.seen = self.epoch;
+                diff.errors.push(other);
+                return;
+            }
+        };
+        if sample.start_time != row.info.start_time() {
+            // Another process on the same pid: the old one exited.
+            self.remove(pid, diff);
+            self.insert_new(pid, now, diff);
+            return;
+        }
+        row.seen = self.epoch;
+        let execed = is_exec(row, &sample);
+        let (old_parent, new_parent) = (row.info.parent, sample.parent);
+        if sample.state.has_exited() && !row.info.state.has_exited() {
+            // An exited process has no arguments or cwd left: what a fresh read
+            // of a zombie shows.
+            row.info.cmdline = CommandLine::default();
+            row.info.cwd = Cwd::Unknown;
+        }
+        update_cpu(row, &sample, now);
+        row.info.apply_sample(&sample);
+        if new_parent != old_parent {
+            let identity = row.info.identity();
+            diff.reparented.push(Reparented {
+                identity,
+                from: old_parent,
+                to: new_parent,
+            });
+            self.move_edge(pid, old_parent, new_parent);
+        }
+        if execed {
+            self.reread_after_exec(pid, now, diff);
+        } else if self.options.cwd_refresh == CwdRefresh::EveryRefresh {
+            self.reread_cwd(pid, diff);
+        }
+    }
+
+    /// Reads a process not in the table and inserts it.
+    fn insert_new(&mut self, pid: Pid, now: u64, diff: &mut RefreshDiff) {
+        match self.source.read(pid) {
+            Ok((info, exec_marker)) => {
+                let identity = info.identity();
+                if let Some(parent) = info.parent {
+                    self.children.entry(parent).or_default().push(pid);
+                }
+                let row = Row {
+                    info,
+                    exec_marker,
+                    sampled_at: now,
+                    cpu_percent: None,
+                    seen: self.epoch,
+                };
+                self.rows.insert(pid, row);
+                diff.spawned.push(identity);
+            }
+            Err(Error::NotFound { .. }) => {}
+            Err(other) => diff.errors.push(other),
+        }
+    }
+
+    /// A new program: take the command line, name and cwd from a full read, if
+    /// that read is still of the same process.
+    fn reread_after_exec(&mut self, pid: Pid, now: u64, diff: &mut RefreshDiff) {
+        match self.source.read(pid) {
+            Ok((fresh, exec_marker)) => {
+                let Some(row) = self.rows.get_mut(&pid) else {
+                    return;
+                };
+                if fresh.identity() != row.info.identity() {
+                    self.remove(pid, diff);
+                    self.insert_new(pid, now, diff);
+                    return;
+                }
+                diff.execed.push(row.info.identity());
+                row.exec_marker = exec_marker;
+                row.info.name = fresh.name;
+                row.info.cmdline = fresh.cmdline;
+                row.info.cwd = fresh.cwd;
+            }
+            Err(Error::NotFound { .. }) => self.remove(pid, diff),
+            Err(other) => diff.errors.push(other),
+        }
+    }
+
+    fn reread_cwd(&mut self, pid: Pid, diff: &mut RefreshDiff) {
+        let Some(identity) = self.rows.get(&pid).map(|row| row.info.identity()) else {
+            return;
+        };
+        match self.source.read_cwd(identity) {
+            Ok(cwd) => {
+                if let Some(row) = self.rows.get_mut(&pid) {
+                    row.info.cwd = cwd;
+                }
+            }
+            Err(Error::NotFound { .. }) => self.remove(pid, diff),
+            Err(other) => diff.errors.push(other),
+        }
+    }
+
+    /// Removes every row the last full refresh did not see.
+    fn drop_unseen(&mut self, diff: &mut RefreshDiff) {
+        let epoch = self.epoch;
+        self.gone.extend(
+            self.rows
+                .iter()
+                .filter(|(_, row)| row.seen != epoch)
+                .map(|(&pid, _)| pid),
+        );
+        self.gone.sort_unstable();
+        let mut gone = std::mem::take(&mut self.gone);
+        for pid in gone.drain(..) {
+            self.remove(pid, diff);
+        }
+        self.gone = gone;
+    }
+
+    fn remove(&mut self, pid: Pid, diff: &mut RefreshDiff) {
+        if let Some(row) = self.rows.remove(&pid) {
+            self.move_edge(pid, row.info.parent, None);
+            diff.exited.push(row.info.identity());
+        }
+    }
+
+    fn move_edge(&mut self, pid: Pid, from: Option<Pid>, to: Option<Pid>) {
+        if let Some(from) = from
+            && let Some(siblings) = self.children.get_mut(&from)
+        {
+            if let Some(at) = siblings.iter().position(|&p| p == pid) {
+                siblings.swap_remove(at);
+            }
+            if siblings.is_empty() {
+                self.children.remove(&from);
+            }
+        }
+        if let Some(to) = to {
+            self.children.entry(to).or_default().push(pid);
+        }
+    }
+
+    /// The boot the table's processes belong to.
+    pub fn boot_id(&self) -> BootId {
+        self.boot_id
+    }
+}
+
+/// A new program, told by the exec marker where the source knows it and by the
+/// name where it does not.
+fn is_exec(row: &Row, sample: &Sample<'_>) -> bool {
+    if sample.exec_marker != 0 && row.exec_marker != 0 {
+        sample.exec_marker != row.exec_marker
+    } else {
+        sample.name != row.info.name.as_encoded_bytes()
+    }
+}
+
+/// CPU percent of one CPU over the time since the row's last sample, as psutil
+/// computes it. Unknown (None) until there are two samples.
+fn update_cpu(row: &mut Row, sample: &Sample<'_>, now: u64) {
+    let elapsed = now.saturating_sub(row.sampled_at);
+    let before = row.info.cpu_time();
+    let after = sample.user_time.saturating_add(sample.system_time);
+    row.cpu_percent = (elapsed > 0).then(|| {
+        let used = after.saturating_sub(before);
+        (used.as_secs_f64() / Duration::from_nanos(elapsed).as_secs_f64() * 100.0) as f32
+    });
+    row.sampled_at = now;
+}
