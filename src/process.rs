@@ -130,8 +130,10 @@ pub struct ProcessInfo {
     pub(crate) cwd: Cwd,
     pub(crate) state: State,
     pub(crate) rss_bytes: u64,
-    pub(crate) user_time: Duration,
-    pub(crate) system_time: Duration,
+    /// CPU times in nanoseconds: half the size of two `Duration`s, which
+    /// matters in a table of thousands of rows.
+    pub(crate) user_nanos: u64,
+    pub(crate) system_nanos: u64,
     pub(crate) process_group: Option<Pid>,
     pub(crate) session: Option<Pid>,
     pub(crate) threads: u32,
@@ -154,8 +156,8 @@ impl ProcessInfo {
             cwd,
             state: sample.state,
             rss_bytes: sample.rss_bytes,
-            user_time: sample.user_time,
-            system_time: sample.system_time,
+            user_nanos: nanos(sample.user_time),
+            system_nanos: nanos(sample.system_time),
             process_group: sample.process_group,
             session: sample.session,
             threads: sample.threads,
@@ -171,8 +173,8 @@ impl ProcessInfo {
         }
         self.state = sample.state;
         self.rss_bytes = sample.rss_bytes;
-        self.user_time = sample.user_time;
-        self.system_time = sample.system_time;
+        self.user_nanos = nanos(sample.user_time);
+        self.system_nanos = nanos(sample.system_time);
         self.process_group = sample.process_group;
         self.session = sample.session;
         self.threads = sample.threads;
@@ -227,17 +229,17 @@ impl ProcessInfo {
 
     /// CPU time spent in user mode, all threads together.
     pub fn user_time(&self) -> Duration {
-        self.user_time
+        Duration::from_nanos(self.user_nanos)
     }
 
     /// CPU time spent in the kernel on the process's behalf.
     pub fn system_time(&self) -> Duration {
-        self.system_time
+        Duration::from_nanos(self.system_nanos)
     }
 
     /// User plus system CPU time.
     pub fn cpu_time(&self) -> Duration {
-        self.user_time.saturating_add(self.system_time)
+        Duration::from_nanos(self.user_nanos.saturating_add(self.system_nanos))
     }
 
     /// The process group id; `None` where the kernel reports 0.
@@ -259,4 +261,9 @@ impl ProcessInfo {
     pub fn is_kernel_thread(&self) -> bool {
         self.kernel_thread
     }
+}
+
+/// A duration in whole nanoseconds, saturating (u64 nanoseconds is 584 years).
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -38,6 +38,7 @@
 mod diff;
 mod query;
 mod refresh;
+mod rows;
 mod tree;
 
 pub use diff::{RefreshDiff, Reparented};

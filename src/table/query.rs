@@ -14,17 +14,17 @@ impl<S: ProcessSource> ProcessTable<S> {
 
     /// True when the table holds no process.
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.rows.len() == 0
     }
 
     /// Every process, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &ProcessInfo> + '_ {
-        self.rows.values().map(|row| &row.info)
+        self.rows.iter().map(|row| &row.info)
     }
 
     /// The process that has `pid` now, if any.
     pub fn get(&self, pid: Pid) -> Option<&ProcessInfo> {
-        self.rows.get(&pid).map(|row| &row.info)
+        self.rows.get(pid).map(|row| &row.info)
     }
 
     /// The process with this identity, if it is still in the table. `None`
@@ -37,14 +37,14 @@ impl<S: ProcessSource> ProcessTable<S> {
     /// CPU use of `pid` between the last two samples, in percent of one CPU
     /// (so up to 100 × threads). `None` until the process was sampled twice.
     pub fn cpu_percent(&self, pid: Pid) -> Option<f32> {
-        self.rows.get(&pid).and_then(|row| row.cpu_percent)
+        self.rows.get(pid).and_then(|row| row.cpu_percent)
     }
 
     /// The parent of `pid`, when the edge is trusted: the parent is in the
     /// table and not younger than the child.
     pub fn parent(&self, pid: Pid) -> Option<&ProcessInfo> {
         self.rows
-            .get(&pid)
+            .get(pid)
             .and_then(|row| self.trusted_parent(row))
             .map(|row| &row.info)
     }
@@ -78,7 +78,7 @@ impl<S: ProcessSource> ProcessTable<S> {
     /// The parent of `pid`, its parent, and so on up to a root; nearest first.
     pub fn ancestors(&self, pid: Pid) -> Vec<&ProcessInfo> {
         let mut out: Vec<&ProcessInfo> = Vec::new();
-        let mut current = self.rows.get(&pid);
+        let mut current = self.rows.get(pid);
         while let Some(row) = current.and_then(|row| self.trusted_parent(row)) {
             if out.len() >= self.rows.len() {
                 break;
@@ -92,7 +92,7 @@ impl<S: ProcessSource> ProcessTable<S> {
     /// `pid` and everything under it as a nested value; `None` when `pid` is
     /// not in the table.
     pub fn tree(&self, pid: Pid) -> Option<ProcessTree> {
-        let root = self.rows.get(&pid)?;
+        let root = self.rows.get(pid)?;
         // Breadth-first with parent links, then assembled leaves-first: no
         // recursion, so a ten-thousand-deep chain cannot overflow the stack.
         let mut nodes: Vec<(&Row, usize)> = vec![(root, 0)];
@@ -134,7 +134,7 @@ impl<S: ProcessSource> ProcessTable<S> {
     pub fn roots(&self) -> Vec<&ProcessInfo> {
         let mut roots: Vec<&ProcessInfo> = self
             .rows
-            .values()
+            .iter()
             .filter(|row| self.trusted_parent(row).is_none())
             .map(|row| &row.info)
             .collect();
@@ -161,7 +161,7 @@ impl<S: ProcessSource> ProcessTable<S> {
     pub fn find(&self, mut predicate: impl FnMut(&ProcessInfo) -> bool) -> Vec<&ProcessInfo> {
         let mut found: Vec<&ProcessInfo> = self
             .rows
-            .values()
+            .iter()
             .map(|row| &row.info)
             .filter(|info| predicate(info))
             .collect();
@@ -171,17 +171,17 @@ impl<S: ProcessSource> ProcessTable<S> {
 
     /// Rows that name `pid` as parent over a trusted edge.
     fn child_rows(&self, pid: Pid) -> impl Iterator<Item = &Row> + '_ {
-        let parent = self.rows.get(&pid);
+        let parent = self.rows.get(pid);
         self.children
             .get(&pid)
             .into_iter()
             .flatten()
-            .filter_map(|child| self.rows.get(child))
+            .filter_map(|&child| self.rows.get(child))
             .filter(move |child| parent.is_some_and(|parent| trusted(parent, child)))
     }
 
     fn trusted_parent(&self, row: &Row) -> Option<&Row> {
-        let parent = self.rows.get(&row.info.parent()?)?;
+        let parent = self.rows.get(row.info.parent()?)?;
         trusted(parent, row).then_some(parent)
     }
 }

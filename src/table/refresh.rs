@@ -3,6 +3,7 @@ use std::time::{Duration, Instant};
 
 use super::RefreshDiff;
 use super::diff::Reparented;
+use super::rows::Rows;
 use crate::parse::CommandLine;
 use crate::{BootId, Cwd, Error, Pid, ProcessInfo, ProcessSource, Result, Sample, SystemSource};
 
@@ -70,7 +71,7 @@ pub struct ProcessTable<S: ProcessSource = SystemSource> {
     source: S,
     options: TableOptions,
     boot_id: BootId,
-    pub(super) rows: HashMap<Pid, Row>,
+    pub(super) rows: Rows<Row>,
     /// Parent pid to child pids, as the children report it. Whether an edge is
     /// trusted is decided when it is followed (see `trusted_parent`).
     pub(super) children: HashMap<Pid, Vec<Pid>>,
@@ -96,7 +97,7 @@ impl<S: ProcessSource> ProcessTable<S> {
             boot_id: source.boot_id(),
             source,
             options,
-            rows: HashMap::new(),
+            rows: Rows::default(),
             children: HashMap::new(),
             pids: Vec::new(),
             gone: Vec::new(),
@@ -151,7 +152,7 @@ impl<S: ProcessSource> ProcessTable<S> {
     }
 
     fn refresh_one(&mut self, pid: Pid, now: u64, diff: &mut RefreshDiff) {
-        let Some(row) = self.rows.get_mut(&pid) else {
+        let Some(row) = self.rows.get_mut(pid) else {
             self.insert_new(pid, now, diff);
             return;
         };
@@ -193,8 +194,8 @@ impl<S: ProcessSource> ProcessTable<S> {
             });
             self.move_edge(pid, old_parent, new_parent);
         }
-        if execed {
-            self.reread_after_exec(pid, now, diff);
+        if execed != Exec::No {
+            self.reread_after_exec(pid, now, execed, diff);
         } else if self.options.cwd_refresh == CwdRefresh::EveryRefresh {
             self.reread_cwd(pid, diff);
         }
@@ -224,11 +225,12 @@ impl<S: ProcessSource> ProcessTable<S> {
     }
 
     /// A new program: take the command line, name and cwd from a full read, if
-    /// that read is still of the same process.
-    fn reread_after_exec(&mut self, pid: Pid, now: u64, diff: &mut RefreshDiff) {
+    /// that read is still of the same process. A `Maybe` is an exec only if the
+    /// command line changed; otherwise the process just renamed itself.
+    fn reread_after_exec(&mut self, pid: Pid, now: u64, exec: Exec, diff: &mut RefreshDiff) {
         match self.source.read(pid) {
             Ok((fresh, exec_marker)) => {
-                let Some(row) = self.rows.get_mut(&pid) else {
+                let Some(row) = self.rows.get_mut(pid) else {
                     return;
                 };
                 if fresh.identity() != row.info.identity() {
@@ -236,7 +238,9 @@ impl<S: ProcessSource> ProcessTable<S> {
                     self.insert_new(pid, now, diff);
                     return;
                 }
-                diff.execed.push(row.info.identity());
+                if exec == Exec::Yes || fresh.cmdline != row.info.cmdline {
+                    diff.execed.push(row.info.identity());
+                }
                 row.exec_marker = exec_marker;
                 row.info.name = fresh.name;
                 row.info.cmdline = fresh.cmdline;
@@ -248,12 +252,12 @@ impl<S: ProcessSource> ProcessTable<S> {
     }
 
     fn reread_cwd(&mut self, pid: Pid, diff: &mut RefreshDiff) {
-        let Some(identity) = self.rows.get(&pid).map(|row| row.info.identity()) else {
+        let Some(identity) = self.rows.get(pid).map(|row| row.info.identity()) else {
             return;
         };
         match self.source.read_cwd(identity) {
             Ok(cwd) => {
-                if let Some(row) = self.rows.get_mut(&pid) {
+                if let Some(row) = self.rows.get_mut(pid) {
                     row.info.cwd = cwd;
                 }
             }
@@ -268,8 +272,8 @@ impl<S: ProcessSource> ProcessTable<S> {
         self.gone.extend(
             self.rows
                 .iter()
-                .filter(|(_, row)| row.seen != epoch)
-                .map(|(&pid, _)| pid),
+                .filter(|row| row.seen != epoch)
+                .map(|row| row.info.pid()),
         );
         self.gone.sort_unstable();
         let mut gone = std::mem::take(&mut self.gone);
@@ -280,7 +284,7 @@ impl<S: ProcessSource> ProcessTable<S> {
     }
 
     fn remove(&mut self, pid: Pid, diff: &mut RefreshDiff) {
-        if let Some(row) = self.rows.remove(&pid) {
+        if let Some(row) = self.rows.remove(pid, |row| row.info.pid()) {
             self.move_edge(pid, row.info.parent, None);
             diff.exited.push(row.info.identity());
         }
@@ -308,13 +312,31 @@ impl<S: ProcessSource> ProcessTable<S> {
     }
 }
 
+/// Whether a sample shows a new program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exec {
+    No,
+    /// The exec marker changed.
+    Yes,
+    /// The marker is unknown and the name changed: an exec or a rename.
+    Maybe,
+}
+
 /// A new program, told by the exec marker where the source knows it and by the
-/// name where it does not.
-fn is_exec(row: &Row, sample: &Sample<'_>) -> bool {
-    if sample.exec_marker != 0 && row.exec_marker != 0 {
-        sample.exec_marker != row.exec_marker
+/// name where it does not. Kernel threads rename themselves but never exec.
+fn is_exec(row: &Row, sample: &Sample<'_>) -> Exec {
+    if sample.kernel_thread {
+        Exec::No
+    } else if sample.exec_marker != 0 && row.exec_marker != 0 {
+        if sample.exec_marker != row.exec_marker {
+            Exec::Yes
+        } else {
+            Exec::No
+        }
+    } else if sample.name != row.info.name.as_encoded_bytes() {
+        Exec::Maybe
     } else {
-        sample.name != row.info.name.as_encoded_bytes()
+        Exec::No
     }
 }
 
