@@ -24,8 +24,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut out = io::BufWriter::new(stdout.lock());
     writeln!(out, "{:>7} {:>7} {:>9}  COMMAND", "PID", "PPID", "RSS")?;
     // Depth-first with an explicit stack: trees can be deeper than the call stack.
-    let mut stack: Vec<(&ProcessInfo, usize)> =
-        children.get(&None).into_iter().flatten().rev().map(|p| (*p, 0)).collect();
+    let mut stack: Vec<(&ProcessInfo, usize)> = children
+        .get(&None)
+        .into_iter()
+        .flatten()
+        .rev()
+        .map(|p| (*p, 0))
+        .collect();
     while let Some((process, depth)) = stack.pop() {
         print_row(&mut out, process, depth)?;
         if let Some(kids) = children.get(&Some(process.pid())) {
@@ -64,5 +69,9 @@ fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes}B") } else { format!("{value:.1}{}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.1}{}", UNITS[unit])
+    }
 }

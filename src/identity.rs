@@ -130,7 +130,11 @@ pub struct ProcessIdentity {
 impl ProcessIdentity {
     /// Assembles an identity from its parts (for instance, from a stored row).
     pub const fn new(boot_id: BootId, pid: Pid, start_time: StartTime) -> ProcessIdentity {
-        ProcessIdentity { pid, start_time, boot_id }
+        ProcessIdentity {
+            pid,
+            start_time,
+            boot_id,
+        }
     }
 
     /// The pid the process has (had, if it is gone).

@@ -109,7 +109,10 @@ impl FromStr for Pid {
     /// Parses a decimal pid; anything that is not a number in range is
     /// [`Error::InvalidPid`] (with value 0 when the text is not a number at all).
     fn from_str(text: &str) -> Result<Pid, Error> {
-        let value: i128 = text.trim().parse().map_err(|_| Error::InvalidPid { value: 0 })?;
+        let value: i128 = text
+            .trim()
+            .parse()
+            .map_err(|_| Error::InvalidPid { value: 0 })?;
         Pid::from_wide(value)
     }
 }
@@ -139,7 +142,10 @@ mod tests {
         assert!(Pid::try_from(i32::MAX as u32 + 1).is_err());
         assert!(Pid::try_from(u64::MAX).is_err());
         assert_eq!(Pid::try_from(1_u64).map(Pid::as_raw).ok(), Some(1));
-        assert_eq!(Pid::try_from(i32::MAX).map(Pid::as_raw).ok(), Some(i32::MAX));
+        assert_eq!(
+            Pid::try_from(i32::MAX).map(Pid::as_raw).ok(),
+            Some(i32::MAX)
+        );
         assert!("".parse::<Pid>().is_err());
         assert!("-5".parse::<Pid>().is_err());
         assert!("99999999999999999999999999".parse::<Pid>().is_err());

@@ -43,7 +43,9 @@ pub struct CommandLine {
 impl CommandLine {
     /// Takes the raw bytes of `/proc/<pid>/cmdline` (or any NUL-separated list).
     pub fn from_raw(raw: Vec<u8>) -> CommandLine {
-        CommandLine { raw: raw.into_boxed_slice() }
+        CommandLine {
+            raw: raw.into_boxed_slice(),
+        }
     }
 
     /// Builds a command line from arguments. An interior NUL would split an
@@ -83,7 +85,9 @@ impl CommandLine {
 
     /// The arguments as owned strings.
     pub fn to_vec(&self) -> Vec<OsString> {
-        self.args().map(|arg| OsString::from_vec(arg.as_bytes().to_vec())).collect()
+        self.args()
+            .map(|arg| OsString::from_vec(arg.as_bytes().to_vec()))
+            .collect()
     }
 }
 

@@ -81,8 +81,14 @@ pub enum StatError {
 /// # Ok::<(), proctrack::parse::StatError>(())
 /// ```
 pub fn parse_stat(bytes: &[u8]) -> Result<Stat<'_>, StatError> {
-    let open = bytes.iter().position(|&b| b == b'(').ok_or(StatError::NoComm)?;
-    let close = bytes.iter().rposition(|&b| b == b')').ok_or(StatError::NoComm)?;
+    let open = bytes
+        .iter()
+        .position(|&b| b == b'(')
+        .ok_or(StatError::NoComm)?;
+    let close = bytes
+        .iter()
+        .rposition(|&b| b == b')')
+        .ok_or(StatError::NoComm)?;
     if close < open {
         return Err(StatError::NoComm);
     }
@@ -92,7 +98,9 @@ pub fn parse_stat(bytes: &[u8]) -> Result<Stat<'_>, StatError> {
     if rest.is_empty() {
         return Err(StatError::Missing("state"));
     }
-    let mut fields = Fields { inner: rest.split(|&b| b == b' ') };
+    let mut fields = Fields {
+        inner: rest.split(|&b| b == b' '),
+    };
 
     let state = match fields.next("state")? {
         [letter] => *letter,
@@ -184,7 +192,9 @@ fn parse_int<T: TryFrom<i64>>(digits: &[u8], field: &'static str) -> Result<T, S
     } else {
         i64::try_from(magnitude).ok()
     };
-    value.and_then(|v| T::try_from(v).ok()).ok_or(StatError::BadNumber(field))
+    value
+        .and_then(|v| T::try_from(v).ok())
+        .ok_or(StatError::BadNumber(field))
 }
 
 #[cfg(test)]
@@ -279,10 +289,22 @@ mod tests {
         assert_eq!(parse_stat(b""), Err(StatError::NoComm));
         assert_eq!(parse_stat(b"1 )x( S"), Err(StatError::NoComm));
         assert_eq!(parse_stat(b"1 (x)"), Err(StatError::Missing("state")));
-        assert_eq!(parse_stat(b"1 (x) S 1 2"), Err(StatError::Missing("session")));
+        assert_eq!(
+            parse_stat(b"1 (x) S 1 2"),
+            Err(StatError::Missing("session"))
+        );
         assert_eq!(parse_stat(b"x (x) S"), Err(StatError::BadNumber("pid")));
-        assert_eq!(parse_stat(b"1 (x) SS 1"), Err(StatError::BadNumber("state")));
-        assert_eq!(parse_stat(b"1 (x) S 99999999999 1"), Err(StatError::BadNumber("ppid")));
-        assert_eq!(parse_stat(b"1 (x) S - 1"), Err(StatError::BadNumber("ppid")));
+        assert_eq!(
+            parse_stat(b"1 (x) SS 1"),
+            Err(StatError::BadNumber("state"))
+        );
+        assert_eq!(
+            parse_stat(b"1 (x) S 99999999999 1"),
+            Err(StatError::BadNumber("ppid"))
+        );
+        assert_eq!(
+            parse_stat(b"1 (x) S - 1"),
+            Err(StatError::BadNumber("ppid"))
+        );
     }
 }

@@ -9,7 +9,9 @@
 /// assert_eq!(proctrack::parse::parse_status_tgid(status), Some(812));
 /// ```
 pub fn parse_status_tgid(status: &[u8]) -> Option<i32> {
-    let line = status.split(|&b| b == b'\n').find_map(|line| line.strip_prefix(b"Tgid:"))?;
+    let line = status
+        .split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(b"Tgid:"))?;
     let digits = line.trim_ascii();
     if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
