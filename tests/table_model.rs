@@ -33,6 +33,8 @@ enum Step {
     Fork { parent: usize },
     Exit { victim: usize, zombie_first: bool },
     Exec { target: usize, program: u8 },
+    /// The middle of execve: new name, no arguments or text segment yet.
+    ExecBegin { target: usize, program: u8 },
     Reparent { target: usize, to: usize },
     Chdir { target: usize, dir: u8 },
     Reuse { victim: usize },
@@ -45,6 +47,7 @@ fn step() -> impl Strategy<Value = Step> {
         4 => any::<usize>().prop_map(|parent| Step::Fork { parent }),
         3 => (any::<usize>(), any::<bool>()).prop_map(|(victim, zombie_first)| Step::Exit { victim, zombie_first }),
         2 => (any::<usize>(), any::<u8>()).prop_map(|(target, program)| Step::Exec { target, program }),
+        1 => (any::<usize>(), any::<u8>()).prop_map(|(target, program)| Step::ExecBegin { target, program }),
         1 => (any::<usize>(), any::<usize>()).prop_map(|(target, to)| Step::Reparent { target, to }),
         2 => (any::<usize>(), any::<u8>()).prop_map(|(target, dir)| Step::Chdir { target, dir }),
         2 => any::<usize>().prop_map(|victim| Step::Reuse { victim }),
@@ -171,6 +174,14 @@ impl Sim {
                     p.comm = format!("prog{program}").into_bytes();
                     p.cmdline = format!("/bin/prog{program}\0--flag\0\u{fffd}x\0").into_bytes();
                     p.code = p.code.wrapping_add(0x1000 * (u64::from(program) + 1));
+                }
+            }
+            Step::ExecBegin { target, program } => {
+                if let Some(pid) = self.pick_other(target) {
+                    let p = self.procs.get_mut(&pid).unwrap();
+                    p.comm = format!("prog{program}").into_bytes();
+                    p.cmdline.clear();
+                    p.code = 0;
                 }
             }
             Step::Rename { target, program } => {

@@ -324,16 +324,26 @@ enum Exec {
 
 /// A new program, told by the exec marker where the source knows it and by the
 /// name where it does not. Kernel threads rename themselves but never exec.
+///
+/// A process caught in the middle of `execve` shows its new name with no
+/// arguments and no text segment yet; the marker appearing, or arguments still
+/// missing from a live process, send it back for a full read.
 fn is_exec(row: &Row, sample: &Sample<'_>) -> Exec {
+    let unfinished = row.info.cmdline.is_empty() && !sample.state.has_exited();
     if sample.kernel_thread {
         Exec::No
     } else if sample.exec_marker != 0 && row.exec_marker != 0 {
         if sample.exec_marker != row.exec_marker {
             Exec::Yes
+        } else if unfinished {
+            Exec::Maybe
         } else {
             Exec::No
         }
-    } else if sample.name != row.info.name.as_encoded_bytes() {
+    } else if sample.exec_marker != row.exec_marker
+        || sample.name != row.info.name.as_encoded_bytes()
+        || unfinished
+    {
         Exec::Maybe
     } else {
         Exec::No
