@@ -30,16 +30,41 @@ struct SimProcess {
 
 #[derive(Clone, Debug)]
 enum Step {
-    Fork { parent: usize },
-    Exit { victim: usize, zombie_first: bool },
-    Exec { target: usize, program: u8 },
+    Fork {
+        parent: usize,
+    },
+    Exit {
+        victim: usize,
+        zombie_first: bool,
+    },
+    Exec {
+        target: usize,
+        program: u8,
+    },
     /// The middle of execve: new name, no arguments or text segment yet.
-    ExecBegin { target: usize, program: u8 },
-    Reparent { target: usize, to: usize },
-    Chdir { target: usize, dir: u8 },
-    Reuse { victim: usize },
-    Tick { target: usize, ticks: u16 },
-    Rename { target: usize, program: u8 },
+    ExecBegin {
+        target: usize,
+        program: u8,
+    },
+    Reparent {
+        target: usize,
+        to: usize,
+    },
+    Chdir {
+        target: usize,
+        dir: u8,
+    },
+    Reuse {
+        victim: usize,
+    },
+    Tick {
+        target: usize,
+        ticks: u16,
+    },
+    Rename {
+        target: usize,
+        program: u8,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -277,18 +302,31 @@ impl Sim {
     }
 }
 
-/// The table's content in a comparable form: every row and its trusted parent.
-fn snapshot(table: &ProcessTable<ProcReader>) -> Vec<(ProcessInfo, Option<Pid>, Vec<Pid>)> {
-    let mut rows: Vec<_> = table
+/// One row as the queries see it: the process, its trusted parent, its
+/// children, its descendants (sorted) and its ancestors.
+type RowView = (ProcessInfo, Option<Pid>, Vec<Pid>, Vec<Pid>, Vec<Pid>);
+
+/// The table's content in a comparable form.
+fn snapshot(table: &ProcessTable<ProcReader>) -> (Vec<RowView>, Vec<Pid>) {
+    let pids = |infos: Vec<&ProcessInfo>| -> Vec<Pid> { infos.iter().map(|p| p.pid()).collect() };
+    let mut rows: Vec<RowView> = table
         .iter()
         .map(|info| {
-            let parent = table.parent(info.pid()).map(ProcessInfo::pid);
-            let children = table.children(info.pid()).iter().map(|c| c.pid()).collect();
-            (info.clone(), parent, children)
+            let pid = info.pid();
+            let parent = table.parent(pid).map(ProcessInfo::pid);
+            let mut descendants = pids(table.descendants(pid));
+            descendants.sort_unstable();
+            (
+                info.clone(),
+                parent,
+                pids(table.children(pid)),
+                descendants,
+                pids(table.ancestors(pid)),
+            )
         })
         .collect();
-    rows.sort_by_key(|(info, _, _)| info.pid());
-    rows
+    rows.sort_by_key(|row| row.0.pid());
+    (rows, pids(table.roots()))
 }
 
 fn check(steps: &[Step], cwd_refresh: CwdRefresh) -> Result<(), TestCaseError> {

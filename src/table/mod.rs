@@ -36,6 +36,7 @@
 //! [`Sample`]: crate::Sample
 
 mod diff;
+mod pid_hash;
 mod query;
 mod refresh;
 mod rows;

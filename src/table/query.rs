@@ -1,4 +1,3 @@
-use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::path::Path;
 
@@ -51,7 +50,11 @@ impl<S: ProcessSource> ProcessTable<S> {
 
     /// The direct children of `pid`, ascending pid.
     pub fn children(&self, pid: Pid) -> Vec<&ProcessInfo> {
-        let mut children: Vec<&ProcessInfo> = self.child_rows(pid).map(|row| &row.info).collect();
+        let Some(parent) = self.rows.get(pid) else {
+            return Vec::new();
+        };
+        let mut children: Vec<&ProcessInfo> =
+            self.child_rows(parent).map(|row| &row.info).collect();
         children.sort_unstable_by_key(|info| info.pid());
         children
     }
@@ -59,18 +62,26 @@ impl<S: ProcessSource> ProcessTable<S> {
     /// Everything under `pid` (not `pid` itself), parents before their
     /// children. Costs in proportion to the subtree.
     pub fn descendants(&self, pid: Pid) -> Vec<&ProcessInfo> {
-        let mut out = Vec::new();
-        let mut queue = VecDeque::from([pid]);
-        // Trusted edges cannot form a cycle unless start times are equal all
-        // round (corrupt input); the bound keeps even that finite.
-        while let Some(next) = queue.pop_front() {
-            if out.len() >= self.rows.len() {
+        let mut out: Vec<&ProcessInfo> = Vec::new();
+        let Some(root) = self.rows.get(pid) else {
+            return out;
+        };
+        // `out` doubles as the breadth-first queue. Trusted edges cannot form
+        // a cycle unless start times are equal all round (corrupt input); the
+        // length bound keeps even that finite.
+        let mut parent = root;
+        let mut next = 0;
+        loop {
+            out.extend(self.child_rows(parent).map(|row| &row.info));
+            let Some(info) = out.get(next) else { break };
+            if out.len() > self.rows.len() {
                 break;
             }
-            for child in self.child_rows(next) {
-                queue.push_back(child.info.pid());
-                out.push(&child.info);
+            match self.rows.get(info.pid()) {
+                Some(row) => parent = row,
+                None => break,
             }
+            next += 1;
         }
         out
     }
@@ -98,8 +109,7 @@ impl<S: ProcessSource> ProcessTable<S> {
         let mut nodes: Vec<(&Row, usize)> = vec![(root, 0)];
         let mut at = 0;
         while at < nodes.len() && nodes.len() <= self.rows.len() {
-            let parent_pid = nodes[at].0.info.pid();
-            let mut kids: Vec<&Row> = self.child_rows(parent_pid).collect();
+            let mut kids: Vec<&Row> = self.child_rows(nodes[at].0).collect();
             kids.sort_unstable_by_key(|row| row.info.pid());
             nodes.extend(kids.into_iter().map(|kid| (kid, at)));
             at += 1;
@@ -169,15 +179,14 @@ impl<S: ProcessSource> ProcessTable<S> {
         found
     }
 
-    /// Rows that name `pid` as parent over a trusted edge.
-    fn child_rows(&self, pid: Pid) -> impl Iterator<Item = &Row> + '_ {
-        let parent = self.rows.get(pid);
+    /// Rows that name `parent` as parent over a trusted edge.
+    fn child_rows<'a>(&'a self, parent: &'a Row) -> impl Iterator<Item = &'a Row> + 'a {
         self.children
-            .get(&pid)
+            .get(&parent.info.pid())
             .into_iter()
             .flatten()
             .filter_map(|&child| self.rows.get(child))
-            .filter(move |child| parent.is_some_and(|parent| trusted(parent, child)))
+            .filter(move |child| trusted(parent, child))
     }
 
     fn trusted_parent(&self, row: &Row) -> Option<&Row> {

@@ -1,8 +1,8 @@
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::RefreshDiff;
 use super::diff::Reparented;
+use super::pid_hash::PidMap;
 use super::rows::Rows;
 use crate::parse::CommandLine;
 use crate::{BootId, Cwd, Error, Pid, ProcessInfo, ProcessSource, Result, Sample, SystemSource};
@@ -74,7 +74,7 @@ pub struct ProcessTable<S: ProcessSource = SystemSource> {
     pub(super) rows: Rows<Row>,
     /// Parent pid to child pids, as the children report it. Whether an edge is
     /// trusted is decided when it is followed (see `trusted_parent`).
-    pub(super) children: HashMap<Pid, Vec<Pid>>,
+    pub(super) children: PidMap<Vec<Pid>>,
     /// Reused between refreshes: the pid listing and the pids found gone.
     pids: Vec<Pid>,
     gone: Vec<Pid>,
@@ -98,7 +98,7 @@ impl<S: ProcessSource> ProcessTable<S> {
             source,
             options,
             rows: Rows::default(),
-            children: HashMap::new(),
+            children: PidMap::default(),
             pids: Vec::new(),
             gone: Vec::new(),
             epoch: 0,

@@ -3,21 +3,20 @@
 //! A `HashMap<Pid, Row>` keeps about two buckets per row at typical load, each
 //! the size of a whole row; here the spare capacity costs 8 bytes a slot.
 
-use std::collections::HashMap;
-
+use super::pid_hash::PidMap;
 use crate::Pid;
 
 #[derive(Debug)]
 pub(super) struct Rows<R> {
     rows: Vec<R>,
-    slots: HashMap<Pid, u32>,
+    slots: PidMap<u32>,
 }
 
 impl<R> Default for Rows<R> {
     fn default() -> Self {
         Rows {
             rows: Vec::new(),
-            slots: HashMap::new(),
+            slots: PidMap::default(),
         }
     }
 }
