@@ -46,7 +46,7 @@ impl StartTime {
 /// assert_eq!(id.to_string(), "0f2c1d9e-4a1b-4c3d-8e5f-6a7b8c9d0e1f");
 /// # Ok::<(), proctrack::parse::BootIdError>(())
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct BootId([u8; 16]);
 
 impl BootId {

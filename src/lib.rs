@@ -42,8 +42,8 @@ pub use identity::{BootId, ProcessIdentity, StartTime};
 #[cfg(target_os = "linux")]
 pub use linux::ProcReader;
 pub use pid::Pid;
-pub use process::{Cwd, Liveness, ProcessInfo, State};
-pub use source::{ProcessSource, Sample};
+pub use process::{Cwd, Liveness, ProcessInfo, ProcessInfoBuilder, State};
+pub use source::{MemorySource, ProcessSource, Sample};
 pub use system::SystemSource;
 
 /// Reads every process on the system. Processes that exit during the scan are

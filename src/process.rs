@@ -141,6 +141,44 @@ pub struct ProcessInfo {
 }
 
 impl ProcessInfo {
+    /// Describes a process by hand, for mocks, tests and sources of your own.
+    /// Everything but the identity starts empty: no parent, empty name and
+    /// arguments, [`Cwd::Unknown`], [`State::Sleeping`], zero memory and time.
+    ///
+    /// ```
+    /// use proctrack::{BootId, Cwd, Pid, ProcessIdentity, ProcessInfo, StartTime};
+    /// use proctrack::parse::CommandLine;
+    ///
+    /// let identity = ProcessIdentity::new(BootId::default(), Pid::try_from(42)?, StartTime::from_raw(7));
+    /// let server = ProcessInfo::builder(identity)
+    ///     .parent(Some(Pid::try_from(1)?))
+    ///     .name("node")
+    ///     .cmdline(CommandLine::from_args(["node", "server.js"]))
+    ///     .cwd(Cwd::Path("/srv/app".into()))
+    ///     .build();
+    /// assert_eq!(server.cmdline().to_string(), "node server.js");
+    /// # Ok::<(), proctrack::Error>(())
+    /// ```
+    pub fn builder(identity: ProcessIdentity) -> ProcessInfoBuilder {
+        ProcessInfoBuilder {
+            info: ProcessInfo {
+                identity,
+                parent: None,
+                name: Box::default(),
+                cmdline: CommandLine::default(),
+                cwd: Cwd::Unknown,
+                state: State::Sleeping,
+                rss_bytes: 0,
+                user_nanos: 0,
+                system_nanos: 0,
+                process_group: None,
+                session: None,
+                threads: 1,
+                kernel_thread: false,
+            },
+        }
+    }
+
     /// Assembles a process from a sample and the parts a sample does not carry.
     pub(crate) fn from_sample(
         sample: &Sample<'_>,
@@ -266,4 +304,80 @@ impl ProcessInfo {
 /// A duration in whole nanoseconds, saturating (u64 nanoseconds is 584 years).
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Builds a [`ProcessInfo`] by hand; see [`ProcessInfo::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ProcessInfoBuilder {
+    info: ProcessInfo,
+}
+
+impl ProcessInfoBuilder {
+    /// The parent's pid.
+    pub fn parent(mut self, parent: Option<Pid>) -> Self {
+        self.info.parent = parent;
+        self
+    }
+
+    /// The kernel's name for the process.
+    pub fn name(mut self, name: impl AsRef<OsStr>) -> Self {
+        self.info.name = name.as_ref().into();
+        self
+    }
+
+    /// The arguments.
+    pub fn cmdline(mut self, cmdline: CommandLine) -> Self {
+        self.info.cmdline = cmdline;
+        self
+    }
+
+    /// The working directory.
+    pub fn cwd(mut self, cwd: Cwd) -> Self {
+        self.info.cwd = cwd;
+        self
+    }
+
+    /// The scheduler state.
+    pub fn state(mut self, state: State) -> Self {
+        self.info.state = state;
+        self
+    }
+
+    /// Resident memory in bytes.
+    pub fn rss_bytes(mut self, rss_bytes: u64) -> Self {
+        self.info.rss_bytes = rss_bytes;
+        self
+    }
+
+    /// CPU time in user and in kernel mode.
+    pub fn cpu_time(mut self, user: Duration, system: Duration) -> Self {
+        self.info.user_nanos = nanos(user);
+        self.info.system_nanos = nanos(system);
+        self
+    }
+
+    /// Process group and session.
+    pub fn group_and_session(mut self, process_group: Option<Pid>, session: Option<Pid>) -> Self {
+        self.info.process_group = process_group;
+        self.info.session = session;
+        self
+    }
+
+    /// Number of threads.
+    pub fn threads(mut self, threads: u32) -> Self {
+        self.info.threads = threads;
+        self
+    }
+
+    /// Marks a kernel thread.
+    pub fn kernel_thread(mut self, kernel_thread: bool) -> Self {
+        self.info.kernel_thread = kernel_thread;
+        self
+    }
+
+    /// The finished description.
+    pub fn build(self) -> ProcessInfo {
+        self.info
+    }
 }

@@ -8,6 +8,10 @@
 
 use std::time::Duration;
 
+mod memory;
+
+pub use memory::MemorySource;
+
 use crate::{BootId, Cwd, Pid, ProcessIdentity, ProcessInfo, Result, StartTime, State};
 
 /// The fields of a process that a refresh re-reads, borrowed from the source's
