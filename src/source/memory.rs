@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use crate::{BootId, Cwd, Error, Pid, ProcessIdentity, ProcessInfo, ProcessSource, Result, Sample};
 
 /// A [`ProcessSource`] over processes you describe: for tests of code built
-/// on the process table, and for [`MockInspector`](crate::inspect::MockInspector).
+/// on the process table, with the table's real query semantics.
 ///
 /// ```
 /// use proctrack::table::{ProcessTable, TableOptions};

@@ -47,6 +47,10 @@ pub(super) struct Row {
     pub(super) cpu_percent: Option<f32>,
     /// The last full refresh that saw this process.
     seen: u32,
+    /// An empty command line of a live process was read again once. A process
+    /// caught mid-`execve` has none yet; one whose arguments we may not read
+    /// (another user's, on macOS) never will, and is not re-read forever.
+    empty_cmdline_rechecked: bool,
 }
 
 /// Every process on the system, its parent index, refreshed in place.
@@ -90,7 +94,7 @@ impl ProcessTable<SystemSource> {
 }
 
 impl<S: ProcessSource> ProcessTable<S> {
-    /// Builds a table over any source (a [`ProcReader`](crate::ProcReader) on a
+    /// Builds a table over any source (a `ProcReader` on a
     /// fixture directory, say) and fills it.
     pub fn with_source(source: S, options: TableOptions) -> Result<ProcessTable<S>> {
         let mut table = ProcessTable {
@@ -215,6 +219,7 @@ impl<S: ProcessSource> ProcessTable<S> {
                     sampled_at: now,
                     cpu_percent: None,
                     seen: self.epoch,
+                    empty_cmdline_rechecked: false,
                 };
                 self.rows.insert(pid, row);
                 diff.spawned.push(identity);
@@ -241,6 +246,7 @@ impl<S: ProcessSource> ProcessTable<S> {
                 if exec == Exec::Yes || fresh.cmdline != row.info.cmdline {
                     diff.execed.push(row.info.identity());
                 }
+                row.empty_cmdline_rechecked = exec == Exec::Unfinished && fresh.cmdline.is_empty();
                 row.exec_marker = exec_marker;
                 row.info.name = fresh.name;
                 row.info.cmdline = fresh.cmdline;
@@ -320,6 +326,8 @@ enum Exec {
     Yes,
     /// The marker is unknown and the name changed: an exec or a rename.
     Maybe,
+    /// A live process showed no arguments: perhaps caught mid-`execve`.
+    Unfinished,
 }
 
 /// A new program, told by the exec marker where the source knows it and by the
@@ -329,22 +337,21 @@ enum Exec {
 /// arguments and no text segment yet; the marker appearing, or arguments still
 /// missing from a live process, send it back for a full read.
 fn is_exec(row: &Row, sample: &Sample<'_>) -> Exec {
-    let unfinished = row.info.cmdline.is_empty() && !sample.state.has_exited();
+    let marker_known = sample.exec_marker != 0 && row.exec_marker != 0;
     if sample.kernel_thread {
         Exec::No
-    } else if sample.exec_marker != 0 && row.exec_marker != 0 {
-        if sample.exec_marker != row.exec_marker {
-            Exec::Yes
-        } else if unfinished {
-            Exec::Maybe
-        } else {
-            Exec::No
-        }
-    } else if sample.exec_marker != row.exec_marker
-        || sample.name != row.info.name.as_encoded_bytes()
-        || unfinished
+    } else if marker_known && sample.exec_marker != row.exec_marker {
+        Exec::Yes
+    } else if !marker_known
+        && (sample.exec_marker != row.exec_marker
+            || sample.name != row.info.name.as_encoded_bytes())
     {
         Exec::Maybe
+    } else if row.info.cmdline.is_empty()
+        && !sample.state.has_exited()
+        && !row.empty_cmdline_rechecked
+    {
+        Exec::Unfinished
     } else {
         Exec::No
     }
