@@ -98,6 +98,10 @@ mod linux {
         population.expect("spawning the subtree")
     }
 
+    /// One measured variant: its name and one call of it (returning a count,
+    /// so the work cannot be optimised away).
+    type Variant<'a> = (&'static str, Box<dyn FnMut() -> usize + 'a>);
+
     /// Median of interleaved rounds, per variant: (group, variant, median).
     type Summary = Vec<(&'static str, &'static str, Duration)>;
 
@@ -115,7 +119,7 @@ mod linux {
         let mut sys_tuned = System::new().expect("sysinfo System");
         sys_tuned.refresh_processes_specifics(ProcessesToUpdate::All, true, tuned);
 
-        let mut cold: Vec<(&'static str, Box<dyn FnMut() -> usize>)> = vec![
+        let mut cold: Vec<Variant<'static>> = vec![
             (
                 "proctrack_table_new",
                 Box::new(|| ProcessTable::new().map_or(0, |t| t.len())),
@@ -149,7 +153,7 @@ mod linux {
         ];
         run_group(criterion, summary, "cold_refresh", &mut cold, ROUNDS, 1);
 
-        let mut steady: Vec<(&'static str, Box<dyn FnMut() -> usize + '_>)> = vec![
+        let mut steady: Vec<Variant<'_>> = vec![
             ("floor_stat", Box::new(|| floor.scan())),
             (
                 "proctrack_table_refresh",
@@ -185,7 +189,7 @@ mod linux {
         let dir: PathBuf = dir.to_path_buf();
         assert_eq!(table.find_by_cwd_prefix(&dir).len(), 10);
 
-        let mut descendants: Vec<(&'static str, Box<dyn FnMut() -> usize + '_>)> = vec![
+        let mut descendants: Vec<Variant<'_>> = vec![
             (
                 "proctrack_descendants",
                 Box::new(|| table.descendants(root).len()),
@@ -204,7 +208,7 @@ mod linux {
             QUERY_BATCH,
         );
 
-        let mut cwd: Vec<(&'static str, Box<dyn FnMut() -> usize + '_>)> = vec![
+        let mut cwd: Vec<Variant<'_>> = vec![
             (
                 "proctrack_find_by_cwd_prefix",
                 Box::new(|| table.find_by_cwd_prefix(&dir).len()),
@@ -256,7 +260,7 @@ mod linux {
         criterion: &mut Criterion,
         summary: &mut Summary,
         name: &'static str,
-        variants: &mut [(&'static str, Box<dyn FnMut() -> usize + 'a>)],
+        variants: &mut [Variant<'a>],
         rounds: usize,
         batch: u32,
     ) {
