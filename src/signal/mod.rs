@@ -1,1 +1,101 @@
-//! Race-free signals (work in progress).
+//! Race-free signals: to one process, to a whole tree, to everything in a
+//! directory.
+//!
+//! # Why a pid is not enough
+//!
+//! `kill(pid, SIGKILL)` signals whoever holds `pid` *when the call runs*. If
+//! the process we meant exited and was reaped since we looked, and the pid was
+//! handed to a new process (within seconds where `pid_max` is 32768), the
+//! signal kills a stranger. Checking first and killing after does not help:
+//! the pid can change hands between the check and the kill.
+//!
+//! Linux closes the gap with *pidfds* (5.3): a file descriptor that refers to
+//! one process for as long as it is open, never to a later holder of the
+//! pid. This module is built on them:
+//!
+//! - A [`ProcessHandle`] is made from a [`ProcessIdentity`](crate::ProcessIdentity)
+//!   (pid, start time, boot): it opens a pidfd and only then checks that the
+//!   process behind it has the identity's start time. If it does, the pidfd
+//!   is on that process for good; if not, the identity is gone
+//!   ([`Error::NotFound`](crate::Error::NotFound)). Signals go through the
+//!   pidfd: a handle can never signal any process but its own.
+//! - Exits are events: a pidfd turns readable when its process exits, whether
+//!   or not it is our child. [`ProcessHandle::wait_timeout`] polls it,
+//!   [`ProcessHandle::exited`] awaits it in tokio. Neither reaps; collecting
+//!   the exit status of a child we own is a separate, explicit step
+//!   ([`ProcessHandle::try_reap`]).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use proctrack::signal::{ProcessHandle, Signal};
+//!
+//! let identity = proctrack::process(proctrack::Pid::try_from(4242)?)?.identity();
+//! let handle = ProcessHandle::open(identity)?;
+//! handle.signal(Signal::Term)?;
+//! if !handle.wait_timeout(Duration::from_secs(5))? {
+//!     handle.signal(Signal::Kill)?;
+//! }
+//! # Ok::<(), proctrack::Error>(())
+//! ```
+//!
+//! # Trees
+//!
+//! [`kill_tree`] kills a process and all its descendants, also while they
+//! keep forking: it pins and stops every member, rescans until the stopped
+//! set is complete, then signals; the [`tree`] module docs tell the steps.
+//! [`kill_cwd`] does the same for every process standing in a directory. Both
+//! return a [`KillReport`] that sorts every process into killed, already
+//! gone, denied (another user's), survived, and refused.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use proctrack::signal::{kill_tree, KillOptions};
+//!
+//! let root = proctrack::process(proctrack::Pid::try_from(4242)?)?.identity();
+//! let report = kill_tree(root, &KillOptions::graceful(Duration::from_secs(3)))?;
+//! println!("{report:#?}");
+//! # Ok::<(), proctrack::Error>(())
+//! ```
+//!
+//! A tree we spawn ourselves can be made easier to kill completely: see
+//! [`spawn_group`] and [`Subreaper`], which catches double-forked daemons.
+//!
+//! # Guard rails
+//!
+//! Nothing here signals pid 1, the calling process, or one of its ancestors
+//! unless a [`Guard`] allows it: one mistaken root would otherwise take down
+//! the system or the caller. `EPERM` on one process is reported for that
+//! process; it never aborts a tree kill.
+//!
+//! # Old kernels and other platforms
+//!
+//! Without pidfds (Linux before 5.3) handles fall back to `kill(2)` right
+//! after an identity check in `/proc`, which narrows the race to microseconds
+//! but cannot close it, and exits of processes other than our children cannot
+//! be awaited. [`capabilities`] says which guarantees hold; [`Backend::Kill`]
+//! forces the fallback (tests use it). On platforms other than Linux every
+//! call returns [`Error::Unsupported`](crate::Error::Unsupported) for now.
+
+mod capability;
+mod cwd;
+mod guard;
+mod handle;
+mod kind;
+mod spawn;
+pub mod tree;
+mod wait;
+
+#[cfg(target_os = "linux")]
+mod killer;
+#[cfg(target_os = "linux")]
+mod scan;
+#[cfg(target_os = "linux")]
+mod sys;
+
+pub use capability::{Backend, Capabilities, capabilities};
+pub use cwd::kill_cwd;
+pub use guard::{Guard, Refusal};
+pub use handle::{Delivery, ProcessHandle};
+pub use kind::{ParseSignalError, Signal};
+pub use spawn::{Spawned, Subreaper, spawn_group};
+pub use tree::{KillOptions, KillReport, kill_tree};

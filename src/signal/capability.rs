@@ -1,0 +1,154 @@
+//! What this kernel offers, and which backend a handle uses.
+
+use std::sync::OnceLock;
+
+/// Which kernel features the signal layer found, probed once per process.
+///
+/// With [`pidfd`](Capabilities::pidfd) (Linux 5.3) every guarantee of this
+/// module holds: a handle pins its process, signals cannot reach a later
+/// holder of the pid, and exits are events. Without it, handles fall back to
+/// [`Backend::Kill`]: the identity is checked right before each `kill(2)`,
+/// which leaves a window of microseconds in which the process could exit, be
+/// reaped and have its pid reused; and exits of other processes than our own
+/// children cannot be waited for.
+///
+/// ```no_run
+/// let caps = proctrack::signal::capabilities();
+/// if !caps.pidfd {
+///     eprintln!("old kernel: signals are identity-checked, not pinned");
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// `pidfd_open` and `pidfd_send_signal` work (Linux 5.3): handles pin
+    /// their process and signals are race-free.
+    pub pidfd: bool,
+    /// A pidfd becomes readable when its process exits, so exits of any
+    /// process can be awaited without polling (Linux 5.3, with `pidfd`).
+    pub pidfd_wait: bool,
+    /// `waitid(P_PIDFD)` works (Linux 5.4): exit statuses of our own children
+    /// are collected through the pinned handle, never by a bare pid.
+    pub waitid_pidfd: bool,
+    /// `PR_SET_CHILD_SUBREAPER` is available (Linux 3.4): orphaned descendants
+    /// can be made to reparent to us (see [`Subreaper`](super::Subreaper)).
+    pub child_subreaper: bool,
+}
+
+impl Capabilities {
+    /// The backend [`Backend::Auto`] resolves to on this system.
+    ///
+    /// ```no_run
+    /// use proctrack::signal::{capabilities, Backend};
+    /// assert_eq!(capabilities().auto_backend(), Backend::Pidfd); // on Linux >= 5.3
+    /// ```
+    pub fn auto_backend(&self) -> Backend {
+        if self.pidfd {
+            Backend::Pidfd
+        } else {
+            Backend::Kill
+        }
+    }
+}
+
+/// How a handle reaches its process.
+///
+/// ```
+/// use proctrack::signal::{Backend, KillOptions};
+/// // Tests force the fallback to see what old kernels get:
+/// let options = KillOptions::new().backend(Backend::Kill);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backend {
+    /// [`Backend::Pidfd`] where the kernel has pidfds, else [`Backend::Kill`].
+    #[default]
+    Auto,
+    /// A pidfd per process: pinned, race-free signals, exits as events.
+    /// Opening a handle fails with [`Error::Unsupported`](crate::Error::Unsupported)
+    /// on kernels without pidfds.
+    Pidfd,
+    /// `kill(2)` right after checking the identity in `/proc`, as kernels
+    /// before 5.3 force. Exits of processes other than our own children cannot
+    /// be awaited; see [`Capabilities`].
+    Kill,
+}
+
+#[cfg(target_os = "linux")]
+impl Backend {
+    /// What this backend means here: `Auto` resolved against [`capabilities`].
+    pub(crate) fn resolve(self) -> crate::Result<Backend> {
+        match self {
+            Backend::Auto => Ok(capabilities().auto_backend()),
+            Backend::Pidfd if !capabilities().pidfd => Err(crate::Error::Unsupported {
+                what: "pidfd (Linux 5.3 or later)",
+            }),
+            other => Ok(other),
+        }
+    }
+}
+
+/// Probes the kernel once and returns what the signal layer can rely on.
+///
+/// ```no_run
+/// let caps = proctrack::signal::capabilities();
+/// println!("pidfd: {}, waitid(P_PIDFD): {}", caps.pidfd, caps.waitid_pidfd);
+/// ```
+pub fn capabilities() -> Capabilities {
+    static PROBED: OnceLock<Capabilities> = OnceLock::new();
+    *PROBED.get_or_init(probe)
+}
+
+#[cfg(target_os = "linux")]
+fn probe() -> Capabilities {
+    use rustix::io::Errno;
+    use rustix::process::{PidfdFlags, WaitId, WaitIdOptions};
+
+    let me = rustix::process::getpid();
+    // Our own pid always exists, so any failure means the call is missing
+    // (ENOSYS) or filtered (EPERM from seccomp): either way, not usable.
+    let pidfd = rustix::process::pidfd_open(me, PidfdFlags::empty()).ok();
+    // We are not our own child: a kernel that knows P_PIDFD answers ECHILD, an
+    // older one EINVAL for the unknown id type.
+    let waitid_pidfd = pidfd.as_ref().is_some_and(|fd| {
+        let probe = rustix::process::waitid(
+            WaitId::PidFd(std::os::fd::AsFd::as_fd(fd)),
+            WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+        );
+        matches!(probe, Err(Errno::CHILD))
+    });
+    Capabilities {
+        pidfd: pidfd.is_some(),
+        // Poll support on pidfds came in the same release as pidfd_open.
+        pidfd_wait: pidfd.is_some(),
+        waitid_pidfd,
+        child_subreaper: rustix::process::child_subreaper().is_ok(),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn probe() -> Capabilities {
+    Capabilities {
+        pidfd: false,
+        pidfd_wait: false,
+        waitid_pidfd: false,
+        child_subreaper: false,
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_kernel_has_everything() {
+        // The development machines run Linux 6.x.
+        let caps = capabilities();
+        assert!(
+            caps.pidfd && caps.pidfd_wait && caps.waitid_pidfd && caps.child_subreaper,
+            "{caps:?}"
+        );
+        assert_eq!(Backend::Auto.resolve().ok(), Some(Backend::Pidfd));
+        assert_eq!(Backend::Kill.resolve().ok(), Some(Backend::Kill));
+    }
+}

@@ -1,0 +1,304 @@
+//! [`ProcessHandle`]: one live process, pinned, that a signal cannot miss.
+
+use std::process::Child;
+
+use super::{Backend, Guard, Signal};
+use crate::{Error, Pid, ProcessIdentity, Result};
+
+/// A handle to one particular process, made from its identity.
+///
+/// Opening a handle pins the process first (a pidfd) and then checks that the
+/// pinned process *is* the identity: its start time, read after pinning, must
+/// equal the identity's, and the identity must be of this boot. From then on
+/// the kernel ties the handle to that process: if it exits and its pid is
+/// reused, signals through the handle fail as [`Delivery::Gone`] instead of
+/// reaching the newcomer.
+///
+/// On kernels without pidfds (or with [`Backend::Kill`]) the handle holds no
+/// pin; each signal re-checks the identity in `/proc` right before `kill(2)`.
+/// See [`capabilities`](super::capabilities) for what holds where.
+///
+/// ```no_run
+/// use proctrack::signal::{Delivery, ProcessHandle, Signal};
+///
+/// let identity = proctrack::process(proctrack::Pid::try_from(4242)?)?.identity();
+/// // ... time passes; the process may exit and its pid be reused ...
+/// match ProcessHandle::open(identity) {
+///     Ok(handle) => match handle.signal(Signal::Term)? {
+///         Delivery::Delivered => println!("sent"),
+///         Delivery::Gone => println!("exited meanwhile"),
+///         Delivery::Denied => println!("not ours to signal"),
+///     },
+///     Err(proctrack::Error::NotFound { .. }) => println!("already gone"),
+///     Err(other) => return Err(other),
+/// }
+/// # Ok::<(), proctrack::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct ProcessHandle {
+    pub(crate) identity: ProcessIdentity,
+    pub(crate) pin: Pin,
+}
+
+/// How a handle holds its process.
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+pub(crate) enum Pin {
+    /// A pidfd: the kernel's reference to exactly this process.
+    Pidfd(std::os::fd::OwnedFd),
+    /// Nothing: the identity is re-checked in `/proc` before each `kill(2)`.
+    Checked,
+}
+
+/// No platform but Linux can make a handle yet.
+#[cfg(not(target_os = "linux"))]
+#[derive(Debug)]
+pub(crate) enum Pin {}
+
+/// What became of a signal sent through a handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Delivery {
+    /// The kernel accepted the signal for the process. (A process that already
+    /// exited but is not reaped yet accepts signals too, and ignores them.)
+    Delivered,
+    /// The process is gone: the signal reached no one.
+    Gone,
+    /// The kernel refused (`EPERM`): the process belongs to another user.
+    Denied,
+}
+
+impl ProcessHandle {
+    /// Opens a handle to `identity`, or [`Error::NotFound`] if that process is
+    /// gone (exited, or its pid now belongs to another process, or it belongs
+    /// to another boot). Uses [`Backend::Auto`].
+    ///
+    /// ```no_run
+    /// use proctrack::signal::ProcessHandle;
+    /// let me = proctrack::process(proctrack::Pid::current())?.identity();
+    /// let handle = ProcessHandle::open(me)?;
+    /// assert_eq!(handle.identity(), me);
+    /// # Ok::<(), proctrack::Error>(())
+    /// ```
+    pub fn open(identity: ProcessIdentity) -> Result<ProcessHandle> {
+        ProcessHandle::open_with(identity, Backend::Auto)
+    }
+
+    /// Opens a handle with a chosen [`Backend`].
+    ///
+    /// [`Backend::Pidfd`] fails with [`Error::Unsupported`] on kernels
+    /// without pidfds; [`Backend::Kill`] forces the identity-checked fallback.
+    ///
+    /// ```no_run
+    /// use proctrack::signal::{Backend, ProcessHandle};
+    /// let me = proctrack::process(proctrack::Pid::current())?.identity();
+    /// let handle = ProcessHandle::open_with(me, Backend::Kill)?;
+    /// assert_eq!(handle.backend(), Backend::Kill);
+    /// # Ok::<(), proctrack::Error>(())
+    /// ```
+    pub fn open_with(identity: ProcessIdentity, backend: Backend) -> Result<ProcessHandle> {
+        ProcessHandle::pin(identity, backend)?.ok_or(Error::NotFound {
+            pid: identity.pid(),
+        })
+    }
+
+    /// Opens a handle to a child just spawned with [`std::process::Command`].
+    ///
+    /// Call it before anything waits for the child: an unreaped child keeps
+    /// its pid, so the handle is certain to pin it. Once the child has been
+    /// reaped (`wait`, `try_wait` returning `Some`), its pid may belong to
+    /// another process, and a handle made from it could pin that one. Fails
+    /// with [`Error::NotChild`] when the pid is not a child of ours.
+    ///
+    /// ```no_run
+    /// use proctrack::signal::{ProcessHandle, Signal};
+    ///
+    /// let mut child = std::process::Command::new("sleep").arg("60").spawn()?;
+    /// let handle = ProcessHandle::from_child(&child)?;
+    /// handle.signal(Signal::Term)?;
+    /// child.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_child(child: &Child) -> Result<ProcessHandle> {
+        imp::from_child(child)
+    }
+
+    /// The identity the handle was made from.
+    pub fn identity(&self) -> ProcessIdentity {
+        self.identity
+    }
+
+    /// The process's pid.
+    pub fn pid(&self) -> Pid {
+        self.identity.pid()
+    }
+
+    /// How this handle reaches its process: [`Backend::Pidfd`] or
+    /// [`Backend::Kill`] (never `Auto`).
+    pub fn backend(&self) -> Backend {
+        imp::backend(self)
+    }
+
+    /// Sends `signal`, unless the [strict guard](Guard::new) protects the
+    /// process (pid 1, the calling process, its ancestors): then
+    /// [`Error::Refused`].
+    ///
+    /// ```no_run
+    /// use proctrack::signal::{Delivery, ProcessHandle, Signal};
+    /// let child = std::process::Command::new("sleep").arg("60").spawn()?;
+    /// let handle = ProcessHandle::from_child(&child)?;
+    /// assert_eq!(handle.signal(Signal::Kill)?, Delivery::Delivered);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn signal(&self, signal: Signal) -> Result<Delivery> {
+        self.signal_with(signal, &Guard::new())
+    }
+
+    /// Sends `signal` under a chosen [`Guard`].
+    ///
+    /// ```no_run
+    /// use proctrack::signal::{Guard, ProcessHandle, Signal};
+    /// let me = proctrack::process(proctrack::Pid::current())?.identity();
+    /// let handle = ProcessHandle::open(me)?;
+    /// assert!(handle.signal(Signal::Usr1).is_err()); // refused: it is us
+    /// handle.signal_with(Signal::Winch, &Guard::new().allow_self(true))?;
+    /// # Ok::<(), proctrack::Error>(())
+    /// ```
+    pub fn signal_with(&self, signal: Signal, guard: &Guard) -> Result<Delivery> {
+        guard.protected()?.check(self.pid())?;
+        self.send(signal)
+    }
+
+    /// Pins `identity`; `Ok(None)` when it is gone.
+    pub(crate) fn pin(
+        identity: ProcessIdentity,
+        backend: Backend,
+    ) -> Result<Option<ProcessHandle>> {
+        imp::pin(identity, backend)
+    }
+
+    /// Sends without consulting a guard (the caller did).
+    pub(crate) fn send(&self, signal: Signal) -> Result<Delivery> {
+        imp::send(self, signal)
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod imp {
+    use std::os::fd::AsFd;
+    use std::process::Child;
+
+    use super::{Delivery, Pin, ProcessHandle};
+    use crate::signal::sys::{self, Sent};
+    use crate::signal::{Backend, Signal};
+    use crate::{Error, Pid, ProcessIdentity, Result};
+
+    pub(super) fn pin(
+        identity: ProcessIdentity,
+        backend: Backend,
+    ) -> Result<Option<ProcessHandle>> {
+        let backend = backend.resolve()?;
+        if identity.boot_id() != sys::boot_id()? {
+            return Ok(None);
+        }
+        let pid = identity.pid();
+        let pin = match backend {
+            Backend::Kill => Pin::Checked,
+            _ => match sys::pidfd_open(pid)? {
+                Some(fd) => Pin::Pidfd(fd),
+                None => return Ok(None),
+            },
+        };
+        // Read after pinning: if the pid holds our start time now, the pin
+        // (taken earlier, while the identity was known to exist) is on it.
+        match sys::brief(pid)? {
+            Some(now) if now.start == identity.start_time() => {
+                Ok(Some(ProcessHandle { identity, pin }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub(super) fn from_child(child: &Child) -> Result<ProcessHandle> {
+        let pid = Pid::try_from(child.id())?;
+        let pin = match Backend::Auto.resolve()? {
+            Backend::Kill => Pin::Checked,
+            _ => Pin::Pidfd(sys::pidfd_open(pid)?.ok_or(Error::NotChild { pid })?),
+        };
+        match sys::brief(pid)? {
+            Some(now) if now.parent == Some(Pid::current()) => {
+                let identity = ProcessIdentity::new(sys::boot_id()?, pid, now.start);
+                Ok(ProcessHandle { identity, pin })
+            }
+            _ => Err(Error::NotChild { pid }),
+        }
+    }
+
+    pub(super) fn backend(handle: &ProcessHandle) -> Backend {
+        match handle.pin {
+            Pin::Pidfd(_) => Backend::Pidfd,
+            Pin::Checked => Backend::Kill,
+        }
+    }
+
+    pub(super) fn send(handle: &ProcessHandle, signal: Signal) -> Result<Delivery> {
+        let pid = handle.pid();
+        let sent = match &handle.pin {
+            Pin::Pidfd(fd) => sys::pidfd_send(fd.as_fd(), signal, pid)?,
+            Pin::Checked => {
+                if !handle.still_there()? {
+                    return Ok(Delivery::Gone);
+                }
+                // The window the fallback cannot close: between the check above
+                // and this call the process could exit, be reaped, and its pid
+                // be handed to another process.
+                sys::kill(pid, signal)?
+            }
+        };
+        Ok(match sent {
+            Sent::Delivered => Delivery::Delivered,
+            Sent::Gone => Delivery::Gone,
+            Sent::Denied => Delivery::Denied,
+        })
+    }
+
+    impl ProcessHandle {
+        /// For unpinned handles: whether the pid still holds our identity
+        /// (alive or zombie).
+        pub(crate) fn still_there(&self) -> Result<bool> {
+            Ok(sys::brief(self.pid())?.is_some_and(|now| now.start == self.identity.start_time()))
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod imp {
+    use std::process::Child;
+
+    use super::{Delivery, ProcessHandle};
+    use crate::signal::{Backend, Signal};
+    use crate::{Error, ProcessIdentity, Result};
+
+    pub(super) const UNSUPPORTED: Error = Error::Unsupported {
+        what: "process handles on this platform",
+    };
+
+    pub(super) fn pin(
+        _identity: ProcessIdentity,
+        _backend: Backend,
+    ) -> Result<Option<ProcessHandle>> {
+        Err(UNSUPPORTED)
+    }
+
+    pub(super) fn from_child(_child: &Child) -> Result<ProcessHandle> {
+        Err(UNSUPPORTED)
+    }
+
+    pub(super) fn backend(handle: &ProcessHandle) -> Backend {
+        match handle.pin {}
+    }
+
+    pub(super) fn send(handle: &ProcessHandle, _signal: Signal) -> Result<Delivery> {
+        match handle.pin {}
+    }
+}

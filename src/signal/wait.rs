@@ -1,0 +1,239 @@
+//! Waiting for a process to exit, and collecting the exit status of our own
+//! children.
+//!
+//! A pidfd becomes readable when its process exits, whoever its parent is, so
+//! waiting is an event: `poll(2)` on the pidfd for blocking waits, tokio's
+//! `AsyncFd` for async ones. Neither reaps: the exit status stays for the
+//! parent. Reaping is a separate, explicit step ([`ProcessHandle::try_reap`],
+//! [`ProcessHandle::reap`]) through `waitid(P_PIDFD)`, for children the caller
+//! owns; it never waits for "any child", so it cannot take a status that
+//! `std::process::Child::wait` or `tokio::process` is waiting for.
+
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use super::ProcessHandle;
+use crate::Result;
+
+impl ProcessHandle {
+    /// True once the process has exited (it may still be an unreaped zombie).
+    ///
+    /// ```no_run
+    /// use proctrack::signal::{ProcessHandle, Signal};
+    /// let mut child = std::process::Command::new("true").spawn()?;
+    /// let handle = ProcessHandle::from_child(&child)?;
+    /// handle.wait()?;
+    /// assert!(handle.has_exited()?);
+    /// child.wait()?; // the exit status is still there for its owner
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn has_exited(&self) -> Result<bool> {
+        imp::has_exited(self)
+    }
+
+    /// Blocks until the process exits. Does not reap it.
+    ///
+    /// Needs a pidfd ([`Capabilities::pidfd_wait`](super::Capabilities::pidfd_wait));
+    /// an unpinned handle answers [`Error::Unsupported`](crate::Error::Unsupported).
+    ///
+    /// ```no_run
+    /// use proctrack::signal::ProcessHandle;
+    /// let me = proctrack::process(proctrack::Pid::try_from(4242)?)?.identity();
+    /// ProcessHandle::open(me)?.wait()?; // any process, not only children
+    /// # Ok::<(), proctrack::Error>(())
+    /// ```
+    pub fn wait(&self) -> Result<()> {
+        imp::wait_until(self, None).map(|_| ())
+    }
+
+    /// Blocks until the process exits or `timeout` passes; true if it exited.
+    /// Does not reap it.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use proctrack::signal::{ProcessHandle, Signal};
+    /// let mut child = std::process::Command::new("sleep").arg("60").spawn()?;
+    /// let handle = ProcessHandle::from_child(&child)?;
+    /// assert!(!handle.wait_timeout(Duration::from_millis(10))?);
+    /// handle.signal(Signal::Kill)?;
+    /// assert!(handle.wait_timeout(Duration::from_secs(60))?);
+    /// child.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
+        imp::wait_until(self, Some(Instant::now() + timeout))
+    }
+
+    /// Completes when the process exits. Does not reap it.
+    ///
+    /// Registers a duplicate of the pidfd with the tokio reactor, so several
+    /// tasks may await the same handle. Needs a pidfd; an unpinned handle
+    /// answers [`Error::Unsupported`](crate::Error::Unsupported).
+    ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime with I/O enabled, as tokio's own
+    /// I/O types do.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> proctrack::Result<()> {
+    /// use proctrack::signal::ProcessHandle;
+    /// let who = proctrack::process(proctrack::Pid::try_from(4242)?)?.identity();
+    /// let handle = ProcessHandle::open(who)?;
+    /// handle.exited().await?;
+    /// println!("{who} exited");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn exited(&self) -> Result<()> {
+        imp::exited(self).await
+    }
+
+    /// Collects the exit status of our child if it has exited; `Ok(None)`
+    /// while it runs. The process is reaped: its pid is free afterwards.
+    ///
+    /// Only for a child *you own*: one spawned by you that nothing else
+    /// (`std::process::Child::wait`, `tokio::process`) will wait for, or an
+    /// orphan adopted by a [`Subreaper`](super::Subreaper). Any other process
+    /// is [`Error::NotChild`](crate::Error::NotChild), as is a child already
+    /// reaped.
+    ///
+    /// ```no_run
+    /// use proctrack::signal::{ProcessHandle, Signal};
+    /// let child = std::process::Command::new("sleep").arg("60").spawn()?;
+    /// let handle = ProcessHandle::from_child(&child)?;
+    /// drop(child); // we own the process through the handle from now on
+    /// handle.signal(Signal::Term)?;
+    /// handle.wait()?;
+    /// let status = handle.try_reap()?.expect("it has exited");
+    /// assert!(!status.success());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_reap(&self) -> Result<Option<ExitStatus>> {
+        imp::reap(self, false)
+    }
+
+    /// Blocks until our child exits and collects its exit status. The same
+    /// ownership rule as [`ProcessHandle::try_reap`] applies.
+    ///
+    /// ```no_run
+    /// use proctrack::signal::ProcessHandle;
+    /// let child = std::process::Command::new("true").spawn()?;
+    /// let handle = ProcessHandle::from_child(&child)?;
+    /// drop(child);
+    /// assert!(handle.reap()?.success());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reap(&self) -> Result<ExitStatus> {
+        imp::reap(self, true)?.ok_or(crate::Error::NotChild { pid: self.pid() })
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod imp {
+    use std::os::fd::AsFd;
+    use std::process::ExitStatus;
+    use std::time::Instant;
+
+    use tokio::io::Interest;
+    use tokio::io::unix::AsyncFd;
+
+    use crate::signal::handle::Pin;
+    use crate::signal::{ProcessHandle, capabilities, sys};
+    use crate::{Error, Pid, Result};
+
+    const NO_PIDFD_WAIT: Error = Error::Unsupported {
+        what: "waiting for a process's exit without a pidfd (Linux 5.3 or later)",
+    };
+
+    pub(super) fn has_exited(handle: &ProcessHandle) -> Result<bool> {
+        match &handle.pin {
+            Pin::Pidfd(fd) => sys::pidfd_exited(fd.as_fd()),
+            Pin::Checked => Ok(match sys::brief(handle.pid())? {
+                Some(now) if now.start == handle.identity.start_time() => now.state.has_exited(),
+                _ => true,
+            }),
+        }
+    }
+
+    pub(super) fn wait_until(handle: &ProcessHandle, deadline: Option<Instant>) -> Result<bool> {
+        match &handle.pin {
+            Pin::Pidfd(fd) => {
+                let mut pending = [true];
+                sys::wait_readable(&[fd.as_fd()], &mut pending, deadline)?;
+                Ok(!pending[0])
+            }
+            Pin::Checked => Err(NO_PIDFD_WAIT),
+        }
+    }
+
+    pub(super) async fn exited(handle: &ProcessHandle) -> Result<()> {
+        let Pin::Pidfd(fd) = &handle.pin else {
+            return Err(NO_PIDFD_WAIT);
+        };
+        let pid = handle.pid();
+        let fd = sys::dup(fd.as_fd(), pid)?;
+        let io_error = |source| Error::Io {
+            path: sys::proc_path(pid, ""),
+            source,
+        };
+        // `with_interest` is deprecated because an arbitrary `AsRawFd` may
+        // change or close its fd while registered, which `register_with_interest`
+        // makes the caller promise against with `unsafe`. An `OwnedFd` cannot:
+        // it owns the fd, unchanged, until the `AsyncFd` drops it. So the safe
+        // constructor is sound here, and this crate stays `forbid(unsafe_code)`.
+        #[allow(deprecated)]
+        let registered = AsyncFd::with_interest(fd, Interest::READABLE).map_err(io_error)?;
+        // A pidfd, once readable, stays readable: no need to clear readiness.
+        let _ready = registered.readable().await.map_err(io_error)?;
+        Ok(())
+    }
+
+    pub(super) fn reap(handle: &ProcessHandle, block: bool) -> Result<Option<ExitStatus>> {
+        let pid = handle.pid();
+        match &handle.pin {
+            Pin::Pidfd(fd) if capabilities().waitid_pidfd => {
+                sys::waitid_pidfd(fd.as_fd(), pid, block)
+            }
+            // Linux 5.3 has pidfds but not waitid(P_PIDFD), and the fallback has
+            // no pin: go by pid, after checking it is still our unreaped child
+            // with this identity. Only we can reap our child, so the pid cannot
+            // change hands between the check and the wait (unless the caller
+            // broke the ownership rule and reaps it elsewhere too).
+            _ => match sys::brief(pid)? {
+                Some(now)
+                    if now.start == handle.identity.start_time()
+                        && now.parent == Some(Pid::current()) =>
+                {
+                    sys::waitid_pid(pid, block)
+                }
+                _ => Err(Error::NotChild { pid }),
+            },
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod imp {
+    use std::process::ExitStatus;
+    use std::time::Instant;
+
+    use crate::Result;
+    use crate::signal::ProcessHandle;
+
+    pub(super) fn has_exited(handle: &ProcessHandle) -> Result<bool> {
+        match handle.pin {}
+    }
+
+    pub(super) fn wait_until(handle: &ProcessHandle, _deadline: Option<Instant>) -> Result<bool> {
+        match handle.pin {}
+    }
+
+    pub(super) async fn exited(handle: &ProcessHandle) -> Result<()> {
+        match handle.pin {}
+    }
+
+    pub(super) fn reap(handle: &ProcessHandle, _block: bool) -> Result<Option<ExitStatus>> {
+        match handle.pin {}
+    }
+}
