@@ -24,8 +24,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod blocking;
 mod error;
 mod identity;
+pub mod inspect;
 pub mod parse;
 mod pid;
 mod process;
