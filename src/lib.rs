@@ -31,6 +31,8 @@ pub mod inspect;
 pub mod parse;
 mod pid;
 mod process;
+#[cfg(feature = "registry")]
+pub mod registry;
 pub mod signal;
 mod source;
 mod system;

@@ -2,7 +2,7 @@
 
 #[cfg(target_os = "linux")]
 mod imp {
-    use crate::{Liveness, Pid, ProcReader, ProcessInfo, Result};
+    use crate::{Liveness, Pid, ProcReader, ProcessIdentity, ProcessInfo, Result};
 
     /// The platform's process source: [`ProcReader`] on `/proc`.
     pub type SystemSource = ProcReader;
@@ -22,9 +22,53 @@ mod imp {
     pub(crate) fn exists(pid: Pid) -> Result<Liveness> {
         ProcReader::open()?.exists(pid)
     }
+
+    /// The pidfs inode of `identity` where the kernel has pidfs (6.9+) and the
+    /// process exists; see `linux/pidfs.rs`.
+    #[cfg_attr(not(feature = "registry"), allow(dead_code))]
+    pub(crate) fn pidfs_inode(
+        source: &mut SystemSource,
+        identity: ProcessIdentity,
+    ) -> Result<Option<u64>> {
+        crate::linux::pidfs_inode(source, identity)
+    }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+mod imp {
+    use crate::{LibprocReader, Liveness, Pid, ProcessIdentity, ProcessInfo, Result};
+
+    /// The platform's process source: [`LibprocReader`] on libproc and
+    /// `sysctl`.
+    pub type SystemSource = LibprocReader;
+
+    pub(crate) fn open() -> Result<SystemSource> {
+        LibprocReader::open()
+    }
+
+    pub(crate) fn processes() -> Result<Vec<ProcessInfo>> {
+        LibprocReader::open()?.processes()
+    }
+
+    pub(crate) fn process(pid: Pid) -> Result<ProcessInfo> {
+        LibprocReader::open()?.process(pid)
+    }
+
+    pub(crate) fn exists(pid: Pid) -> Result<Liveness> {
+        LibprocReader::open()?.exists(pid)
+    }
+
+    /// macOS has no pidfs inodes.
+    #[cfg_attr(not(feature = "registry"), allow(dead_code))]
+    pub(crate) fn pidfs_inode(
+        _source: &mut SystemSource,
+        _identity: ProcessIdentity,
+    ) -> Result<Option<u64>> {
+        Ok(None)
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 mod imp {
     use crate::{
         BootId, Cwd, Error, Liveness, Pid, ProcessIdentity, ProcessInfo, ProcessSource, Result,
@@ -77,7 +121,18 @@ mod imp {
     pub(crate) fn exists(_pid: Pid) -> Result<Liveness> {
         Err(NOT_YET)
     }
+
+    /// No other platform has pidfs inodes.
+    #[cfg_attr(not(feature = "registry"), allow(dead_code))]
+    pub(crate) fn pidfs_inode(
+        _source: &mut SystemSource,
+        _identity: ProcessIdentity,
+    ) -> Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 pub use imp::SystemSource;
+#[cfg(feature = "registry")]
+pub(crate) use imp::pidfs_inode;
 pub(crate) use imp::{exists, open, process, processes};

@@ -6,6 +6,9 @@
 //! strings a [`ProcessInfo`](crate::ProcessInfo) owns.
 
 mod path;
+mod pidfs;
 mod reader;
+
+pub(crate) use pidfs::pidfs_inode;
 
 pub use reader::ProcReader;
