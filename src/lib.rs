@@ -18,10 +18,31 @@
 //! # Ok::<(), proctrack::Error>(())
 //! ```
 //!
-//! On Linux the data comes from `/proc` through [`ProcReader`], which keeps one
-//! directory fd and a reused buffer; hold one when you read repeatedly. The
-//! byte-level decoders live in [`parse`], apart from any I/O.
-#![forbid(unsafe_code)]
+//! The platform's reader is [`SystemSource`]: on Linux `ProcReader`, which
+//! reads `/proc` through one directory fd and a reused buffer; on macOS
+//! `LibprocReader`, which asks libproc and `sysctl`. Hold one when you read
+//! repeatedly. The byte-level decoders of both live in [`parse`], apart from
+//! any I/O, and are tested on every platform.
+//!
+//! # macOS
+//!
+//! The same types and calls work on macOS, with weaker guarantees:
+//!
+//! - There is no pidfd and no `/proc/<pid>` pin. A full read of a process
+//!   checks its start time before and after, so its fields are one process's;
+//!   but signalling goes by pid, so a small window remains between checking a
+//!   process's identity and `kill(2)` in which its pid could be reused.
+//! - [`StartTime`] is the kernel's wall-clock start time in microseconds since
+//!   the Unix epoch, not clock ticks since boot.
+//! - Without root, other users' processes show their pid, parent, group,
+//!   session, state, name and start time, but an empty command line, a
+//!   [`Cwd::NotPermitted`] working directory, and 0 for memory, CPU times and
+//!   threads.
+//! - A process's name is up to 32 bytes (`p_name`) rather than 15.
+#![cfg_attr(not(target_os = "macos"), forbid(unsafe_code))]
+// On macOS, `ffi` (and only it) needs `unsafe` for system calls libproc does
+// not wrap; everything else stays free of it.
+#![cfg_attr(target_os = "macos", deny(unsafe_code))]
 #![warn(missing_docs)]
 
 mod blocking;
@@ -38,13 +59,20 @@ mod source;
 mod system;
 pub mod table;
 
+#[cfg(target_os = "macos")]
+#[allow(unsafe_code)]
+mod ffi;
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(target_os = "macos")]
+mod macos;
 
 pub use error::{Error, Result};
 pub use identity::{BootId, ProcessIdentity, StartTime};
 #[cfg(target_os = "linux")]
 pub use linux::ProcReader;
+#[cfg(target_os = "macos")]
+pub use macos::LibprocReader;
 pub use pid::Pid;
 pub use process::{Cwd, Liveness, ProcessInfo, ProcessInfoBuilder, State};
 pub use source::{MemorySource, ProcessSource, Sample};

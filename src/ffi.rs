@@ -1,0 +1,237 @@
+//! Every `unsafe` block of proctrack: the macOS calls that libproc has no safe
+//! wrapper for, or whose wrapper loses what we need (the errno, a retry).
+//!
+//! Each function here is safe to call with any argument: buffers are owned,
+//! zero-initialised and sized here, and every value handed back is plain data.
+//! Only `src/lib.rs` allows `unsafe_code`, and only for this module. Decoding
+//! what the kernel wrote is left to [`crate::parse`].
+
+use std::ffi::CStr;
+use std::io;
+use std::mem::{MaybeUninit, size_of};
+use std::ptr;
+
+use libc::{c_int, c_uint};
+use libproc::kinfo::KinfoProc;
+
+/// `struct kinfo_proc` is 648 bytes on 64-bit macOS; a mismatch would make
+/// `sysctl(KERN_PROC_PID)` fail with ENOMEM.
+const _: () = assert!(size_of::<KinfoProc>() == 648);
+/// `struct proc_vnodepathinfo`: two `vnode_info_path`s of 152 + 1024 bytes.
+const _: () = assert!(size_of::<libc::proc_vnodepathinfo>() == 2352);
+
+/// `proc_listallpids(3)`: every pid, into `pids` (cleared first).
+///
+/// The kernel fills at most the room it is given and says nothing about the
+/// rest, so a full buffer is retried with twice the room.
+pub(crate) fn list_all_pids(pids: &mut Vec<c_int>) -> io::Result<()> {
+    // SAFETY: a null buffer of size 0 only asks for an estimate of the count.
+    let estimate = unsafe { libc::proc_listallpids(ptr::null_mut(), 0) };
+    if estimate < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut room = usize::try_from(estimate).unwrap_or(0).max(256) + 64;
+    loop {
+        pids.clear();
+        pids.resize(room, 0);
+        let bytes = c_int::try_from(room * size_of::<c_int>())
+            .map_err(|_| io::Error::other("proc_listallpids: too many processes"))?;
+        // SAFETY: `pids` holds `room` initialised ints, `bytes` bytes in all;
+        // the kernel writes at most `bytes` bytes and returns how many pids.
+        let count = unsafe { libc::proc_listallpids(pids.as_mut_ptr().cast(), bytes) };
+        if count < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let count = usize::try_from(count).unwrap_or(0);
+        if count < room {
+            pids.truncate(count);
+            return Ok(());
+        }
+        room *= 2;
+    }
+}
+
+/// `sysctl({CTL_KERN, KERN_PROC, KERN_PROC_PID, pid})`: the `kinfo_proc` of
+/// `pid`, zombies included and whoever owns it. `None` when no process has it.
+pub(crate) fn kinfo_proc(pid: c_int) -> io::Result<Option<KinfoProc>> {
+    let mut mib = [libc::CTL_KERN, libc::KERN_PROC, libc::KERN_PROC_PID, pid];
+    let mut info = MaybeUninit::<KinfoProc>::zeroed();
+    let mut size = size_of::<KinfoProc>();
+    // SAFETY: `mib` holds the 4 names passed; `info` is writable for `size`
+    // bytes and the kernel writes at most that many, storing the count in
+    // `size`; no new value is set (null, 0).
+    let rc = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            mib.len() as c_uint,
+            info.as_mut_ptr().cast(),
+            &mut size,
+            ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 {
+        let error = io::Error::last_os_error();
+        return match error.raw_os_error() {
+            Some(libc::ESRCH) => Ok(None),
+            _ => Err(error),
+        };
+    }
+    if size < size_of::<KinfoProc>() {
+        // The kernel found no process and wrote nothing.
+        return Ok(None);
+    }
+    // SAFETY: `KinfoProc` is a `repr(C)` struct of integers, integer arrays and
+    // raw pointers (never dereferenced), valid for any bytes: zeroes, then
+    // what the kernel wrote.
+    Ok(Some(unsafe { info.assume_init() }))
+}
+
+/// `proc_pidinfo(pid, PROC_PIDVNODEPATHINFO)`: the working and root
+/// directories of `pid`. EPERM for another user's process, ESRCH for a zombie
+/// or a gone one.
+pub(crate) fn vnode_path_info(pid: c_int) -> io::Result<libc::proc_vnodepathinfo> {
+    const SIZE: c_int = size_of::<libc::proc_vnodepathinfo>() as c_int;
+    let mut info = MaybeUninit::<libc::proc_vnodepathinfo>::zeroed();
+    // SAFETY: `info` is writable for SIZE bytes and the kernel writes at most
+    // that many.
+    let written = unsafe {
+        libc::proc_pidinfo(
+            pid,
+            libc::PROC_PIDVNODEPATHINFO,
+            0,
+            info.as_mut_ptr().cast(),
+            SIZE,
+        )
+    };
+    if written <= 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if written != SIZE {
+        return Err(io::Error::other(
+            "proc_pidinfo: short PROC_PIDVNODEPATHINFO",
+        ));
+    }
+    // SAFETY: `proc_vnodepathinfo` is integers and `c_char` arrays, valid for
+    // any bytes: zeroes, then what the kernel wrote.
+    Ok(unsafe { info.assume_init() })
+}
+
+/// `sysctl({CTL_KERN, KERN_PROCARGS2, pid})` into `buf`, grown as needed;
+/// returns how many bytes are valid. EINVAL for another user's process, a
+/// zombie, a system process, or a gone one (the kernel does not say which).
+pub(crate) fn procargs2(pid: c_int, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let mut mib = [libc::CTL_KERN, libc::KERN_PROCARGS2, pid];
+    let mut needed = 0usize;
+    // SAFETY: a null old pointer only asks for the length, stored in
+    // `needed`; no new value is set.
+    let rc = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            mib.len() as c_uint,
+            ptr::null_mut(),
+            &mut needed,
+            ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if buf.len() < needed {
+        buf.resize(needed, 0);
+    }
+    let mut len = buf.len();
+    // SAFETY: `buf` is initialised and writable for `len` bytes; the kernel
+    // writes at most that many and stores the count in `len`.
+    let rc = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            mib.len() as c_uint,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+            ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(len.min(buf.len()))
+}
+
+/// `sysctlbyname(3)` of a string value (`kern.bootsessionuuid`, say): the
+/// bytes as the kernel gives them, NUL included.
+pub(crate) fn sysctl_bytes(name: &CStr) -> io::Result<Vec<u8>> {
+    let mut needed = 0usize;
+    // SAFETY: `name` is NUL-terminated; a null old pointer only asks for the
+    // length; no new value is set.
+    let rc = unsafe {
+        libc::sysctlbyname(
+            name.as_ptr(),
+            ptr::null_mut(),
+            &mut needed,
+            ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut buf = vec![0u8; needed];
+    let mut len = buf.len();
+    // SAFETY: as above, with `buf` initialised and writable for `len` bytes;
+    // the kernel writes at most that many and stores the count in `len`.
+    let rc = unsafe {
+        libc::sysctlbyname(
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            &mut len,
+            ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// `struct mach_timebase_info` (declared here: libc deprecates its own
+/// in favour of the mach2 crate).
+#[repr(C)]
+struct MachTimebaseInfo {
+    numer: u32,
+    denom: u32,
+}
+
+unsafe extern "C" {
+    /// In libSystem, which every macOS program links.
+    fn mach_timebase_info(info: *mut MachTimebaseInfo) -> c_int;
+}
+
+/// `mach_timebase_info(3)`: one Mach tick is `numer / denom` nanoseconds.
+/// 1/1 if the call fails (it does not).
+pub(crate) fn mach_timebase() -> (u32, u32) {
+    let mut info = MachTimebaseInfo { numer: 0, denom: 0 };
+    // SAFETY: `info` is a valid, writable `mach_timebase_info` struct.
+    let rc = unsafe { mach_timebase_info(&mut info) };
+    if rc == 0 && info.numer != 0 && info.denom != 0 {
+        (info.numer, info.denom)
+    } else {
+        (1, 1)
+    }
+}
+
+/// `getsid(2)`: the session of `pid`. XNU answers for any process, whatever
+/// its session or owner.
+pub(crate) fn session_of(pid: c_int) -> io::Result<c_int> {
+    // SAFETY: takes and returns plain integers; touches no memory of ours.
+    let sid = unsafe { libc::getsid(pid) };
+    if sid < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(sid)
+    }
+}
