@@ -1,5 +1,6 @@
 //! Every `unsafe` block of proctrack: the macOS calls that libproc has no safe
-//! wrapper for, or whose wrapper loses what we need (the errno, a retry).
+//! wrapper for, or whose wrapper loses what we need (the errno, a retry), and
+//! the signal layer's `kill`, `waitpid` and kqueue calls.
 //!
 //! Each function here is safe to call with any argument: buffers are owned,
 //! zero-initialised and sized here, and every value handed back is plain data.
@@ -9,6 +10,7 @@
 use std::ffi::CStr;
 use std::io;
 use std::mem::{MaybeUninit, size_of};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr;
 
 use libc::{c_int, c_uint};
@@ -234,4 +236,146 @@ pub(crate) fn session_of(pid: c_int) -> io::Result<c_int> {
     } else {
         Ok(sid)
     }
+}
+
+/// `kill(2)`: sends signal number `signal` to whoever holds `pid` now. The
+/// signal layer checks the identity right before calling it.
+pub(crate) fn kill(pid: c_int, signal: c_int) -> io::Result<()> {
+    // SAFETY: takes plain integers; touches no memory of ours.
+    let rc = unsafe { libc::kill(pid, signal) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `waitpid(2)` on our child `pid`: its raw wait status once it has exited
+/// (reaping it), `None` while it runs when `block` is false. Retries on EINTR.
+pub(crate) fn waitpid(pid: c_int, block: bool) -> io::Result<Option<c_int>> {
+    let options = if block { 0 } else { libc::WNOHANG };
+    loop {
+        let mut status: c_int = 0;
+        // SAFETY: `status` is a valid, writable int for the kernel to fill.
+        let rc = unsafe { libc::waitpid(pid, &mut status, options) };
+        if rc > 0 {
+            return Ok(Some(status));
+        }
+        if rc == 0 {
+            return Ok(None);
+        }
+        let error = io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EINTR) {
+            return Err(error);
+        }
+    }
+}
+
+/// `kqueue(2)`: a new, empty kernel event queue. Not inherited across `fork`.
+pub(crate) fn kqueue() -> io::Result<OwnedFd> {
+    // SAFETY: takes no arguments; returns a new descriptor or -1.
+    let fd = unsafe { libc::kqueue() };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created by the kernel for us and nothing else
+    // owns it; the `OwnedFd` closes it exactly once.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: plain integers; `fd` is open (owned above).
+    let rc = unsafe { libc::fcntl(owned.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(owned)
+}
+
+/// An `EVFILT_PROC` / `NOTE_EXIT` change or event for `pid`.
+fn proc_exit_event(pid: c_int, flags: u16) -> libc::kevent {
+    libc::kevent {
+        // A pid is positive here; the kernel reads `ident` as the pid.
+        ident: usize::try_from(pid).unwrap_or(0),
+        filter: libc::EVFILT_PROC,
+        flags,
+        fflags: libc::NOTE_EXIT,
+        data: 0,
+        udata: ptr::null_mut(),
+    }
+}
+
+/// Registers `EVFILT_PROC` / `NOTE_EXIT` for `pid` on `kq`: one event when
+/// that process exits (whoever its parent is). ESRCH when no live process has
+/// `pid` (a zombie counts as exited: the kernel refuses it too).
+///
+/// The filter is tied to the process that held `pid` at registration, never
+/// to a later holder; the caller checks afterwards that this was the process
+/// it meant (its start time).
+pub(crate) fn watch_exit(kq: BorrowedFd<'_>, pid: c_int) -> io::Result<()> {
+    let change = proc_exit_event(pid, libc::EV_ADD | libc::EV_ONESHOT);
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `change` is one valid kevent, read by the kernel; no event list
+    // (null, 0) is written, so a failed registration makes kevent return -1
+    // with its errno; a zero timeout never blocks. `kq` is an open kqueue.
+    let rc = unsafe { libc::kevent(kq.as_raw_fd(), &change, 1, ptr::null_mut(), 0, &zero) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Waits on `kq` for exits registered with [`watch_exit`], up to `timeout`
+/// (`None`: no limit; zero: only look), and appends the pids that exited to
+/// `exited`. Returns early, with nothing, on EINTR.
+pub(crate) fn wait_exits(
+    kq: BorrowedFd<'_>,
+    exited: &mut Vec<c_int>,
+    timeout: Option<std::time::Duration>,
+) -> io::Result<()> {
+    const ROOM: usize = 64;
+    let mut events = [proc_exit_event(0, 0); ROOM];
+    // Longer than a timespec holds is years: wait a year at a time.
+    let timespec = timeout.map(|timeout| libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(365 * 24 * 3600),
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos()),
+    });
+    let timeout_ptr = timespec
+        .as_ref()
+        .map_or(ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: no changes (null, 0); `events` is writable for ROOM kevents and
+    // the kernel writes at most that many; `timeout_ptr` is null or points to
+    // a timespec that outlives the call; `kq` is an open kqueue.
+    let count = unsafe {
+        libc::kevent(
+            kq.as_raw_fd(),
+            ptr::null(),
+            0,
+            events.as_mut_ptr(),
+            ROOM as c_int,
+            timeout_ptr,
+        )
+    };
+    if count < 0 {
+        let error = io::Error::last_os_error();
+        return match error.raw_os_error() {
+            Some(libc::EINTR) => Ok(()),
+            _ => Err(error),
+        };
+    }
+    let count = usize::try_from(count).unwrap_or(0).min(ROOM);
+    for event in &events[..count] {
+        // Copies out of the packed struct before looking.
+        let (filter, fflags, flags, ident) = (event.filter, event.fflags, event.flags, event.ident);
+        if filter == libc::EVFILT_PROC
+            && fflags & libc::NOTE_EXIT != 0
+            && flags & libc::EV_ERROR == 0
+        {
+            if let Ok(pid) = c_int::try_from(ident) {
+                exited.push(pid);
+            }
+        }
+    }
+    Ok(())
 }

@@ -51,3 +51,4 @@
 mod reader;
 
 pub use reader::LibprocReader;
+pub(crate) use reader::brief;

@@ -322,6 +322,19 @@ fn kinfo(pid: Pid) -> Result<Option<KinfoProc>> {
     }
 }
 
+/// The start time, parent and state of whichever process has `pid` now, from
+/// one `sysctl(KERN_PROC_PID)` (any user's process, zombies included); `None`
+/// when no process has it. The signal layer's identity check.
+pub(crate) fn brief(pid: Pid) -> Result<Option<(StartTime, Option<Pid>, State)>> {
+    Ok(kinfo(pid)?.map(|info| {
+        (
+            start_of(&info),
+            Pid::try_from(info.kp_eproc.e_ppid).ok(),
+            state_of(&info),
+        )
+    }))
+}
+
 /// The start time of whichever process has `pid` now.
 fn start_now(pid: Pid) -> Result<StartTime> {
     kinfo(pid)?

@@ -12,6 +12,12 @@ use std::sync::OnceLock;
 /// reaped and have its pid reused; and exits of other processes than our own
 /// children cannot be waited for.
 ///
+/// On macOS `pidfd` is false, always: handles are [`Backend::Kill`], with the
+/// same small reuse window between the start-time check and `kill(2)` (a tree
+/// kill narrows it by stopping each member first). Exits of any process are
+/// still events there ([`exit_events`](Capabilities::exit_events), through
+/// kqueue), and there is no child subreaper.
+///
 /// ```no_run
 /// let caps = proctrack::signal::capabilities();
 /// if !caps.pidfd {
@@ -32,7 +38,14 @@ pub struct Capabilities {
     pub waitid_pidfd: bool,
     /// `PR_SET_CHILD_SUBREAPER` is available (Linux 3.4): orphaned descendants
     /// can be made to reparent to us (see [`Subreaper`](super::Subreaper)).
+    /// False on macOS.
     pub child_subreaper: bool,
+    /// Exits of any process, not only our children, are events that
+    /// [`ProcessHandle::wait`](super::ProcessHandle::wait) and
+    /// [`exited`](super::ProcessHandle::exited) wait for without polling, for
+    /// handles made with [`Backend::Auto`]: through a pidfd on Linux (as
+    /// `pidfd_wait`), through kqueue `EVFILT_PROC` / `NOTE_EXIT` on macOS.
+    pub exit_events: bool,
 }
 
 impl Capabilities {
@@ -68,20 +81,26 @@ pub enum Backend {
     /// Opening a handle fails with [`Error::Unsupported`](crate::Error::Unsupported)
     /// on kernels without pidfds.
     Pidfd,
-    /// `kill(2)` right after checking the identity in `/proc`, as kernels
-    /// before 5.3 force. Exits of processes other than our own children cannot
-    /// be awaited; see [`Capabilities`].
+    /// `kill(2)` right after checking the identity in `/proc` (on macOS,
+    /// `sysctl(KERN_PROC_PID)`), as kernels before 5.3 force and as macOS
+    /// always is. On Linux, exits of processes other than our own children
+    /// cannot be awaited then; on macOS they can (kqueue). See
+    /// [`Capabilities`].
     Kill,
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "macos"))]
 impl Backend {
     /// What this backend means here: `Auto` resolved against [`capabilities`].
     pub(crate) fn resolve(self) -> crate::Result<Backend> {
         match self {
             Backend::Auto => Ok(capabilities().auto_backend()),
             Backend::Pidfd if !capabilities().pidfd => Err(crate::Error::Unsupported {
-                what: "pidfd (Linux 5.3 or later)",
+                what: if cfg!(target_os = "macos") {
+                    "pidfd (macOS has none)"
+                } else {
+                    "pidfd (Linux 5.3 or later)"
+                },
             }),
             other => Ok(other),
         }
@@ -123,16 +142,31 @@ fn probe() -> Capabilities {
         pidfd_wait: pidfd.is_some(),
         waitid_pidfd,
         child_subreaper: rustix::process::child_subreaper().is_ok(),
+        exit_events: pidfd.is_some(),
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+/// macOS: no pidfd, no subreaper; kqueue's `EVFILT_PROC` has been there
+/// since 10.0.
+#[cfg(target_os = "macos")]
 fn probe() -> Capabilities {
     Capabilities {
         pidfd: false,
         pidfd_wait: false,
         waitid_pidfd: false,
         child_subreaper: false,
+        exit_events: true,
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+fn probe() -> Capabilities {
+    Capabilities {
+        pidfd: false,
+        pidfd_wait: false,
+        waitid_pidfd: false,
+        child_subreaper: false,
+        exit_events: false,
     }
 }
 
@@ -145,7 +179,11 @@ mod tests {
         // The development machines run Linux 6.x.
         let caps = capabilities();
         assert!(
-            caps.pidfd && caps.pidfd_wait && caps.waitid_pidfd && caps.child_subreaper,
+            caps.pidfd
+                && caps.pidfd_wait
+                && caps.waitid_pidfd
+                && caps.child_subreaper
+                && caps.exit_events,
             "{caps:?}"
         );
         assert_eq!(Backend::Auto.resolve().ok(), Some(Backend::Pidfd));

@@ -45,12 +45,14 @@ fn resolve(dir: &Path) -> PathBuf {
 }
 
 /// `path` is `dir` or below it, component by component.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 pub(crate) fn is_under(path: &Path, dir: &Path) -> bool {
     path.starts_with(dir)
 }
 
-#[cfg(target_os = "linux")]
+/// One code path for Linux and macOS: the platform's
+/// [`SystemSource`](crate::SystemSource), through [`ProcessSource`](crate::ProcessSource).
+#[cfg(any(target_os = "linux", target_os = "macos"))]
 mod imp {
     use std::path::Path;
 
@@ -59,10 +61,10 @@ mod imp {
     use crate::signal::KillReport;
     use crate::signal::killer::kill_roots;
     use crate::signal::scan::{Node, Snapshot};
-    use crate::{Error, ProcReader, ProcessIdentity, Result};
+    use crate::{Error, ProcessIdentity, ProcessSource, Result};
 
     pub(super) fn kill_cwd(dir: &Path, options: &KillOptions) -> Result<KillReport> {
-        let mut reader = ProcReader::open()?;
+        let mut reader = crate::system::open()?;
         let mut snapshot = Snapshot::default();
         snapshot.refresh(&mut reader)?;
         let mut nodes: Vec<Node> = snapshot
@@ -72,30 +74,26 @@ mod imp {
             .collect();
         nodes.sort_unstable_by_key(|node| node.pid);
         let mut roots = Vec::new();
+        let boot = reader.boot_id();
         for node in nodes {
-            let cwd = match reader.cwd(node.pid) {
+            // `read_cwd` checks the start time after reading: the snapshot saw
+            // it before, so one process held the pid throughout and the cwd is
+            // that process's; NotFound when the pid changed hands.
+            let identity = ProcessIdentity::new(boot, node.pid, node.start);
+            let cwd = match reader.read_cwd(identity) {
                 Ok(cwd) => cwd,
                 Err(Error::NotFound { .. }) => continue,
                 Err(other) => return Err(other),
             };
-            if !cwd.path().is_some_and(|path| is_under(path, dir)) {
-                continue;
+            if cwd.path().is_some_and(|path| is_under(path, dir)) {
+                roots.push(identity);
             }
-            // The cwd was read by pid. The start time was the same before it
-            // (the snapshot) and is after it, so one process held the pid
-            // throughout and the cwd is that process's.
-            match reader.stat(node.pid) {
-                Ok(stat) if stat.starttime == node.start.as_raw() => {}
-                Ok(_) | Err(Error::NotFound { .. }) => continue,
-                Err(other) => return Err(other),
-            }
-            roots.push(ProcessIdentity::new(reader.boot_id(), node.pid, node.start));
         }
         kill_roots(&roots, options, None, false)
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 mod imp {
     use std::path::Path;
 

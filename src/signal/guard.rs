@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use crate::{Error, Pid, Result};
+use crate::{Error, Pid, ProcessSource, Result};
 
 /// Which protected processes the caller allows to be signalled.
 ///
@@ -132,23 +132,24 @@ impl Protected {
     }
 }
 
-/// The calling process's ancestors, parent first, up to pid 1.
-#[cfg(target_os = "linux")]
+/// The calling process's ancestors, parent first, up to pid 1, read from the
+/// platform's [`SystemSource`](crate::SystemSource) ([`Error::Unsupported`]
+/// where there is none).
 fn ancestors(me: Pid) -> Result<Vec<Pid>> {
-    let mut reader = crate::ProcReader::open()?;
+    let mut reader = crate::system::open()?;
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut pid = me;
     loop {
-        let parent = match reader.stat(pid) {
-            Ok(stat) => stat.ppid,
+        let parent = match reader.sample(pid) {
+            Ok(sample) => sample.parent,
             // An ancestor exiting under us: its children now have a new
             // parent, which we would have met going up anyway.
             Err(Error::NotFound { .. }) => break,
             Err(other) => return Err(other),
         };
-        match Pid::try_from(parent) {
-            Ok(parent) if seen.insert(parent) => {
+        match parent {
+            Some(parent) if seen.insert(parent) => {
                 out.push(parent);
                 pid = parent;
             }
@@ -158,15 +159,7 @@ fn ancestors(me: Pid) -> Result<Vec<Pid>> {
     Ok(out)
 }
 
-#[cfg(not(target_os = "linux"))]
-fn ancestors(_me: Pid) -> Result<Vec<Pid>> {
-    let _ = HashSet::<Pid>::new();
-    Err(Error::Unsupported {
-        what: "finding the calling process's ancestors on this platform",
-    })
-}
-
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(all(test, any(target_os = "linux", target_os = "macos")))]
 mod tests {
     use super::*;
 

@@ -18,6 +18,18 @@ use crate::{Error, Pid, ProcessIdentity, Result};
 /// pin; each signal re-checks the identity in `/proc` right before `kill(2)`.
 /// See [`capabilities`](super::capabilities) for what holds where.
 ///
+/// **On macOS** there is no pidfd: every handle is [`Backend::Kill`]. It
+/// holds the identity (pid, start time in microseconds since the epoch), and
+/// each signal re-checks that start time through `sysctl(KERN_PROC_PID)`
+/// right before `kill(2)`. A small window remains between the check and the
+/// signal in which the process could exit, be reaped by its parent and its
+/// pid be handed to a new process. A `SIGSTOP` that turns out, on the check
+/// after it, to have reached a new holder of the pid is undone with
+/// `SIGCONT` and reported [`Delivery::Gone`]. Waiting for the exit is an
+/// event all the same, for any process: a kqueue `EVFILT_PROC` /
+/// `NOTE_EXIT` filter, registered first and then checked against the start
+/// time.
+///
 /// ```no_run
 /// use proctrack::signal::{Delivery, ProcessHandle, Signal};
 ///
@@ -50,8 +62,16 @@ pub(crate) enum Pin {
     Checked,
 }
 
-/// No platform but Linux can make a handle yet.
-#[cfg(not(target_os = "linux"))]
+/// How a handle holds its process: on macOS, it cannot.
+#[cfg(target_os = "macos")]
+#[derive(Debug)]
+pub(crate) enum Pin {
+    /// Nothing: the start time is re-checked before each `kill(2)`.
+    Checked,
+}
+
+/// No platform but Linux and macOS can make a handle yet.
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 #[derive(Debug)]
 pub(crate) enum Pin {}
 
@@ -181,6 +201,13 @@ impl ProcessHandle {
     pub(crate) fn send(&self, signal: Signal) -> Result<Delivery> {
         imp::send(self, signal)
     }
+
+    /// Whether this handle's exit can be awaited as an event (a pidfd on
+    /// Linux, kqueue on macOS); false for an unpinned Linux handle.
+    #[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
+    pub(crate) fn exit_is_event(&self) -> bool {
+        imp::exit_is_event(self)
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -241,6 +268,10 @@ mod imp {
         }
     }
 
+    pub(super) fn exit_is_event(handle: &ProcessHandle) -> bool {
+        matches!(handle.pin, Pin::Pidfd(_))
+    }
+
     pub(super) fn send(handle: &ProcessHandle, signal: Signal) -> Result<Delivery> {
         let pid = handle.pid();
         let sent = match &handle.pin {
@@ -271,7 +302,90 @@ mod imp {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+mod imp {
+    use std::process::Child;
+
+    use super::{Delivery, Pin, ProcessHandle};
+    use crate::signal::sys::{self, Sent};
+    use crate::signal::{Backend, Signal};
+    use crate::{Error, Pid, ProcessIdentity, Result};
+
+    pub(super) fn pin(
+        identity: ProcessIdentity,
+        backend: Backend,
+    ) -> Result<Option<ProcessHandle>> {
+        backend.resolve()?;
+        if identity.boot_id() != sys::boot_id()? {
+            return Ok(None);
+        }
+        let handle = ProcessHandle {
+            identity,
+            pin: Pin::Checked,
+        };
+        Ok(handle.still_there()?.then_some(handle))
+    }
+
+    pub(super) fn from_child(child: &Child) -> Result<ProcessHandle> {
+        let pid = Pid::try_from(child.id())?;
+        // An unreaped child keeps its pid: the start time read now is its own.
+        match sys::brief(pid)? {
+            Some(now) if now.parent == Some(Pid::current()) => {
+                let identity = ProcessIdentity::new(sys::boot_id()?, pid, now.start);
+                Ok(ProcessHandle {
+                    identity,
+                    pin: Pin::Checked,
+                })
+            }
+            _ => Err(Error::NotChild { pid }),
+        }
+    }
+
+    pub(super) fn backend(handle: &ProcessHandle) -> Backend {
+        match handle.pin {
+            Pin::Checked => Backend::Kill,
+        }
+    }
+
+    pub(super) fn exit_is_event(handle: &ProcessHandle) -> bool {
+        match handle.pin {
+            // kqueue's NOTE_EXIT tells the exit of any process.
+            Pin::Checked => true,
+        }
+    }
+
+    pub(super) fn send(handle: &ProcessHandle, signal: Signal) -> Result<Delivery> {
+        let pid = handle.pid();
+        if !handle.still_there()? {
+            return Ok(Delivery::Gone);
+        }
+        // The window no pidfd closes: between the check above and this call
+        // the process could exit, be reaped, and its pid be handed to another.
+        let sent = sys::kill(pid, signal)?;
+        if signal == Signal::Stop && matches!(sent, Sent::Delivered) && !handle.still_there()? {
+            // It did: the stop reached the pid's new holder. Undo it. (A tree
+            // kill stops each member first for this reason: a stopped process
+            // cannot exit by itself, so the check before the real signal
+            // holds until the signal.)
+            let _ = sys::kill(pid, Signal::Cont)?;
+            return Ok(Delivery::Gone);
+        }
+        Ok(match sent {
+            Sent::Delivered => Delivery::Delivered,
+            Sent::Gone => Delivery::Gone,
+            Sent::Denied => Delivery::Denied,
+        })
+    }
+
+    impl ProcessHandle {
+        /// Whether the pid still holds our identity (alive or zombie).
+        pub(crate) fn still_there(&self) -> Result<bool> {
+            Ok(sys::brief(self.pid())?.is_some_and(|now| now.start == self.identity.start_time()))
+        }
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 mod imp {
     use std::process::Child;
 
@@ -299,6 +413,10 @@ mod imp {
     }
 
     pub(super) fn send(handle: &ProcessHandle, _signal: Signal) -> Result<Delivery> {
+        match handle.pin {}
+    }
+
+    pub(super) fn exit_is_event(handle: &ProcessHandle) -> bool {
         match handle.pin {}
     }
 }

@@ -1,16 +1,16 @@
-//! The tree-kill algorithm (Linux): freeze, complete, signal, wait, reap.
-//! The steps are described in the [`tree`](super::tree) module docs.
+//! The tree-kill algorithm, one for Linux and macOS: freeze, complete,
+//! signal, wait, reap. The steps are described in the [`tree`](super::tree)
+//! module docs. The platform shows only through [`ProcessHandle`] (pidfd or
+//! identity-checked `kill(2)`), the platform's [`SystemSource`] and `sys`.
 
 use std::collections::HashSet;
-use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use super::guard::Protected;
-use super::handle::Pin;
-use super::scan::{Node, Snapshot, all_threads_stopped};
+use super::scan::{Node, Snapshot};
 use super::sys;
 use super::{Backend, Delivery, KillOptions, KillReport, ProcessHandle, Signal};
-use crate::{Error, Pid, ProcReader, ProcessIdentity, Result, State};
+use crate::{Error, Pid, ProcessIdentity, ProcessSource, Result, State, SystemSource};
 
 /// Tells the killer which of our children are ours by spawning (so not
 /// adopted orphans). Only a [`Subreaper`](super::Subreaper) kill passes one.
@@ -70,7 +70,7 @@ struct Killer<'a> {
     protected: Protected,
     is_own: Option<IsOwn<'a>>,
     me: Pid,
-    reader: ProcReader,
+    reader: SystemSource,
     snapshot: Snapshot,
     members: Vec<Member>,
     /// Every identity met, member or not, so that none is pinned twice.
@@ -93,7 +93,7 @@ impl<'a> Killer<'a> {
             protected,
             is_own,
             me: Pid::current(),
-            reader: ProcReader::open()?,
+            reader: crate::system::open()?,
             snapshot: Snapshot::default(),
             members: Vec::new(),
             known: HashSet::new(),
@@ -109,14 +109,14 @@ impl<'a> Killer<'a> {
         if !self.known.insert(root) {
             return Ok(());
         }
-        let now = match self.reader.stat(root.pid()) {
-            Ok(stat) => Some((stat.starttime, stat.ppid, stat.is_kernel_thread())),
+        let now = match self.reader.sample(root.pid()) {
+            Ok(sample) => Some((sample.start_time, sample.parent, sample.kernel_thread)),
             Err(Error::NotFound { .. }) => None,
             Err(other) => return Err(other),
         };
         match now {
-            Some((start, parent, kernel_thread)) if start == root.start_time().as_raw() => {
-                let ours = parent == self.me.as_raw();
+            Some((start, parent, kernel_thread)) if start == root.start_time() => {
+                let ours = parent == Some(self.me);
                 self.admit(root, kernel_thread, !ours || self.options.reap_root, true)
             }
             _ => {
@@ -299,7 +299,7 @@ impl<'a> Killer<'a> {
                     );
                     if leader && node.threads > 1 {
                         // Gone since the snapshot counts as stopped.
-                        all_threads_stopped(identity.pid())?.unwrap_or(true)
+                        sys::all_threads_stopped(identity.pid())?.unwrap_or(true)
                     } else {
                         leader
                     }
@@ -345,23 +345,22 @@ impl<'a> Killer<'a> {
     fn wait_exits(&mut self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let mut waiting: Vec<usize> = Vec::new();
-        let mut fds: Vec<BorrowedFd<'_>> = Vec::new();
         let mut unpinned = false;
         for (i, member) in self.members.iter().enumerate() {
             if member.state != Fate::Signalled {
                 continue;
             }
-            match &member.handle.pin {
-                Pin::Pidfd(fd) => {
-                    waiting.push(i);
-                    fds.push(fd.as_fd());
-                }
-                Pin::Checked => unpinned = true,
+            if member.handle.exit_is_event() {
+                waiting.push(i);
+            } else {
+                unpinned = true;
             }
         }
-        let mut pending = vec![true; fds.len()];
-        sys::wait_readable(&fds, &mut pending, Some(deadline))?;
-        drop(fds);
+        let handles: Vec<&ProcessHandle> =
+            waiting.iter().map(|&i| &self.members[i].handle).collect();
+        let mut pending = vec![true; handles.len()];
+        sys::wait_exits(&handles, &mut pending, Some(deadline))?;
+        drop(handles);
         for (slot, i) in waiting.into_iter().enumerate() {
             if !pending[slot] {
                 self.members[i].state = Fate::Exited;
@@ -374,7 +373,7 @@ impl<'a> Killer<'a> {
                 std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
             }
             for member in &mut self.members {
-                if member.state == Fate::Signalled && matches!(member.handle.pin, Pin::Checked) {
+                if member.state == Fate::Signalled && !member.handle.exit_is_event() {
                     self.report.confirmed = false;
                     if member.handle.has_exited()? {
                         member.state = Fate::Exited;
@@ -388,9 +387,9 @@ impl<'a> Killer<'a> {
     /// Step 5: collects the exit status of every exited member that is our
     /// child now and that no `Child` of the caller owns.
     ///
-    /// With pidfds every exit was seen, and the kernel reparents a process's
-    /// children before its pidfd turns readable, so the orphans are ours by
-    /// now. Unpinned members (the fallback) were not seen to exit; but after
+    /// With pidfds (or kqueue on macOS) every exit was seen, and the kernel
+    /// reparents a process's children before its exit is told, so the
+    /// orphans are ours by now. Unpinned members (the fallback) were not seen to exit; but after
     /// `SIGKILL` a child of ours will exit, so we may block on it. Parents
     /// come before their children in `members`: once an unpinned parent that
     /// is our child has exited (and, if it is ours to reap, been reaped), its
@@ -398,12 +397,11 @@ impl<'a> Killer<'a> {
     fn reap(&mut self) -> Result<()> {
         let killed_for_sure = self.last == Signal::Kill;
         for member in &self.members {
-            let status = match (&member.handle.pin, member.state, member.reap) {
-                (_, Fate::Exited | Fate::Gone, true) => member.handle.try_reap(),
-                (Pin::Checked, Fate::Signalled, true) if killed_for_sure => {
-                    member.handle.reap().map(Some)
-                }
-                (Pin::Checked, Fate::Signalled, false) if killed_for_sure => {
+            let unseen = !member.handle.exit_is_event() && killed_for_sure;
+            let status = match (member.state, member.reap) {
+                (Fate::Exited | Fate::Gone, true) => member.handle.try_reap(),
+                (Fate::Signalled, true) if unseen => member.handle.reap().map(Some),
+                (Fate::Signalled, false) if unseen => {
                     // A child the caller owns: wait for its exit, not its status.
                     let identity = member.handle.identity();
                     match sys::brief(identity.pid())? {
@@ -439,7 +437,7 @@ impl<'a> Killer<'a> {
                 Fate::Gone => &mut self.report.already_gone,
                 Fate::Denied => &mut self.report.denied,
                 // Unpinned and SIGKILLed: dead, if not seen dead.
-                Fate::Signalled if matches!(member.handle.pin, Pin::Checked) && killed_for_sure => {
+                Fate::Signalled if !member.handle.exit_is_event() && killed_for_sure => {
                     &mut self.report.killed
                 }
                 Fate::Signalled | Fate::Held => &mut self.report.survived,

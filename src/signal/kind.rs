@@ -179,7 +179,7 @@ impl Signal {
     /// True for the signals a stopped process acts on without being resumed:
     /// `SIGKILL` ends it, `SIGSTOP` and `SIGCONT` are about stopping itself.
     /// Any other signal waits, pending, until `SIGCONT`.
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
     pub(crate) fn acts_while_stopped(self) -> bool {
         matches!(self, Signal::Kill | Signal::Stop | Signal::Cont)
     }

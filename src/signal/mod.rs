@@ -67,14 +67,29 @@
 //! the system or the caller. `EPERM` on one process is reported for that
 //! process; it never aborts a tree kill.
 //!
-//! # Old kernels and other platforms
+//! # Old kernels, macOS and other platforms
 //!
 //! Without pidfds (Linux before 5.3) handles fall back to `kill(2)` right
 //! after an identity check in `/proc`, which narrows the race to microseconds
 //! but cannot close it, and exits of processes other than our children cannot
 //! be awaited. [`capabilities`] says which guarantees hold; [`Backend::Kill`]
-//! forces the fallback (tests use it). On platforms other than Linux every
-//! call returns [`Error::Unsupported`](crate::Error::Unsupported) for now.
+//! forces the fallback (tests use it).
+//!
+//! macOS has no pidfd, so every handle is that fallback: the start time
+//! (microseconds since the epoch, from `sysctl(KERN_PROC_PID)`) is checked
+//! right before `kill(2)`, and a small window remains in which the pid could
+//! change hands ([`Capabilities::pidfd`] is false). A tree kill narrows it:
+//! each member is stopped first and its start time checked again before the
+//! real signal, and a stopped process cannot exit by itself. Exits, though,
+//! are events for any process there: kqueue `EVFILT_PROC` / `NOTE_EXIT`
+//! ([`Capabilities::exit_events`]), so waiting, [`ProcessHandle::exited`]
+//! and a tree kill's exit check work as on Linux. Tree discovery is the same
+//! code on both, through [`ProcessSource`](crate::ProcessSource). There is no
+//! child subreaper on macOS: [`Subreaper::install`] returns
+//! [`Error::Unsupported`](crate::Error::Unsupported).
+//!
+//! On other platforms every call returns
+//! [`Error::Unsupported`](crate::Error::Unsupported) for now.
 
 mod capability;
 mod cwd;
@@ -85,11 +100,11 @@ mod spawn;
 pub mod tree;
 mod wait;
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "macos"))]
 mod killer;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "macos"))]
 mod scan;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "macos"))]
 mod sys;
 
 pub use capability::{Backend, Capabilities, capabilities};

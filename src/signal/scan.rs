@@ -1,12 +1,15 @@
 //! Tree discovery for the killer: who is whose child, right now.
 //!
 //! Everything the killer knows about the process tree comes from
-//! [`Snapshot::refresh`], so switching to another source (the incremental
-//! process table) means replacing that one function.
+//! [`Snapshot::refresh`], which asks the platform's
+//! [`SystemSource`](crate::SystemSource) through the [`ProcessSource`] trait
+//! (a pid listing and one sample per process): the same code on Linux and
+//! macOS. Switching to another source (the incremental process table) means
+//! replacing that one function.
 
 use std::collections::HashMap;
 
-use crate::{Error, Pid, ProcReader, Result, StartTime, State};
+use crate::{Error, Pid, ProcessSource, Result, StartTime, State};
 
 /// One process as a scan saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,7 +18,7 @@ pub(crate) struct Node {
     pub(crate) parent: Option<Pid>,
     pub(crate) start: StartTime,
     pub(crate) state: State,
-    pub(crate) threads: i64,
+    pub(crate) threads: u32,
     pub(crate) kernel_thread: bool,
 }
 
@@ -28,20 +31,21 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    /// Rescans every process: one `/proc` listing, one stat read each.
-    pub(crate) fn refresh(&mut self, reader: &mut ProcReader) -> Result<()> {
+    /// Rescans every process: one listing, one sample each (on Linux one
+    /// `/proc/<pid>/stat` read, on macOS one `proc_pidinfo` or `sysctl`).
+    pub(crate) fn refresh(&mut self, reader: &mut impl ProcessSource) -> Result<()> {
         self.nodes.clear();
         self.children.values_mut().for_each(Vec::clear);
         reader.list_pids(&mut self.pids)?;
         for &pid in &self.pids {
-            let node = match reader.stat(pid) {
-                Ok(stat) => Node {
+            let node = match reader.sample(pid) {
+                Ok(sample) => Node {
                     pid,
-                    parent: Pid::try_from(stat.ppid).ok(),
-                    start: StartTime::from_raw(stat.starttime),
-                    state: State::from_letter(stat.state),
-                    threads: stat.num_threads,
-                    kernel_thread: stat.is_kernel_thread(),
+                    parent: sample.parent,
+                    start: sample.start_time,
+                    state: sample.state,
+                    threads: sample.threads,
+                    kernel_thread: sample.kernel_thread,
                 },
                 // Exited and reaped since the listing.
                 Err(Error::NotFound { .. }) => continue,
@@ -81,52 +85,13 @@ impl Snapshot {
     }
 }
 
-/// True when every thread of `pid` is stopped or exited. The stat of a
-/// process shows its leader thread only, and a group stop reaches the threads
-/// one by one: a thread not stopped yet could still fork. `None` when the
-/// process is gone.
-pub(crate) fn all_threads_stopped(pid: Pid) -> Result<Option<bool>> {
-    let dir = format!("/proc/{pid}/task");
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(Error::Io {
-                path: dir.into(),
-                source,
-            });
-        }
-    };
-    for entry in entries {
-        let Ok(entry) = entry else { return Ok(None) };
-        let path = entry.path().join("stat");
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            // The thread exited meanwhile.
-            Err(_) => continue,
-        };
-        let stat = crate::parse::parse_stat(&bytes).map_err(|e| Error::Parse {
-            path,
-            reason: e.to_string(),
-        })?;
-        let state = State::from_letter(stat.state);
-        if !matches!(
-            state,
-            State::Stopped | State::TracingStop | State::Zombie | State::Dead
-        ) {
-            return Ok(Some(false));
-        }
-    }
-    Ok(Some(true))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn finds_our_parent_and_us() -> Result<()> {
-        let mut reader = ProcReader::open()?;
+        let mut reader = crate::system::open()?;
         let mut snapshot = Snapshot::default();
         snapshot.refresh(&mut reader)?;
         let me = snapshot

@@ -107,7 +107,10 @@ pub struct Subreaper {
 
 impl Subreaper {
     /// Makes this process a child subreaper (`PR_SET_CHILD_SUBREAPER`).
-    /// Idempotent. [`Error::Unsupported`] on other platforms.
+    /// Idempotent. [`Error::Unsupported`] on other platforms, macOS included:
+    /// it has no such attribute, and orphans always reparent to launchd
+    /// (pid 1). There, kill a tree before its middle processes exit, or keep
+    /// the tree in its own process group ([`spawn_group`]).
     pub fn install() -> Result<Subreaper> {
         imp::install()?;
         Ok(Subreaper { _private: () })
@@ -201,13 +204,15 @@ fn is_own(identity: &ProcessIdentity) -> bool {
     own().contains(identity)
 }
 
-#[cfg(target_os = "linux")]
+/// One code path for Linux and macOS; on macOS `install` fails, so no
+/// `Subreaper` exists there to call the others.
+#[cfg(any(target_os = "linux", target_os = "macos"))]
 mod imp {
     use super::{is_own, own};
     use crate::signal::killer::kill_roots;
     use crate::signal::sys;
     use crate::signal::{KillOptions, KillReport};
-    use crate::{Pid, ProcReader, ProcessIdentity, Result, StartTime};
+    use crate::{Pid, ProcessIdentity, ProcessSource, Result};
 
     pub(super) fn install() -> Result<()> {
         if !sys::is_subreaper()? {
@@ -219,17 +224,19 @@ mod imp {
     pub(super) fn adopted() -> Result<Vec<ProcessIdentity>> {
         forget_gone()?;
         let me = Pid::current();
-        let mut reader = ProcReader::open()?;
+        let mut reader = crate::system::open()?;
         let mut pids = Vec::new();
         reader.list_pids(&mut pids)?;
         let boot = reader.boot_id();
         let mut out = Vec::new();
         for pid in pids {
-            let Ok(stat) = reader.stat(pid) else { continue };
-            if stat.ppid != me.as_raw() {
+            let Ok(sample) = reader.sample(pid) else {
+                continue;
+            };
+            if sample.parent != Some(me) {
                 continue;
             }
-            let identity = ProcessIdentity::new(boot, pid, StartTime::from_raw(stat.starttime));
+            let identity = ProcessIdentity::new(boot, pid, sample.start_time);
             if !is_own(&identity) {
                 out.push(identity);
             }
@@ -257,7 +264,7 @@ mod imp {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 mod imp {
     use crate::signal::{KillOptions, KillReport};
     use crate::{Error, ProcessIdentity, Result};

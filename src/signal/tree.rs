@@ -6,13 +6,16 @@
 //! kill freezes the tree first:
 //!
 //! 1. pin every member with a [`ProcessHandle`](super::ProcessHandle) (a pid
-//!    alone could be reused under us) and send it `SIGSTOP`;
+//!    alone could be reused under us) and send it `SIGSTOP` (on macOS, where
+//!    a handle is a checked pid, the start time is checked again after the
+//!    stop and before every later signal: a stopped process cannot exit by
+//!    itself, so the pid stays its own);
 //! 2. rescan, pin and stop the members found since, until a scan that started
 //!    after every member was seen stopped finds no new member: a stopped
 //!    process cannot fork, so the set is complete;
 //! 3. deliver the signal through the pins (`SIGCONT` after it, for signals a
 //!    stopped process would otherwise leave pending);
-//! 4. wait for the exits on the pidfds; in graceful mode, stop and rescan what
+//! 4. wait for the exits on the pidfds (kqueue on macOS); in graceful mode, stop and rescan what
 //!    is left after the grace period and `SIGKILL` it;
 //! 5. collect the exit status of every member that became our child on the
 //!    way (a subreaper adopts the orphans of a dying tree), by its pidfd,
@@ -178,8 +181,9 @@ pub struct KillReport {
     /// when the settle timeout ran out first (see
     /// [`KillOptions::settle_timeout`]).
     pub settled: bool,
-    /// True when every exit was seen on a pidfd; false when some member was
-    /// signalled through the fallback, which cannot wait for exits.
+    /// True when every exit was seen as an event (a pidfd on Linux, kqueue
+    /// on macOS); false when some member was signalled through the Linux
+    /// fallback, which cannot wait for exits.
     pub confirmed: bool,
 }
 
@@ -224,11 +228,11 @@ impl KillReport {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn kill_tree(root: ProcessIdentity, options: &KillOptions) -> Result<KillReport> {
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
     {
         super::killer::kill_roots(&[root], options, None, true)
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
     {
         let _ = (root, options);
         Err(crate::Error::Unsupported {

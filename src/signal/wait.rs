@@ -3,6 +3,10 @@
 //!
 //! A pidfd becomes readable when its process exits, whoever its parent is, so
 //! waiting is an event: `poll(2)` on the pidfd for blocking waits, tokio's
+//! `AsyncFd` for async ones. On macOS the event is a kqueue `EVFILT_PROC` /
+//! `NOTE_EXIT` filter, registered first and then checked against the
+//! handle's start time (`ESRCH` on registering means the process is gone);
+//! `kevent(2)` with a timeout for blocking waits, the kqueue's fd in an
 //! `AsyncFd` for async ones. Neither reaps: the exit status stays for the
 //! parent. Reaping is a separate, explicit step ([`ProcessHandle::try_reap`],
 //! [`ProcessHandle::reap`]) through `waitid(P_PIDFD)`, for children the caller
@@ -33,8 +37,9 @@ impl ProcessHandle {
 
     /// Blocks until the process exits. Does not reap it.
     ///
-    /// Needs a pidfd ([`Capabilities::pidfd_wait`](super::Capabilities::pidfd_wait));
-    /// an unpinned handle answers [`Error::Unsupported`](crate::Error::Unsupported).
+    /// Needs a pidfd ([`Capabilities::pidfd_wait`](super::Capabilities::pidfd_wait))
+    /// or macOS's kqueue ([`Capabilities::exit_events`](super::Capabilities::exit_events));
+    /// an unpinned Linux handle answers [`Error::Unsupported`](crate::Error::Unsupported).
     ///
     /// ```no_run
     /// use proctrack::signal::ProcessHandle;
@@ -66,9 +71,10 @@ impl ProcessHandle {
 
     /// Completes when the process exits. Does not reap it.
     ///
-    /// Registers a duplicate of the pidfd with the tokio reactor, so several
-    /// tasks may await the same handle. Needs a pidfd; an unpinned handle
-    /// answers [`Error::Unsupported`](crate::Error::Unsupported).
+    /// Registers a duplicate of the pidfd (on macOS, a new kqueue watching
+    /// the process) with the tokio reactor, so several tasks may await the
+    /// same handle. Needs a pidfd or macOS; an unpinned Linux handle answers
+    /// [`Error::Unsupported`](crate::Error::Unsupported).
     ///
     /// # Panics
     ///
@@ -213,7 +219,50 @@ mod imp {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+mod imp {
+    use std::process::ExitStatus;
+    use std::time::Instant;
+
+    use crate::signal::{ProcessHandle, sys};
+    use crate::{Error, Pid, Result};
+
+    pub(super) fn has_exited(handle: &ProcessHandle) -> Result<bool> {
+        Ok(match sys::brief(handle.pid())? {
+            Some(now) if now.start == handle.identity.start_time() => now.state.has_exited(),
+            _ => true,
+        })
+    }
+
+    pub(super) fn wait_until(handle: &ProcessHandle, deadline: Option<Instant>) -> Result<bool> {
+        let mut pending = [true];
+        sys::wait_exits(&[handle], &mut pending, deadline)?;
+        Ok(!pending[0])
+    }
+
+    pub(super) async fn exited(handle: &ProcessHandle) -> Result<()> {
+        sys::exited(handle).await
+    }
+
+    pub(super) fn reap(handle: &ProcessHandle, block: bool) -> Result<Option<ExitStatus>> {
+        // No pin: go by pid, after checking it is still our unreaped child
+        // with this identity. Only we can reap our child, so the pid cannot
+        // change hands between the check and the wait (unless the caller broke
+        // the ownership rule and reaps it elsewhere too).
+        let pid = handle.pid();
+        match sys::brief(pid)? {
+            Some(now)
+                if now.start == handle.identity.start_time()
+                    && now.parent == Some(Pid::current()) =>
+            {
+                sys::waitid_pid(pid, block)
+            }
+            _ => Err(Error::NotChild { pid }),
+        }
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 mod imp {
     use std::process::ExitStatus;
     use std::time::Instant;

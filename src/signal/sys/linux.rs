@@ -1,28 +1,21 @@
 //! The Linux system calls under the signal layer, each in one small function
-//! that speaks proctrack's types. Nothing above this file touches rustix.
+//! that speaks proctrack's types. Nothing above this module touches rustix.
 
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::process::{PidfdFlags, WaitId, WaitIdOptions, WaitIdStatus};
 
-use super::Signal;
+use super::{Brief, Sent};
 use crate::parse;
-use crate::{BootId, Error, Pid, Result, StartTime, State};
-
-/// What one read of `/proc/<pid>/stat` tells the signal layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Brief {
-    pub(crate) start: StartTime,
-    pub(crate) parent: Option<Pid>,
-    pub(crate) state: State,
-}
+use crate::signal::handle::Pin;
+use crate::signal::{ProcessHandle, Signal};
+use crate::{Error, Pid, Result, StartTime, State};
 
 /// Reads `/proc/<pid>/stat`; `None` when no process has the pid.
 pub(crate) fn brief(pid: Pid) -> Result<Option<Brief>> {
@@ -57,16 +50,6 @@ pub(crate) fn proc_path(pid: Pid, leaf: &str) -> PathBuf {
         path.push(leaf);
     }
     path
-}
-
-/// The id of this boot, read once.
-pub(crate) fn boot_id() -> Result<BootId> {
-    static BOOT: OnceLock<BootId> = OnceLock::new();
-    if let Some(id) = BOOT.get() {
-        return Ok(*id);
-    }
-    let id = crate::ProcReader::open()?.boot_id();
-    Ok(*BOOT.get_or_init(|| id))
 }
 
 pub(crate) fn rustix_pid(pid: Pid) -> rustix::process::Pid {
@@ -108,13 +91,6 @@ pub(crate) fn pidfd_open(pid: Pid) -> Result<Option<OwnedFd>> {
     }
 }
 
-/// What became of one signal.
-pub(crate) enum Sent {
-    Delivered,
-    Gone,
-    Denied,
-}
-
 pub(crate) fn pidfd_send(fd: BorrowedFd<'_>, signal: Signal, pid: Pid) -> Result<Sent> {
     sent(
         rustix::process::pidfd_send_signal(fd, signal.to_rustix()),
@@ -136,6 +112,71 @@ fn sent(result: rustix::io::Result<()>, pid: Pid) -> Result<Sent> {
         Err(Errno::PERM) => Ok(Sent::Denied),
         Err(errno) => Err(errno_error(errno, pid)),
     }
+}
+
+/// Waits until the handles in `handles` with `pending[i]` set have exited,
+/// clearing `pending[i]` for each that has, or until `deadline`. Only pidfd
+/// handles can be waited for: an unpinned one stays pending.
+pub(crate) fn wait_exits(
+    handles: &[&ProcessHandle],
+    pending: &mut [bool],
+    deadline: Option<Instant>,
+) -> Result<()> {
+    let mut index: Vec<usize> = Vec::new();
+    let mut fds: Vec<BorrowedFd<'_>> = Vec::new();
+    for (i, handle) in handles.iter().enumerate() {
+        if let (Pin::Pidfd(fd), true) = (&handle.pin, pending[i]) {
+            index.push(i);
+            fds.push(fd.as_fd());
+        }
+    }
+    let mut waiting = vec![true; fds.len()];
+    wait_readable(&fds, &mut waiting, deadline)?;
+    for (slot, i) in index.into_iter().enumerate() {
+        if !waiting[slot] {
+            pending[i] = false;
+        }
+    }
+    Ok(())
+}
+
+/// True when every thread of `pid` is stopped or exited. The stat of a
+/// process shows its leader thread only, and a group stop reaches the threads
+/// one by one: a thread not stopped yet could still fork. `None` when the
+/// process is gone.
+pub(crate) fn all_threads_stopped(pid: Pid) -> Result<Option<bool>> {
+    let dir = format!("/proc/{pid}/task");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(Error::Io {
+                path: dir.into(),
+                source,
+            });
+        }
+    };
+    for entry in entries {
+        let Ok(entry) = entry else { return Ok(None) };
+        let path = entry.path().join("stat");
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            // The thread exited meanwhile.
+            Err(_) => continue,
+        };
+        let stat = parse::parse_stat(&bytes).map_err(|e| Error::Parse {
+            path,
+            reason: e.to_string(),
+        })?;
+        let state = State::from_letter(stat.state);
+        if !matches!(
+            state,
+            State::Stopped | State::TracingStop | State::Zombie | State::Dead
+        ) {
+            return Ok(Some(false));
+        }
+    }
+    Ok(Some(true))
 }
 
 /// Waits until the fds in `fds` with `pending[i]` set become readable (their
