@@ -110,3 +110,8 @@ pub fn process(pid: Pid) -> Result<ProcessInfo> {
 pub fn exists(pid: Pid) -> Result<Liveness> {
     system::exists(pid)
 }
+
+/// README's examples compile and run as doctests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
