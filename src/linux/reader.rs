@@ -126,17 +126,13 @@ impl ProcReader {
     /// is not checked to be a process rather than a thread; see [`Self::process`].
     pub fn stat(&mut self, pid: Pid) -> Result<Stat<'_>> {
         let path = PidPath::new(pid, "stat");
-        let len = read_at(
+        read_stat(
             self.root.as_fd(),
             path.as_c_str(),
             &mut self.buf,
-            ReadMode::Once,
+            &self.root_path,
+            pid,
         )
-        .map_err(|errno| self.file_error(errno, pid, "stat"))?;
-        match parse::parse_stat(&self.buf[..len]) {
-            Ok(stat) => Ok(stat),
-            Err(e) => Err(self.parse_error(pid, "stat", e.to_string())),
-        }
     }
 
     /// Reads one process: stat, command line and working directory.
@@ -212,7 +208,7 @@ impl ProcReader {
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|errno| self.file_error(errno, pid, ""))
+        .map_err(|errno| file_error(&self.root_path, errno, pid, ""))
     }
 
     /// Everything about the process `dir` pins: all three files are read through
@@ -230,7 +226,8 @@ impl ProcReader {
             )),
             _ => {
                 let stat_pid = stat.pid;
-                Err(self.parse_error(
+                Err(parse_error(
+                    &self.root_path,
                     pid,
                     "stat",
                     format!("stat names pid {stat_pid} where {pid} was read"),
@@ -240,17 +237,12 @@ impl ProcReader {
     }
 
     fn stat_in(&mut self, dir: BorrowedFd<'_>, pid: Pid) -> Result<Stat<'_>> {
-        let len = read_at(dir, c"stat", &mut self.buf, ReadMode::Once)
-            .map_err(|errno| self.file_error(errno, pid, "stat"))?;
-        match parse::parse_stat(&self.buf[..len]) {
-            Ok(stat) => Ok(stat),
-            Err(e) => Err(self.parse_error(pid, "stat", e.to_string())),
-        }
+        read_stat(dir, c"stat", &mut self.buf, &self.root_path, pid)
     }
 
     fn cmdline_in(&mut self, dir: BorrowedFd<'_>, pid: Pid) -> Result<CommandLine> {
         let len = read_at(dir, c"cmdline", &mut self.buf, ReadMode::ToEnd)
-            .map_err(|errno| self.file_error(errno, pid, "cmdline"))?;
+            .map_err(|errno| file_error(&self.root_path, errno, pid, "cmdline"))?;
         let cmdline = CommandLine::from_raw(self.buf[..len].to_vec());
         self.shrink_buffer();
         Ok(cmdline)
@@ -262,18 +254,23 @@ impl ProcReader {
             Err(Errno::ACCESS | Errno::PERM) => Ok(Cwd::NotPermitted),
             // A zombie has no cwd; a gone process has no stat either.
             Err(Errno::NOENT) => self.stat_in(dir, pid).map(|_| Cwd::Unknown),
-            Err(errno) => Err(self.file_error(errno, pid, "cwd")),
+            Err(errno) => Err(file_error(&self.root_path, errno, pid, "cwd")),
         }
     }
 
     /// Fails with NotFound when `pid` names a thread rather than a process.
     fn check_leader(&mut self, dir: BorrowedFd<'_>, pid: Pid) -> Result<()> {
         let len = read_at(dir, c"status", &mut self.buf, ReadMode::Once)
-            .map_err(|errno| self.file_error(errno, pid, "status"))?;
+            .map_err(|errno| file_error(&self.root_path, errno, pid, "status"))?;
         match parse::parse_status_tgid(&self.buf[..len]) {
             Some(tgid) if tgid == pid.as_raw() => Ok(()),
             Some(_) => Err(Error::NotFound { pid }),
-            None => Err(self.parse_error(pid, "status", "no Tgid line".into())),
+            None => Err(parse_error(
+                &self.root_path,
+                pid,
+                "status",
+                "no Tgid line".into(),
+            )),
         }
     }
 
@@ -282,28 +279,6 @@ impl ProcReader {
         if self.buf.len() > READ_BUFFER {
             self.buf.truncate(READ_BUFFER);
             self.buf.shrink_to_fit();
-        }
-    }
-
-    fn file_path(&self, pid: Pid, leaf: &str) -> PathBuf {
-        let mut path = self.root_path.join(pid.to_string());
-        if !leaf.is_empty() {
-            path.push(leaf);
-        }
-        path
-    }
-
-    fn parse_error(&self, pid: Pid, leaf: &str, reason: String) -> Error {
-        Error::Parse {
-            path: self.file_path(pid, leaf),
-            reason,
-        }
-    }
-
-    fn file_error(&self, errno: Errno, pid: Pid, leaf: &str) -> Error {
-        match errno {
-            Errno::NOENT | Errno::SRCH => Error::NotFound { pid },
-            other => io_error(other, self.file_path(pid, leaf)),
         }
     }
 }
@@ -342,6 +317,43 @@ fn read_at(
         if n == 0 || !more_possible {
             return Ok(filled);
         }
+    }
+}
+
+/// Reads and parses the stat file `name` under `dir`: the one place a stat is
+/// read, whether through the proc root (`<pid>/stat`) or a pinned pid dir.
+fn read_stat<'a>(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    buf: &'a mut Vec<u8>,
+    root_path: &Path,
+    pid: Pid,
+) -> Result<Stat<'a>> {
+    let len = read_at(dir, name, buf, ReadMode::Once)
+        .map_err(|errno| file_error(root_path, errno, pid, "stat"))?;
+    parse::parse_stat(&buf[..len]).map_err(|e| parse_error(root_path, pid, "stat", e.to_string()))
+}
+
+fn file_path(root_path: &Path, pid: Pid, leaf: &str) -> PathBuf {
+    let mut path = root_path.join(pid.to_string());
+    if !leaf.is_empty() {
+        path.push(leaf);
+    }
+    path
+}
+
+fn parse_error(root_path: &Path, pid: Pid, leaf: &str, reason: String) -> Error {
+    Error::Parse {
+        path: file_path(root_path, pid, leaf),
+        reason,
+    }
+}
+
+/// Gone (ENOENT, ESRCH) is NotFound; anything else names the file.
+fn file_error(root_path: &Path, errno: Errno, pid: Pid, leaf: &str) -> Error {
+    match errno {
+        Errno::NOENT | Errno::SRCH => Error::NotFound { pid },
+        other => io_error(other, file_path(root_path, pid, leaf)),
     }
 }
 
@@ -423,18 +435,21 @@ impl ProcessSource for ProcReader {
     fn sample(&mut self, pid: Pid) -> Result<Sample<'_>> {
         let (ticks, page) = (self.ticks_per_second, self.page_size);
         let path = PidPath::new(pid, "stat");
-        let len = read_at(
+        let stat = read_stat(
             self.root.as_fd(),
             path.as_c_str(),
             &mut self.buf,
-            ReadMode::Once,
-        )
-        .map_err(|errno| self.file_error(errno, pid, "stat"))?;
-        let parsed = parse::parse_stat(&self.buf[..len]).map_err(|e| e.to_string());
-        match parsed.map(|stat| sample_from_stat(&stat, ticks, page)) {
-            Ok(Some(sample)) if sample.pid == pid => Ok(sample),
-            Ok(_) => Err(self.parse_error(pid, "stat", "stat names another pid".into())),
-            Err(reason) => Err(self.parse_error(pid, "stat", reason)),
+            &self.root_path,
+            pid,
+        )?;
+        match sample_from_stat(&stat, ticks, page) {
+            Some(sample) if sample.pid == pid => Ok(sample),
+            _ => Err(parse_error(
+                &self.root_path,
+                pid,
+                "stat",
+                "stat names another pid".into(),
+            )),
         }
     }
 
