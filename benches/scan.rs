@@ -20,6 +20,8 @@
 //! At the end a table gives each variant's median against the floor.
 
 #[cfg(target_os = "linux")]
+mod floor;
+#[cfg(target_os = "linux")]
 mod population;
 
 #[cfg(target_os = "linux")]
@@ -34,17 +36,14 @@ fn main() {
 
 #[cfg(target_os = "linux")]
 mod linux {
-    use std::ffi::CStr;
     use std::hint::black_box;
-    use std::mem::MaybeUninit;
-    use std::os::fd::OwnedFd;
     use std::time::{Duration, Instant};
 
     use criterion::{Criterion, SamplingMode};
     use proctrack::{Error, Pid, ProcReader};
-    use rustix::fs::{Mode, OFlags, RawDir, SeekFrom};
     use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 
+    use crate::floor::Floor;
     use crate::population::Population;
 
     const PARENTS: usize = 4;
@@ -251,63 +250,6 @@ mod linux {
             "x procfs: against procfs doing the same reads; x sysinfo: against sysinfo_default"
         );
         println!("interleaved: median of {ROUNDS} rounds that scan once with each variant in turn");
-    }
-
-    /// The raw-syscall floor: one dir fd on /proc, getdents into a reused
-    /// buffer, and per pid openat + one read into a reused buffer + close.
-    struct Floor {
-        proc: OwnedFd,
-        dirents: Vec<MaybeUninit<u8>>,
-        buf: Vec<u8>,
-        name: Vec<u8>,
-    }
-
-    impl Floor {
-        fn open() -> Floor {
-            let proc = rustix::fs::open(
-                "/proc",
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .expect("open /proc");
-            Floor {
-                proc,
-                dirents: vec![MaybeUninit::uninit(); 64 * 1024],
-                buf: vec![0; 4096],
-                name: Vec::new(),
-            }
-        }
-
-        /// Returns the number of stat files read.
-        fn scan(&mut self) -> usize {
-            rustix::fs::seek(&self.proc, SeekFrom::Start(0)).expect("rewind /proc");
-            let mut read = 0;
-            let mut dir = RawDir::new(&self.proc, &mut self.dirents);
-            while let Some(entry) = dir.next() {
-                let entry = entry.expect("getdents /proc");
-                let pid = entry.file_name().to_bytes();
-                if !pid.first().is_some_and(u8::is_ascii_digit) {
-                    continue;
-                }
-                self.name.clear();
-                self.name.extend_from_slice(pid);
-                self.name.extend_from_slice(b"/stat\0");
-                let path = CStr::from_bytes_with_nul(&self.name).expect("one nul");
-                // A process that exited since getdents is skipped.
-                let Ok(fd) = rustix::fs::openat(
-                    &self.proc,
-                    path,
-                    OFlags::RDONLY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                ) else {
-                    continue;
-                };
-                if rustix::io::read(&fd, &mut self.buf).is_ok() {
-                    read += 1;
-                }
-            }
-            read
-        }
     }
 
     fn proctrack_stat(reader: &mut ProcReader, pids: &mut Vec<Pid>) -> usize {

@@ -22,6 +22,8 @@
 //! The closing table gives medians of interleaved rounds and their ratios.
 
 #[cfg(target_os = "linux")]
+mod floor;
+#[cfg(target_os = "linux")]
 mod population;
 
 #[cfg(target_os = "linux")]
@@ -37,19 +39,16 @@ fn main() {
 #[cfg(target_os = "linux")]
 mod linux {
     use std::collections::{HashMap, VecDeque};
-    use std::ffi::CStr;
     use std::hint::black_box;
-    use std::mem::MaybeUninit;
-    use std::os::fd::OwnedFd;
     use std::path::{Path, PathBuf};
     use std::time::{Duration, Instant};
 
     use criterion::Criterion;
     use proctrack::Pid;
     use proctrack::table::ProcessTable;
-    use rustix::fs::{Mode, OFlags, RawDir, SeekFrom};
     use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 
+    use crate::floor::Floor;
     use crate::population::Population;
 
     const ROUNDS: usize = 15;
@@ -300,60 +299,6 @@ mod linux {
             }
             let ratio = base.map_or(f64::NAN, |(_, b)| median.as_secs_f64() / b.as_secs_f64());
             println!("{group:<16} {variant:<30} {:>12.3?} {ratio:>9.2}x", median);
-        }
-    }
-
-    /// The raw floor: getdents on a kept /proc fd, openat + one read + close
-    /// of every `<pid>/stat`, no parsing.
-    struct Floor {
-        proc: OwnedFd,
-        dirents: Vec<MaybeUninit<u8>>,
-        buf: Vec<u8>,
-        path: Vec<u8>,
-    }
-
-    impl Floor {
-        fn open() -> Floor {
-            let proc = rustix::fs::open(
-                "/proc",
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .expect("/proc");
-            Floor {
-                proc,
-                dirents: vec![MaybeUninit::uninit(); 64 * 1024],
-                buf: vec![0; 4096],
-                path: Vec::with_capacity(32),
-            }
-        }
-
-        fn scan(&mut self) -> usize {
-            let mut count = 0;
-            rustix::fs::seek(&self.proc, SeekFrom::Start(0)).expect("rewinding /proc");
-            let mut dir = RawDir::new(&self.proc, &mut self.dirents);
-            while let Some(Ok(entry)) = dir.next() {
-                let name = entry.file_name().to_bytes();
-                if name.is_empty() || !name.iter().all(u8::is_ascii_digit) {
-                    continue;
-                }
-                self.path.clear();
-                self.path.extend_from_slice(name);
-                self.path.extend_from_slice(b"/stat\0");
-                let Ok(path) = CStr::from_bytes_with_nul(&self.path) else {
-                    continue;
-                };
-                if let Ok(fd) = rustix::fs::openat(
-                    &self.proc,
-                    path,
-                    OFlags::RDONLY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                ) && rustix::io::read(&fd, &mut self.buf[..]).is_ok()
-                {
-                    count += 1;
-                }
-            }
-            count
         }
     }
 }
