@@ -1,70 +1,51 @@
 //! The platform's own [`ProcessSource`]: the one place that picks it.
 
+/// The platform's process source: `ProcReader` on Linux (`/proc`).
 #[cfg(target_os = "linux")]
-mod imp {
-    use crate::{Liveness, Pid, ProcReader, ProcessIdentity, ProcessInfo, Result};
+pub type SystemSource = crate::ProcReader;
 
-    /// The platform's process source: [`ProcReader`] on `/proc`.
-    pub type SystemSource = ProcReader;
+/// The platform's process source: `LibprocReader` on macOS (libproc, sysctl).
+#[cfg(target_os = "macos")]
+pub type SystemSource = crate::LibprocReader;
+
+/// Both readers have the same inherent calls; the one-shot functions use them.
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+mod imp {
+    use super::SystemSource;
+    use crate::{Liveness, Pid, ProcessIdentity, ProcessInfo, Result};
 
     pub(crate) fn open() -> Result<SystemSource> {
-        ProcReader::open()
+        SystemSource::open()
     }
 
     pub(crate) fn processes() -> Result<Vec<ProcessInfo>> {
-        ProcReader::open()?.processes()
+        SystemSource::open()?.processes()
     }
 
     pub(crate) fn process(pid: Pid) -> Result<ProcessInfo> {
-        ProcReader::open()?.process(pid)
+        SystemSource::open()?.process(pid)
     }
 
     pub(crate) fn exists(pid: Pid) -> Result<Liveness> {
-        ProcReader::open()?.exists(pid)
+        SystemSource::open()?.exists(pid)
     }
 
-    /// The pidfs inode of `identity` where the kernel has pidfs (6.9+) and the
-    /// process exists; see `linux/pidfs.rs`.
+    /// The pidfs inode of `identity` where the kernel has pidfs (Linux 6.9+)
+    /// and the process exists; see `linux/pidfs.rs`. macOS has none.
     #[cfg_attr(not(feature = "registry"), allow(dead_code))]
     pub(crate) fn pidfs_inode(
         source: &mut SystemSource,
         identity: ProcessIdentity,
     ) -> Result<Option<u64>> {
-        crate::linux::pidfs_inode(source, identity)
-    }
-}
-
-#[cfg(target_os = "macos")]
-mod imp {
-    use crate::{LibprocReader, Liveness, Pid, ProcessIdentity, ProcessInfo, Result};
-
-    /// The platform's process source: [`LibprocReader`] on libproc and
-    /// `sysctl`.
-    pub type SystemSource = LibprocReader;
-
-    pub(crate) fn open() -> Result<SystemSource> {
-        LibprocReader::open()
-    }
-
-    pub(crate) fn processes() -> Result<Vec<ProcessInfo>> {
-        LibprocReader::open()?.processes()
-    }
-
-    pub(crate) fn process(pid: Pid) -> Result<ProcessInfo> {
-        LibprocReader::open()?.process(pid)
-    }
-
-    pub(crate) fn exists(pid: Pid) -> Result<Liveness> {
-        LibprocReader::open()?.exists(pid)
-    }
-
-    /// macOS has no pidfs inodes.
-    #[cfg_attr(not(feature = "registry"), allow(dead_code))]
-    pub(crate) fn pidfs_inode(
-        _source: &mut SystemSource,
-        _identity: ProcessIdentity,
-    ) -> Result<Option<u64>> {
-        Ok(None)
+        #[cfg(target_os = "linux")]
+        {
+            crate::linux::pidfs_inode(source, identity)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (source, identity);
+            Ok(None)
+        }
     }
 }
 
@@ -132,6 +113,7 @@ mod imp {
     }
 }
 
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub use imp::SystemSource;
 #[cfg(feature = "registry")]
 pub(crate) use imp::pidfs_inode;
