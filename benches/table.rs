@@ -51,7 +51,7 @@ mod linux {
     use crate::floor::Floor;
     use crate::population::Population;
 
-    const ROUNDS: usize = 15;
+    const ROUNDS: usize = 41;
     const QUERY_ROUNDS: usize = 201;
     /// Calls per timed round for the sub-microsecond queries, so the clock's
     /// own cost does not dominate.

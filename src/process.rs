@@ -203,10 +203,12 @@ impl ProcessInfo {
         }
     }
 
-    /// Takes the fields a sample carries; the command line and cwd stay.
-    pub(crate) fn apply_sample(&mut self, sample: &Sample<'_>) {
+    /// Takes the fields a sample carries; the command line and cwd stay. The
+    /// name is taken only when `name_changed`: the caller knows it without
+    /// touching the old name's heap bytes.
+    pub(crate) fn apply_sample(&mut self, sample: &Sample<'_>, name_changed: bool) {
         self.parent = sample.parent;
-        if sample.name != self.name.as_encoded_bytes() {
+        if name_changed {
             self.name = OsString::from_vec(sample.name.to_vec()).into_boxed_os_str();
         }
         self.state = sample.state;
