@@ -26,7 +26,7 @@ async fn inspects_and_kills_a_live_tree() {
         leaf = leaf.display(),
     ));
     // Blocking reads of the tree's pipe, off the async threads.
-    let (mut tree, lines) = tokio::task::spawn_blocking(move || {
+    let (tree, lines) = tokio::task::spawn_blocking(move || {
         let lines = tree.read_lines(3);
         (tree, lines)
     })
