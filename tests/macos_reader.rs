@@ -81,22 +81,6 @@ fn canonical(path: &Path) -> PathBuf {
     path.canonicalize().expect("canonicalize")
 }
 
-/// Polls until `pid` has the wanted liveness (a kill is not synchronous).
-fn wait_for(reader: &mut LibprocReader, pid: Pid, want: Liveness) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = reader.exists(pid).expect("exists");
-        if now == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{pid} stayed {now:?}, not {want:?}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn reads_itself() {
     let mut reader = LibprocReader::open().expect("open");
@@ -177,8 +161,16 @@ fn reads_a_child_until_it_is_reaped() {
         Cwd::Path(canonical(dir.path()))
     );
 
+    // The exit is an event (kqueue NOTE_EXIT through the handle): no polling.
+    let handle = ProcessHandle::from_child(&child.child).expect("handle on the child");
     child.kill();
-    wait_for(&mut reader, pid, Liveness::Zombie);
+    assert!(
+        handle
+            .wait_timeout(Duration::from_secs(10))
+            .expect("wait for the exit"),
+        "the child did not exit after SIGKILL"
+    );
+    assert_eq!(reader.exists(pid).expect("exists"), Liveness::Zombie);
     let zombie = reader.process(pid).expect("read the zombie");
     assert_eq!(zombie.identity(), info.identity());
     assert_eq!(zombie.state(), State::Zombie);

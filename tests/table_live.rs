@@ -22,6 +22,17 @@ fn script(dir: &Path, name: &str, body: &str) -> String {
     path.to_str().unwrap().to_owned()
 }
 
+/// A `middle.sh` in `dir` that starts two `leaf.sh` children, each printing
+/// `leaf <pid>`, prints `middle <pid>`, and blocks; returns its path.
+fn middle_script(dir: &Path) -> String {
+    let leaf = script(dir, "leaf.sh", "echo leaf $$\nread _ <&3\n");
+    script(
+        dir,
+        "middle.sh",
+        &format!("sh {leaf} <&3 &\nsh {leaf} <&3 &\necho middle $$\nread _ <&3\n"),
+    )
+}
+
 fn pids_of(lines: &[String], tag: &str) -> BTreeSet<Pid> {
     lines
         .iter()
@@ -36,12 +47,7 @@ fn pid_set<'a>(infos: impl IntoIterator<Item = &'a ProcessInfo>) -> BTreeSet<Pid
 #[test]
 fn a_spawned_tree_is_found_by_descendants() {
     let dir = tempfile::tempdir().unwrap();
-    let leaf = script(dir.path(), "leaf.sh", "echo leaf $$\nread _ <&3\n");
-    let middle = script(
-        dir.path(),
-        "middle.sh",
-        &format!("sh {leaf} <&3 &\nsh {leaf} <&3 &\necho middle $$\nread _ <&3\n"),
-    );
+    let middle = middle_script(dir.path());
     let mut tree = SpawnedTree::shell(&format!(
         "exec 3<&0\nsh {middle} <&3 &\nsh {middle} <&3 &\necho root $$\nread _ <&3\n"
     ));
@@ -155,12 +161,7 @@ fn a_double_forked_daemon_is_found_by_cwd_prefix() {
 #[test]
 fn children_of_a_dead_middle_process_move_to_the_subreaper() {
     let dir = tempfile::tempdir().unwrap();
-    let leaf = script(dir.path(), "leaf.sh", "echo leaf $$\nread _ <&3\n");
-    let middle = script(
-        dir.path(),
-        "middle.sh",
-        &format!("sh {leaf} <&3 &\nsh {leaf} <&3 &\necho middle $$\nread _ <&3\n"),
-    );
+    let middle = middle_script(dir.path());
     let mut tree = SpawnedTree::shell(&format!(
         "exec 3<&0\nsh {middle} <&3 &\necho root $$\nread _ <&3\n"
     ));

@@ -306,17 +306,10 @@ impl Registry {
                  updated_at = ?2 \
              WHERE id = ?3 RETURNING {COLUMNS}"
         );
-        let row = sqlx::query(&sql)
-            .bind(code)
-            .bind(now)
-            .bind(id.as_raw())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.db(e))?;
-        match row {
-            Some(row) => decode(&self.path, &row),
-            None => Err(self.unknown(id)),
-        }
+        let query = sqlx::query(&sql).bind(code).bind(now).bind(id.as_raw());
+        self.fetch_entry(query)
+            .await?
+            .ok_or_else(|| self.unknown(id))
     }
 
     /// Records that the process of row `id` was killed (by the caller, some
@@ -342,16 +335,10 @@ impl Registry {
                  updated_at = ?1 \
              WHERE id = ?2 RETURNING {COLUMNS}"
         );
-        let row = sqlx::query(&sql)
-            .bind(now)
-            .bind(id.as_raw())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.db(e))?;
-        match row {
-            Some(row) => decode(&self.path, &row),
-            None => Err(self.unknown(id)),
-        }
+        let query = sqlx::query(&sql).bind(now).bind(id.as_raw());
+        self.fetch_entry(query)
+            .await?
+            .ok_or_else(|| self.unknown(id))
     }
 
     /// The row `id`, if there is one.
@@ -367,8 +354,15 @@ impl Registry {
     /// ```
     pub async fn get(&self, id: RowId) -> Result<Option<Entry>> {
         let sql = format!("SELECT {COLUMNS} FROM processes WHERE id = ?1");
-        let row = sqlx::query(&sql)
-            .bind(id.as_raw())
+        self.fetch_entry(sqlx::query(&sql).bind(id.as_raw())).await
+    }
+
+    /// Runs a query that yields at most one row, decoded as an entry.
+    async fn fetch_entry<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> Result<Option<Entry>> {
+        let row = query
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| self.db(e))?;

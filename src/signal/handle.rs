@@ -210,13 +210,34 @@ impl ProcessHandle {
     }
 }
 
+/// For handles without a pidfd pin (the kill(2) fallback, and macOS):
+/// whether the pid still holds our identity (alive or zombie).
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+impl ProcessHandle {
+    pub(crate) fn still_there(&self) -> Result<bool> {
+        Ok(super::sys::brief(self.pid())?
+            .is_some_and(|now| now.start == self.identity.start_time()))
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+impl From<super::sys::Sent> for Delivery {
+    fn from(sent: super::sys::Sent) -> Delivery {
+        match sent {
+            super::sys::Sent::Delivered => Delivery::Delivered,
+            super::sys::Sent::Gone => Delivery::Gone,
+            super::sys::Sent::Denied => Delivery::Denied,
+        }
+    }
+}
+
 #[cfg(target_os = "linux")]
 mod imp {
     use std::os::fd::AsFd;
     use std::process::Child;
 
     use super::{Delivery, Pin, ProcessHandle};
-    use crate::signal::sys::{self, Sent};
+    use crate::signal::sys;
     use crate::signal::{Backend, Signal};
     use crate::{Error, Pid, ProcessIdentity, Result};
 
@@ -286,19 +307,7 @@ mod imp {
                 sys::kill(pid, signal)?
             }
         };
-        Ok(match sent {
-            Sent::Delivered => Delivery::Delivered,
-            Sent::Gone => Delivery::Gone,
-            Sent::Denied => Delivery::Denied,
-        })
-    }
-
-    impl ProcessHandle {
-        /// For unpinned handles: whether the pid still holds our identity
-        /// (alive or zombie).
-        pub(crate) fn still_there(&self) -> Result<bool> {
-            Ok(sys::brief(self.pid())?.is_some_and(|now| now.start == self.identity.start_time()))
-        }
+        Ok(sent.into())
     }
 }
 
@@ -370,18 +379,7 @@ mod imp {
             let _ = sys::kill(pid, Signal::Cont)?;
             return Ok(Delivery::Gone);
         }
-        Ok(match sent {
-            Sent::Delivered => Delivery::Delivered,
-            Sent::Gone => Delivery::Gone,
-            Sent::Denied => Delivery::Denied,
-        })
-    }
-
-    impl ProcessHandle {
-        /// Whether the pid still holds our identity (alive or zombie).
-        pub(crate) fn still_there(&self) -> Result<bool> {
-            Ok(sys::brief(self.pid())?.is_some_and(|now| now.start == self.identity.start_time()))
-        }
+        Ok(sent.into())
     }
 }
 
