@@ -58,6 +58,8 @@ pub mod signal;
 mod source;
 mod system;
 pub mod table;
+#[cfg(feature = "serde")]
+mod wire;
 
 #[cfg(target_os = "macos")]
 #[allow(unsafe_code)]

@@ -159,6 +159,7 @@ impl KillOptions {
 /// # Ok::<(), proctrack::Error>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct KillReport {
     /// Signalled and seen to exit (with the fallback backend, which cannot
@@ -172,7 +173,9 @@ pub struct KillReport {
     /// Signalled, but still alive when the wait ended.
     pub survived: Vec<ProcessIdentity>,
     /// Not signalled because a guard rail protects it; its descendants were
-    /// not followed through it.
+    /// not followed through it. In JSON, `{"identity": …, "reason": "init"}`
+    /// objects.
+    #[cfg_attr(feature = "serde", serde(with = "crate::wire::refusals"))]
     pub refused: Vec<(ProcessIdentity, Refusal)>,
     /// Members that became our children (orphans adopted by a subreaper) and
     /// whose exit status the kill collected, so they leave no zombie.
