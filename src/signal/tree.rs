@@ -160,6 +160,7 @@ impl KillOptions {
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct KillReport {
     /// Signalled and seen to exit (with the fallback backend, which cannot
@@ -176,6 +177,10 @@ pub struct KillReport {
     /// not followed through it. In JSON, `{"identity": …, "reason": "init"}`
     /// objects.
     #[cfg_attr(feature = "serde", serde(with = "crate::wire::refusals"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Vec<crate::wire::refusals::RefusedJson>")
+    )]
     pub refused: Vec<(ProcessIdentity, Refusal)>,
     /// Members that became our children (orphans adopted by a subreaper) and
     /// whose exit status the kill collected, so they leave no zombie.

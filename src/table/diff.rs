@@ -9,6 +9,7 @@ use crate::{Error, Pid, ProcessIdentity};
 /// messages).
 #[derive(Debug, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct RefreshDiff {
     /// Processes seen for the first time.
@@ -22,6 +23,7 @@ pub struct RefreshDiff {
     /// Processes that could not be read for a reason other than being gone;
     /// their rows are kept as they were. In JSON, their messages.
     #[cfg_attr(feature = "serde", serde(serialize_with = "crate::wire::messages"))]
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
     pub errors: Vec<Error>,
 }
 
@@ -39,6 +41,7 @@ impl RefreshDiff {
 /// A process that moved to another parent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Reparented {
     /// The process that moved.
     pub identity: ProcessIdentity,

@@ -40,6 +40,7 @@ pub(crate) fn bytes_of(lossy: Cow<'_, str>, exact: Option<Vec<u8>>) -> Vec<u8> {
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename = "ProcessInfo")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub(crate) struct ProcessInfoJson<'a> {
     identity: ProcessIdentity,
     /// The parent's pid; null for the roots (pid 1 and the kernel's pid 2).
@@ -135,6 +136,7 @@ impl<'de> Deserialize<'de> for ProcessInfo {
 /// Why a working directory is not known.
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub(crate) enum CwdReason {
     /// Another user's process, without root or `CAP_SYS_PTRACE`.
     NotPermitted,
@@ -144,6 +146,7 @@ pub(crate) enum CwdReason {
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename = "Cwd")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub(crate) struct CwdJson<'a> {
     /// The directory; null when it is not known (see `reason`).
     path: Option<Cow<'a, str>>,
@@ -277,6 +280,7 @@ pub(crate) mod refusals {
 
     #[derive(Serialize, Deserialize)]
     #[serde(rename = "Refused")]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
     pub(crate) struct RefusedJson {
         identity: ProcessIdentity,
         reason: Refusal,
@@ -303,3 +307,10 @@ pub(crate) mod refusals {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod golden;
+#[cfg(feature = "registry")]
+mod registry;
+#[cfg(feature = "schema")]
+mod schema;
