@@ -47,9 +47,6 @@ pub fn run(args: &KillArgs, out: &mut Out) -> Result<Outcome, Error> {
         Some(dir) => {
             let search = CwdSearch::new(&table, dir);
             outcome = search.outcome();
-            if search.found.is_empty() {
-                output::warn(&format!("no process stands in {}", dir.display()));
-            }
             table.outermost(search.found.iter().map(|p| p.pid()))
         }
         None => {

@@ -89,6 +89,9 @@ impl<'a> CwdSearch<'a> {
             ));
         }
         let found = table.find_by_cwd_prefix(&dir);
+        if found.is_empty() {
+            output::warn(&format!("no process stands in {}", dir.display()));
+        }
         let hidden = table.cwds_not_permitted();
         if hidden > 0 {
             let (count, verb) = match hidden {
