@@ -169,7 +169,7 @@ pub fn run(args: &KillArgs, out: &mut Out) -> Result<Outcome, Error> {
         for identity in &report.denied {
             counts.denied += 1;
             let tag = out.paint(Style::Bad, &format!("{:<12}", "denied"));
-            let why = "another user's process: run as its owner or root";
+            let why = "another user's (run as root)";
             member_line(out, &tag, identity.pid(), name(identity), Some(why))?;
         }
         for identity in &report.survived {
@@ -219,8 +219,9 @@ fn member_line(
     why: Option<&str>,
 ) -> Result<(), Error> {
     let prefix = format!("{tag} {:>7}  ", pid);
+    // The reason first: a narrow terminal cuts the command line, not it.
     let text = match why {
-        Some(why) => format!("{what}  ({why})"),
+        Some(why) => format!("{why}: {what}"),
         None => what.to_owned(),
     };
     out.line(&prefix, 12 + 1 + 7 + 2, &text, None)?;
@@ -229,11 +230,12 @@ fn member_line(
 
 fn refused_line(out: &mut Out, pid: Pid, what: &str, reason: Refusal) -> Result<(), Error> {
     let tag = out.paint(Style::Bad, &format!("{:<12}", "refused"));
+    // Short: the row says "refused", and --help says why these never are.
     let why = match reason {
-        Refusal::Init => "pid 1 (init) is never signalled".to_owned(),
-        Refusal::OwnProcess => "this is proctrack itself".to_owned(),
-        Refusal::Ancestor => "proctrack runs under it (an ancestor)".to_owned(),
-        Refusal::KernelThread => "a kernel thread: signals mean nothing to it".to_owned(),
+        Refusal::Init => "pid 1 (init)".to_owned(),
+        Refusal::OwnProcess => "proctrack itself".to_owned(),
+        Refusal::Ancestor => "an ancestor of proctrack".to_owned(),
+        Refusal::KernelThread => "a kernel thread".to_owned(),
         other => other.to_string(),
     };
     member_line(out, &tag, pid, what, Some(&why))

@@ -94,17 +94,17 @@ impl<'a> CwdSearch<'a> {
         }
         let hidden = table.cwds_not_permitted();
         if hidden > 0 {
-            let (count, verb) = match hidden {
-                1 => ("1 process".to_owned(), "it"),
-                n => (format!("{n} processes"), "they"),
+            let count = match hidden {
+                1 => "1 process".to_owned(),
+                n => format!("{n} processes"),
             };
             let hint = if rustix::process::geteuid().is_root() {
-                "permission was denied even to root".to_owned()
+                "denied even to root"
             } else {
-                format!("{verb} belong to other users: run as root to include them")
+                "other users': run as root to include them"
             };
             output::warn(&format!(
-                "the working directory of {count} could not be read, so {verb} cannot match ({hint})"
+                "the working directory of {count} could not be read ({hint}) and was not searched"
             ));
         }
         CwdSearch { found, dir_missing }
