@@ -225,6 +225,7 @@ fn dry_run_kills_nothing_and_kill_kills_the_tree() {
         text.contains("dry run: 3 would be killed, 0 refused"),
         "{text}"
     );
+    assert!(!text.contains('\x1b'), "no colour into a pipe: {text:?}");
     for pid in tree.all() {
         assert_eq!(alive(pid), Liveness::Alive, "pid {pid} after --dry-run");
     }
