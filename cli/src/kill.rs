@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use proctrack::signal::{KillOptions, KillReport, Refusal, kill_cwd, kill_tree};
+use proctrack::signal::{KillOptions, KillOutcome, KillReport, Refusal, kill_cwd, kill_tree};
 use proctrack::table::ProcessTable;
 use proctrack::{Pid, ProcessIdentity, ProcessInfo};
 use serde::Serialize;
@@ -84,12 +84,10 @@ pub fn run(args: &KillArgs, out: &mut Out) -> Result<Outcome, Error> {
                 member_line(out, &tag, process.pid(), &describe(process), None)?;
             }
             for refused in &plan.refused {
-                refused_line(
-                    out,
-                    refused.process.pid(),
-                    &describe(refused.process),
-                    refused.reason,
-                )?;
+                let outcome = KillOutcome::Refused(refused.reason);
+                let tag = out.paint(Style::Bad, &format!("{:<12}", outcome.to_string()));
+                let (pid, what) = (refused.process.pid(), describe(refused.process));
+                member_line(out, &tag, pid, &what, outcome.detail().as_deref())?;
             }
             out.plain(&format!(
                 "dry run: {} would be killed, {} refused; nothing was signalled",
@@ -156,30 +154,22 @@ pub fn run(args: &KillArgs, out: &mut Out) -> Result<Outcome, Error> {
     };
     let mut counts = Counts::default();
     for report in &reports {
-        for identity in &report.killed {
-            counts.killed += 1;
-            let tag = out.paint(Style::Good, &format!("{:<12}", "killed"));
-            member_line(out, &tag, identity.pid(), name(identity), None)?;
-        }
-        for identity in &report.already_gone {
-            counts.gone += 1;
-            let tag = format!("{:<12}", "already gone");
-            member_line(out, &tag, identity.pid(), name(identity), None)?;
-        }
-        for identity in &report.denied {
-            counts.denied += 1;
-            let tag = out.paint(Style::Bad, &format!("{:<12}", "denied"));
-            let why = "another user's (run as root)";
-            member_line(out, &tag, identity.pid(), name(identity), Some(why))?;
-        }
-        for identity in &report.survived {
-            counts.survived += 1;
-            let tag = out.paint(Style::Bad, &format!("{:<12}", "survived"));
-            member_line(out, &tag, identity.pid(), name(identity), None)?;
-        }
-        for (identity, reason) in &report.refused {
-            counts.refused += 1;
-            refused_line(out, identity.pid(), name(identity), *reason)?;
+        for (identity, outcome) in report.outcomes() {
+            counts.add(outcome);
+            let tag = format!("{:<12}", outcome.to_string());
+            let tag = match outcome {
+                KillOutcome::AlreadyGone => tag,
+                done if done.is_done() => out.paint(Style::Good, &tag),
+                _ => out.paint(Style::Bad, &tag),
+            };
+            let detail = outcome.detail();
+            member_line(
+                out,
+                &tag,
+                identity.pid(),
+                name(&identity),
+                detail.as_deref(),
+            )?;
         }
         if !report.settled {
             output::warn("a tree never settled (stopped and complete) before the signal");
@@ -199,6 +189,18 @@ struct Counts {
     denied: usize,
     survived: usize,
     refused: usize,
+}
+
+impl Counts {
+    fn add(&mut self, outcome: KillOutcome) {
+        match outcome {
+            KillOutcome::AlreadyGone => self.gone += 1,
+            KillOutcome::Denied => self.denied += 1,
+            KillOutcome::Survived => self.survived += 1,
+            KillOutcome::Refused(_) => self.refused += 1,
+            _ => self.killed += 1,
+        }
+    }
 }
 
 impl std::fmt::Display for Counts {
@@ -226,19 +228,6 @@ fn member_line(
     };
     out.line(&prefix, 12 + 1 + 7 + 2, &text, None)?;
     Ok(())
-}
-
-fn refused_line(out: &mut Out, pid: Pid, what: &str, reason: Refusal) -> Result<(), Error> {
-    let tag = out.paint(Style::Bad, &format!("{:<12}", "refused"));
-    // Short: the row says "refused", and --help says why these never are.
-    let why = match reason {
-        Refusal::Init => "pid 1 (init)".to_owned(),
-        Refusal::OwnProcess => "proctrack itself".to_owned(),
-        Refusal::Ancestor => "an ancestor of proctrack".to_owned(),
-        Refusal::KernelThread => "a kernel thread".to_owned(),
-        other => other.to_string(),
-    };
-    member_line(out, &tag, pid, what, Some(&why))
 }
 
 /// What a kill of `roots` would do: every member, and the protected

@@ -61,7 +61,7 @@ fn protected_targets_are_refused_the_same_way() {
     let out = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{out}{}", stderr(&output));
     assert!(out.starts_with("refused "), "{out}");
-    assert!(out.contains("pid 1 (init): "), "{out}");
+    assert!(out.contains("it is pid 1 (init): "), "{out}");
     assert!(
         out.contains("0 killed") && out.contains("1 refused"),
         "{out}"
@@ -74,7 +74,7 @@ fn protected_targets_are_refused_the_same_way() {
         let out = stdout(&output);
         assert_eq!(output.status.code(), Some(1), "{out}");
         assert!(out.starts_with("refused "), "{out}");
-        assert!(out.contains("a kernel thread: [kthreadd]"), "{out}");
+        assert!(out.contains("it is a kernel thread: [kthreadd]"), "{out}");
         assert!(
             out.contains("0 killed") && out.contains("1 refused"),
             "{out}"
