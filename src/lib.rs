@@ -74,14 +74,19 @@
 //! use std::process::Command;
 //! use std::time::Duration;
 //! use proctrack::signal::{KillOptions, Subreaper};
+//! use proctrack::table::ProcessTable;
 //!
 //! let subreaper = Subreaper::install()?;
-//! let mut tree = subreaper.spawn(Command::new("sh").args(["-c", "sleep 30 & sleep 30 & wait"]))?;
+//! let tree = subreaper.spawn(Command::new("sh").args(["-c", "sleep 30 & sleep 30 & wait"]))?;
 //!
-//! // SIGTERM, up to 5 s of grace, then SIGKILL for what is left.
-//! let report = subreaper.kill_tree(tree.handle.identity(), &KillOptions::graceful(Duration::from_secs(5)))?;
+//! // SIGTERM, up to 5 s of grace, then SIGKILL for what is left. The root
+//! // is our child: the kill collects its exit status too (see
+//! // `KillOptions::reap_root`), so nothing is left a zombie.
+//! let mut table = ProcessTable::new()?;
+//! let options = KillOptions::graceful(Duration::from_secs(5));
+//! let report = subreaper.kill_tree(&mut table, tree.handle.identity(), &options)?;
 //! assert!(report.is_complete());
-//! tree.child.wait()?; // the root is our child: its status is ours to take
+//! print!("{report}"); // one line per member: "killed by SIGTERM    4242"
 //! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -103,7 +108,7 @@
 //!
 //! let file = std::env::temp_dir().join(format!("proctrack-doc-{}.db", std::process::id()));
 //! # let _ = std::fs::remove_file(&file);
-//! let mut server = std::process::Command::new("sleep").arg("30").spawn()?;
+//! let server = std::process::Command::new("sleep").arg("30").spawn()?;
 //! {
 //!     let registry = Registry::open(&file).await?;
 //!     let identity = ProcessHandle::from_child(&server)?.identity();
@@ -115,8 +120,8 @@
 //! let found = registry.reconcile().await?;
 //! assert_eq!(found.running.len(), 1);
 //! let reaped = registry.reap(ReapScope::Owner("build-42".into())).await?;
-//! assert!(reaped.is_complete());
-//! server.wait()?;
+//! assert!(reaped.is_complete()); // killed, and reaped: it was our child
+//! # drop(server);
 //! # registry.close().await;
 //! # let _ = std::fs::remove_file(&file);
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -12,6 +12,9 @@ use crate::list::{CwdSearch, describe};
 use crate::output::{self, Out, Style};
 use crate::{Error, Outcome};
 
+/// The width of a row's first column: "killed by SIGTERM".
+const TAG: usize = 17;
+
 /// `kill --json`: what happened.
 #[derive(Serialize)]
 struct KillJson<'a> {
@@ -40,7 +43,7 @@ struct RefusedJson<'a> {
 }
 
 pub fn run(args: &KillArgs, out: &mut Out) -> Result<Outcome, Error> {
-    let table = ProcessTable::new()?;
+    let mut table = ProcessTable::new()?;
     let mut outcome = Outcome::Done;
     let mut missing = Vec::new();
     let roots: Vec<&ProcessInfo> = match &args.cwd {
@@ -80,12 +83,12 @@ pub fn run(args: &KillArgs, out: &mut Out) -> Result<Outcome, Error> {
             })?;
         } else {
             for process in &plan.would_kill {
-                let tag = out.paint(Style::Good, &format!("{:<12}", "would kill"));
+                let tag = out.paint(Style::Good, &format!("{:<TAG$}", "would kill"));
                 member_line(out, &tag, process.pid(), &describe(process), None)?;
             }
             for refused in &plan.refused {
                 let outcome = KillOutcome::Refused(refused.reason);
-                let tag = out.paint(Style::Bad, &format!("{:<12}", outcome.to_string()));
+                let tag = out.paint(Style::Bad, &format!("{:<TAG$}", outcome.to_string()));
                 let (pid, what) = (refused.process.pid(), describe(refused.process));
                 member_line(out, &tag, pid, &what, outcome.detail().as_deref())?;
             }
@@ -101,6 +104,7 @@ pub fn run(args: &KillArgs, out: &mut Out) -> Result<Outcome, Error> {
     // Names, taken before the kill: afterwards the processes are gone.
     let names: HashMap<ProcessIdentity, String> =
         table.iter().map(|p| (p.identity(), describe(p))).collect();
+    let roots: Vec<ProcessIdentity> = roots.iter().map(|p| p.identity()).collect();
     let options = if args.grace.is_zero() {
         KillOptions::new()
     } else {
@@ -109,19 +113,19 @@ pub fn run(args: &KillArgs, out: &mut Out) -> Result<Outcome, Error> {
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     match &args.cwd {
-        Some(dir) => match kill_cwd(dir, &options) {
+        Some(dir) => match kill_cwd(&mut table, dir, &options) {
             Ok(report) => reports.push(report),
             Err(error) => errors.push(error.to_string()),
         },
         None => {
-            for root in &roots {
-                match kill_tree(root.identity(), &options) {
+            for &root in &roots {
+                match kill_tree(&mut table, root, &options) {
                     Ok(report) => reports.push(report),
                     // A protected root is a refusal like any other member's:
                     // report it the same way.
                     Err(proctrack::Error::Refused { reason, .. }) => {
                         let mut report = KillReport::default();
-                        report.refused.push((root.identity(), reason));
+                        report.refused.push((root, reason));
                         // Nothing was signalled: nothing to settle or confirm.
                         report.settled = true;
                         report.confirmed = true;
@@ -156,7 +160,7 @@ pub fn run(args: &KillArgs, out: &mut Out) -> Result<Outcome, Error> {
     for report in &reports {
         for (identity, outcome) in report.outcomes() {
             counts.add(outcome);
-            let tag = format!("{:<12}", outcome.to_string());
+            let tag = format!("{:<TAG$}", outcome.to_string());
             let tag = match outcome {
                 KillOutcome::AlreadyGone => tag,
                 done if done.is_done() => out.paint(Style::Good, &tag),
@@ -226,7 +230,7 @@ fn member_line(
         Some(why) => format!("{why}: {what}"),
         None => what.to_owned(),
     };
-    out.line(&prefix, 12 + 1 + 7 + 2, &text, None)?;
+    out.line(&prefix, TAG + 1 + 7 + 2, &text, None)?;
     Ok(())
 }
 

@@ -237,6 +237,9 @@ fn dry_run_kills_nothing_and_kill_kills_the_tree() {
     assert_eq!(report["dry_run"], false);
     let killed = report["reports"][0]["killed"].as_array().expect("killed");
     assert_eq!(killed.len(), 3, "{report}");
+    for member in killed {
+        assert_eq!(member["signal"], "SIGTERM", "{report}");
+    }
     tree.reap_all();
     for pid in tree.all() {
         assert_eq!(alive(pid), Liveness::Gone, "pid {pid} after kill");
@@ -253,7 +256,9 @@ fn kill_by_directory_kills_the_tree_standing_there() {
     let out = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{out}{}", stderr(&output));
     assert!(out.contains("3 killed"), "{out}");
-    assert_eq!(out.lines().filter(|l| l.starts_with("killed")).count(), 3);
+    // sh and sleep end on SIGTERM, within the grace period.
+    let by_term = out.lines().filter(|l| l.starts_with("killed by SIGTERM "));
+    assert_eq!(by_term.count(), 3, "{out}");
     tree.reap_all();
     for pid in tree.all() {
         assert_eq!(alive(pid), Liveness::Gone, "pid {pid} after kill --cwd");

@@ -3,23 +3,22 @@
 
 use std::fmt;
 
-use super::{KillReport, Refusal};
+use super::{KillReport, Refusal, Signal};
 use crate::ProcessIdentity;
 
 /// What a tree kill did to one member.
 ///
 /// ```
-/// use proctrack::signal::{KillOutcome, Refusal};
-/// assert_eq!(KillOutcome::Killed.to_string(), "killed");
+/// use proctrack::signal::{KillOutcome, Refusal, Signal};
+/// assert_eq!(KillOutcome::Killed(Signal::Term).to_string(), "killed by SIGTERM");
 /// assert_eq!(KillOutcome::Refused(Refusal::Init).detail().as_deref(), Some("it is pid 1 (init)"));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum KillOutcome {
-    /// Signalled and seen to exit.
-    // TODO(merge main): `Killed(Signal)`, the signal that ended it, once
-    // KillReport::killed carries it.
-    Killed,
+    /// Ended by this signal: the first one sent, or `SIGKILL` when it
+    /// outlived the grace period.
+    Killed(Signal),
     /// Exited before a signal reached it.
     AlreadyGone,
     /// The kernel refused the signal (`EPERM`): another user's process.
@@ -43,14 +42,14 @@ impl KillOutcome {
 
     /// True when the member is gone, by our signal or before it.
     pub fn is_done(&self) -> bool {
-        matches!(self, KillOutcome::Killed | KillOutcome::AlreadyGone)
+        matches!(self, KillOutcome::Killed(_) | KillOutcome::AlreadyGone)
     }
 }
 
 impl fmt::Display for KillOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KillOutcome::Killed => f.write_str("killed"),
+            KillOutcome::Killed(signal) => write!(f, "killed by {signal}"),
             KillOutcome::AlreadyGone => f.write_str("already gone"),
             KillOutcome::Denied => f.write_str("denied"),
             KillOutcome::Survived => f.write_str("survived"),
@@ -71,7 +70,7 @@ impl KillReport {
     pub fn outcomes(&self) -> impl Iterator<Item = (ProcessIdentity, KillOutcome)> + '_ {
         self.killed
             .iter()
-            .map(|identity| (*identity, KillOutcome::Killed))
+            .map(|killed| (killed.identity, KillOutcome::Killed(killed.signal)))
             .chain(
                 self.already_gone
                     .iter()
@@ -93,8 +92,8 @@ impl fmt::Display for KillReport {
     /// could not be confirmed.
     ///
     /// ```text
-    /// killed               4242
-    /// killed               4243
+    /// killed by SIGTERM    4242
+    /// killed by SIGKILL    4243
     /// refused                 1  it is pid 1 (init)
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -122,6 +121,7 @@ impl fmt::Display for KillReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signal::Killed;
     use crate::{BootId, Pid, StartTime};
 
     fn identity(raw: i32) -> ProcessIdentity {
@@ -132,7 +132,14 @@ mod tests {
     #[test]
     fn one_line_per_member() {
         let mut report = KillReport::default();
-        report.killed.push(identity(4242));
+        report.killed.push(Killed {
+            identity: identity(4242),
+            signal: Signal::Term,
+        });
+        report.killed.push(Killed {
+            identity: identity(4243),
+            signal: Signal::Kill,
+        });
         report.already_gone.push(identity(4244));
         report.denied.push(identity(4245));
         report.survived.push(identity(4246));
@@ -141,14 +148,15 @@ mod tests {
         report.confirmed = true;
         assert_eq!(
             report.to_string(),
-            "killed               4242\n\
+            "killed by SIGTERM    4242\n\
+             killed by SIGKILL    4243\n\
              already gone         4244\n\
              denied               4245  another user's process\n\
              survived             4246\n\
              refused                 1  it is pid 1 (init)\n"
         );
-        assert_eq!(report.outcomes().count(), 5);
-        assert_eq!(report.outcomes().filter(|(_, o)| o.is_done()).count(), 2);
+        assert_eq!(report.outcomes().count(), 6);
+        assert_eq!(report.outcomes().filter(|(_, o)| o.is_done()).count(), 3);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::parse::CommandLine;
-use crate::signal::{KillReport, Refusal};
+use crate::signal::{KillReport, Killed, Refusal, Signal};
 use crate::table::{ProcessTree, RefreshDiff, Reparented};
 use crate::{BootId, Cwd, Error, Pid, ProcessIdentity, ProcessInfo, StartTime, State};
 
@@ -214,8 +214,14 @@ fn golden_refresh_diff() {
 #[test]
 fn golden_kill_report() {
     let mut report = KillReport::default();
-    report.killed.push(server().identity());
-    report.killed.push(worker().identity());
+    report.killed.push(Killed {
+        identity: server().identity(),
+        signal: Signal::Term,
+    });
+    report.killed.push(Killed {
+        identity: worker().identity(),
+        signal: Signal::Kill,
+    });
     report.already_gone.push(zombie().identity());
     report.denied.push(unreadable().identity());
     report
@@ -279,7 +285,10 @@ mod registry {
     #[test]
     fn golden_reap_report() {
         let mut kill = KillReport::default();
-        kill.killed.push(server().identity());
+        kill.killed.push(Killed {
+            identity: server().identity(),
+            signal: Signal::Term,
+        });
         kill.settled = true;
         kill.confirmed = true;
         let mut killed = entry(1, &server(), Status::Killed, Some(EndReason::Reaped));

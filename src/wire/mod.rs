@@ -9,6 +9,7 @@
 //! - A working directory is `{"path": "/srv/app", "deleted": false}`, or
 //!   `{"path": null, "deleted": false, "reason": "not_permitted" | "unknown"}`.
 //! - An identity is one object: `{"pid": 42, "start_time": 7, "boot_id": "…"}`.
+//! - A signal is its name: `"SIGTERM"`.
 //! - A state is a word (`"running"`, `"sleeping"`, `"zombie"`, …); a state
 //!   letter this version does not know is that letter (`"Q"`).
 //! - CPU times are whole microseconds (`user_time_us`, `system_time_us`):
@@ -24,6 +25,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::parse::CommandLine;
+use crate::signal::Signal;
 use crate::{Cwd, Pid, ProcessIdentity, ProcessInfo, State};
 
 /// Bytes as a lossy string, plus the exact bytes when the string is not them.
@@ -310,6 +312,21 @@ pub(crate) mod refusals {
 
 #[cfg(test)]
 mod golden;
+/// A signal by its conventional name, `"SIGTERM"`; reading also takes
+/// `"TERM"` and numbers, as [`Signal`]'s `FromStr` does.
+impl Serialize for Signal {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Signal {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Signal, D::Error> {
+        let name = <Cow<'de, str>>::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(feature = "registry")]
 mod registry;
 #[cfg(feature = "schema")]

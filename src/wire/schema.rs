@@ -59,6 +59,24 @@ impl JsonSchema for State {
     }
 }
 
+impl JsonSchema for crate::signal::Signal {
+    fn schema_name() -> Cow<'static, str> {
+        "Signal".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let names: Vec<&str> = crate::signal::Signal::ALL
+            .iter()
+            .map(|s| s.name())
+            .collect();
+        json_schema!({
+            "description": "A signal by its conventional name.",
+            "type": "string",
+            "enum": names,
+        })
+    }
+}
+
 impl JsonSchema for Cwd {
     fn schema_name() -> Cow<'static, str> {
         "Cwd".into()
