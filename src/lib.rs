@@ -67,7 +67,7 @@ mod linux;
 #[cfg(target_os = "macos")]
 mod macos;
 
-pub use error::{Error, Result};
+pub use error::{Error, ParseError, Result};
 pub use identity::{BootId, ProcessIdentity, StartTime};
 #[cfg(target_os = "linux")]
 pub use linux::ProcReader;

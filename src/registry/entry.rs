@@ -280,7 +280,7 @@ impl Metadata {
 /// One registry row: a process someone registered, and what became of it.
 ///
 /// ```no_run
-/// # async fn demo() -> proctrack::Result<()> {
+/// # async fn demo() -> Result<(), proctrack::registry::RegistryError> {
 /// let registry = proctrack::registry::Registry::open("/tmp/procs.db").await?;
 /// for entry in registry.running().await? {
 ///     println!(

@@ -4,11 +4,13 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use super::entry::{EndReason, Entry, Status};
+use super::error::Result;
 use super::observe::{Ending, Observed, Observer};
 use super::{Registry, RowId};
+use crate::blocking::run_blocking;
 use crate::signal::{KillOptions, KillReport, Refusal, kill_tree};
 use crate::source::ProcessSource;
-use crate::{Error, Pid, ProcessIdentity, Result, StartTime};
+use crate::{Error, Pid, ProcessIdentity, StartTime};
 
 /// Which rows a [`Registry::reap`] kills (of those still running).
 ///
@@ -34,7 +36,7 @@ pub enum ReapScope {
 /// What [`Registry::reap`] did to one row.
 ///
 /// ```no_run
-/// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
+/// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
 /// use proctrack::registry::{ReapOutcome, ReapScope};
 /// for row in registry.reap(ReapScope::AllRunning).await?.rows {
 ///     match row.outcome {
@@ -77,7 +79,7 @@ pub enum ReapOutcome {
 /// One row of a [`ReapReport`].
 ///
 /// ```no_run
-/// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
+/// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
 /// use proctrack::registry::ReapScope;
 /// let report = registry.reap(ReapScope::Owner("build-42".into())).await?;
 /// for row in &report.rows {
@@ -98,7 +100,7 @@ pub struct ReapedRow {
 /// What [`Registry::reap`] did, row by row (oldest first).
 ///
 /// ```no_run
-/// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
+/// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
 /// use proctrack::registry::ReapScope;
 /// let report = registry.reap(ReapScope::AllRunning).await?;
 /// print!("{report}");
@@ -118,7 +120,7 @@ impl ReapReport {
     /// tree).
     ///
     /// ```no_run
-    /// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
+    /// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
     /// let report = registry.reap(proctrack::registry::ReapScope::AllRunning).await?;
     /// let labels: Vec<&str> = report.killed().map(|e| e.label()).collect();
     /// # Ok(())
@@ -253,7 +255,7 @@ fn parse_owner_key(owner: &str) -> Option<ProcessIdentity> {
 /// reap must not kill on a guess.
 ///
 /// ```no_run
-/// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
+/// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
 /// use proctrack::registry::process_owner_alive;
 /// // Kill the trees of every supervisor that died without cleaning up:
 /// let report = registry
@@ -299,7 +301,7 @@ impl Registry {
     /// the supervisor as a [`Subreaper`](crate::signal::Subreaper).
     ///
     /// ```no_run
-    /// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
+    /// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
     /// use proctrack::registry::{ReapOutcome, ReapScope};
     /// let report = registry.reap(ReapScope::Owner("build-42".into())).await?;
     /// for row in &report.rows {
@@ -328,7 +330,7 @@ impl Registry {
     /// [`owner_key`], [`process_owner_alive`].
     ///
     /// ```no_run
-    /// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
+    /// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
     /// let finished = ["build-40", "build-41"];
     /// let report = registry.reap_stale(|owner| !finished.contains(&owner)).await?;
     /// println!("killed {} rows", report.killed().count());
@@ -408,7 +410,7 @@ impl Registry {
                     }
                 }
                 Err(Error::Refused { reason, .. }) => (None, ReapOutcome::Refused(reason)),
-                Err(other) => return Err(other),
+                Err(other) => return Err(other.into()),
             };
             report.rows.push(ReapedRow {
                 entry: stored.unwrap_or(entry),
@@ -419,18 +421,9 @@ impl Registry {
     }
 
     /// Runs the blocking tree kill off the async threads.
-    async fn kill(&self, root: ProcessIdentity) -> Result<KillReport> {
+    async fn kill(&self, root: ProcessIdentity) -> crate::Result<KillReport> {
         let options: KillOptions = self.kill_options.clone();
-        match tokio::task::spawn_blocking(move || kill_tree(root, &options)).await {
-            Ok(result) => result,
-            Err(join) => match join.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                Err(join) => Err(Error::Io {
-                    path: self.path.clone(),
-                    source: std::io::Error::other(join),
-                }),
-            },
-        }
+        run_blocking(move || kill_tree(root, &options)).await
     }
 
     /// Records the end of a running row (`done`), or only the kill report

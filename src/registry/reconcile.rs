@@ -3,16 +3,16 @@
 use std::time::SystemTime;
 
 use super::entry::{EndReason, Entry, to_millis};
+use super::error::Result;
 use super::observe::{Ending, Observed, Observer};
 use super::sql::{COLUMNS, decode};
 use super::{Registry, RowId};
-use crate::Result;
 
 /// What [`Registry::reconcile`] found, row by row (each list oldest first,
 /// each entry as it is stored now).
 ///
 /// ```no_run
-/// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
+/// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
 /// let report = registry.reconcile().await?;
 /// for entry in &report.pid_reused {
 ///     println!("{} exited unseen; its pid now names another process", entry.identity());
@@ -41,7 +41,7 @@ impl ReconcileReport {
     /// Every row this reconcile marked ended, in any way.
     ///
     /// ```no_run
-    /// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
+    /// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
     /// for entry in registry.reconcile().await?.ended() {
     ///     println!("#{} ended: {:?}", entry.id(), entry.end_reason());
     /// }
@@ -67,7 +67,7 @@ impl Registry {
     /// meanwhile is left (and out of the report).
     ///
     /// ```no_run
-    /// # async fn demo() -> proctrack::Result<()> {
+    /// # async fn demo() -> Result<(), proctrack::registry::RegistryError> {
     /// let registry = proctrack::registry::Registry::open("/tmp/procs.db").await?;
     /// let report = registry.reconcile().await?;
     /// println!(

@@ -180,7 +180,7 @@ mod imp {
         let pid = handle.pid();
         let fd = sys::dup(fd.as_fd(), pid)?;
         let io_error = |source| Error::Io {
-            path: sys::proc_path(pid, ""),
+            path: Some(sys::proc_path(pid, "")),
             source,
         };
         // `with_interest` is deprecated because an arbitrary `AsRawFd` may

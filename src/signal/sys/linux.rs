@@ -26,11 +26,16 @@ pub(crate) fn brief(pid: Pid) -> Result<Option<Brief>> {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             return Err(Error::PermissionDenied { path });
         }
-        Err(source) => return Err(Error::Io { path, source }),
+        Err(source) => {
+            return Err(Error::Io {
+                path: Some(path),
+                source,
+            });
+        }
     };
     let stat = parse::parse_stat(&bytes).map_err(|e| Error::Parse {
-        path,
-        reason: e.to_string(),
+        path: Some(path),
+        source: e.into(),
     })?;
     Ok(Some(Brief {
         start: StartTime::from_raw(stat.starttime),
@@ -70,7 +75,7 @@ pub(crate) fn errno_error(errno: Errno, pid: Pid) -> Error {
             what: "pidfd (Linux 5.3 or later)",
         },
         other => Error::Io {
-            path: proc_path(pid, ""),
+            path: Some(proc_path(pid, "")),
             source: other.into(),
         },
     }
@@ -151,7 +156,7 @@ pub(crate) fn all_threads_stopped(pid: Pid) -> Result<Option<bool>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
             return Err(Error::Io {
-                path: dir.into(),
+                path: Some(dir.into()),
                 source,
             });
         }
@@ -165,8 +170,8 @@ pub(crate) fn all_threads_stopped(pid: Pid) -> Result<Option<bool>> {
             Err(_) => continue,
         };
         let stat = parse::parse_stat(&bytes).map_err(|e| Error::Parse {
-            path,
-            reason: e.to_string(),
+            path: Some(path),
+            source: e.into(),
         })?;
         let state = State::from_letter(stat.state);
         if !matches!(
@@ -209,7 +214,7 @@ pub(crate) fn wait_readable(
             Err(Errno::INTR) => {}
             Err(errno) => {
                 return Err(Error::Io {
-                    path: PathBuf::from("poll(pidfd)"),
+                    path: None,
                     source: errno.into(),
                 });
             }
