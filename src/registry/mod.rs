@@ -104,6 +104,7 @@ pub use error::RegistryError;
 pub use reap::{ReapOutcome, ReapReport, ReapScope, ReapedRow, owner_key, process_owner_alive};
 pub use reconcile::ReconcileReport;
 
+use crate::blocking::run_blocking;
 use crate::parse::CommandLine;
 use crate::signal::KillOptions;
 use crate::source::ProcessSource;
@@ -244,7 +245,15 @@ impl Registry {
     /// # }
     /// ```
     pub async fn register(&self, identity: ProcessIdentity, metadata: &Metadata) -> Result<RowId> {
-        let row = Filled::new(identity, metadata, Observer::open().ok().as_mut());
+        let metadata = metadata.clone();
+        let row = run_blocking(move || {
+            Ok(Filled::new(
+                identity,
+                &metadata,
+                Observer::open().ok().as_mut(),
+            ))
+        })
+        .await?;
         let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
         row.insert(&mut conn).await.map_err(|e| self.db(e))
     }
@@ -266,11 +275,15 @@ impl Registry {
     /// # }
     /// ```
     pub async fn register_all(&self, rows: &[(ProcessIdentity, Metadata)]) -> Result<Vec<RowId>> {
-        let mut observer = Observer::open().ok();
-        let filled: Vec<Filled> = rows
-            .iter()
-            .map(|(identity, metadata)| Filled::new(*identity, metadata, observer.as_mut()))
-            .collect();
+        let rows = rows.to_vec();
+        let filled: Vec<Filled> = run_blocking(move || {
+            let mut observer = Observer::open().ok();
+            Ok(rows
+                .iter()
+                .map(|(identity, metadata)| Filled::new(*identity, metadata, observer.as_mut()))
+                .collect())
+        })
+        .await?;
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")

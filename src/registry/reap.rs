@@ -279,6 +279,27 @@ pub fn process_owner_alive(owner: &str) -> Option<bool> {
     })
 }
 
+/// What one blocking look at a row's process found or did.
+enum Step {
+    /// The process had ended; nothing was signalled.
+    Ended(Ending),
+    /// The process was alive: the tree kill's result.
+    Killed(crate::Result<KillReport>),
+}
+
+/// Checks `entry` like [`Registry::reconcile`] does and, if its process is
+/// alive, kills its tree. Blocks (reads /proc, waits for exits).
+fn look_and_kill(
+    observer: &mut Observer,
+    entry: &Entry,
+    options: &KillOptions,
+) -> crate::Result<Step> {
+    if let Observed::Ended(ending) = observer.observe(entry)? {
+        return Ok(Step::Ended(ending));
+    }
+    Ok(Step::Killed(kill_tree(entry.identity(), options)))
+}
+
 impl Registry {
     /// Kills the live trees of the running rows in `scope`, and records what
     /// became of each row.
@@ -327,29 +348,33 @@ impl Registry {
     ///
     /// How an owner is known to be gone is the caller's to say: an execution
     /// id the caller's own records call finished, or, for owners made by
-    /// [`owner_key`], [`process_owner_alive`].
+    /// [`owner_key`], [`process_owner_alive`]. It is asked once per owner, on
+    /// tokio's blocking pool (it may read `/proc`, as
+    /// [`process_owner_alive`] does), hence `Send + 'static`.
     ///
     /// ```no_run
     /// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
     /// let finished = ["build-40", "build-41"];
-    /// let report = registry.reap_stale(|owner| !finished.contains(&owner)).await?;
+    /// let report = registry.reap_stale(move |owner| !finished.contains(&owner)).await?;
     /// println!("killed {} rows", report.killed().count());
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn reap_stale(&self, is_owner_alive: impl Fn(&str) -> bool) -> Result<ReapReport> {
+    pub async fn reap_stale(
+        &self,
+        is_owner_alive: impl Fn(&str) -> bool + Send + 'static,
+    ) -> Result<ReapReport> {
         let rows = self.running().await?;
-        let mut verdicts: HashMap<&str, bool> = HashMap::new();
-        for entry in &rows {
-            verdicts
-                .entry(entry.owner())
-                .or_insert_with(|| is_owner_alive(entry.owner()));
-        }
-        let stale: HashSet<String> = verdicts
-            .into_iter()
-            .filter(|&(_, alive)| !alive)
-            .map(|(owner, _)| owner.to_owned())
-            .collect();
+        let owners: HashSet<String> = rows.iter().map(|e| e.owner().to_owned()).collect();
+        // The caller's check may read /proc (process_owner_alive does), so it
+        // runs on the blocking pool, once per owner.
+        let stale: HashSet<String> = run_blocking(move || {
+            Ok(owners
+                .into_iter()
+                .filter(|owner| !is_owner_alive(owner))
+                .collect())
+        })
+        .await?;
         let rows = rows
             .into_iter()
             .filter(|entry| stale.contains(entry.owner()))
@@ -362,7 +387,7 @@ impl Registry {
         if rows.is_empty() {
             return Ok(report);
         }
-        let mut observer = Observer::open()?;
+        let mut observer = run_blocking(Observer::open).await?;
         // Processes killed by an earlier row's tree kill in this reap.
         let mut killed_by: HashMap<ProcessIdentity, RowId> = HashMap::new();
         for entry in rows {
@@ -376,17 +401,30 @@ impl Registry {
                 });
                 continue;
             }
-            if let Observed::Ended(ending) = observer.observe(&entry)? {
-                let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
-                let stored = self.mark_ended(&mut conn, id, ending, None).await?;
-                report.rows.push(ReapedRow {
-                    entry: stored.unwrap_or(entry),
-                    outcome: ReapOutcome::Ended,
-                });
-                continue;
-            }
+            // The look and the kill read /proc and block: both go to the
+            // blocking pool, in one step, and the observer comes back.
+            let row = entry.clone();
+            let options = self.kill_options.clone();
+            let (back, step) = run_blocking(move || {
+                let step = look_and_kill(&mut observer, &row, &options);
+                Ok((observer, step))
+            })
+            .await?;
+            observer = back;
+            let kill = match step? {
+                Step::Ended(ending) => {
+                    let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
+                    let stored = self.mark_ended(&mut conn, id, ending, None).await?;
+                    report.rows.push(ReapedRow {
+                        entry: stored.unwrap_or(entry),
+                        outcome: ReapOutcome::Ended,
+                    });
+                    continue;
+                }
+                Step::Killed(kill) => kill,
+            };
             let identity = entry.identity();
-            let (stored, outcome) = match self.kill(identity).await {
+            let (stored, outcome) = match kill {
                 Ok(kill) => {
                     for member in &kill.killed {
                         killed_by.insert(*member, id);
@@ -418,12 +456,6 @@ impl Registry {
             });
         }
         Ok(report)
-    }
-
-    /// Runs the blocking tree kill off the async threads.
-    async fn kill(&self, root: ProcessIdentity) -> crate::Result<KillReport> {
-        let options: KillOptions = self.kill_options.clone();
-        run_blocking(move || kill_tree(root, &options)).await
     }
 
     /// Records the end of a running row (`done`), or only the kill report

@@ -7,6 +7,7 @@ use super::error::Result;
 use super::observe::{Ending, Observed, Observer};
 use super::sql::{COLUMNS, decode};
 use super::{Registry, RowId};
+use crate::blocking::run_blocking;
 
 /// What [`Registry::reconcile`] found, row by row (each list oldest first,
 /// each entry as it is stored now).
@@ -82,11 +83,18 @@ impl Registry {
     /// ```
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
         let rows = self.running().await?;
-        let mut observer = Observer::open()?;
+        // Reading /proc blocks: look at every row on the blocking pool.
+        let observed = run_blocking(move || {
+            let mut observer = Observer::open()?;
+            rows.into_iter()
+                .map(|entry| Ok((observer.observe(&entry)?, entry)))
+                .collect::<crate::Result<Vec<_>>>()
+        })
+        .await?;
         let mut report = ReconcileReport::default();
         let mut endings = Vec::new();
-        for entry in rows {
-            match observer.observe(&entry)? {
+        for (observed, entry) in observed {
+            match observed {
                 Observed::Alive => report.running.push(entry),
                 Observed::Ended(ending) => endings.push((entry.id(), ending)),
             }
