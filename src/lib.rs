@@ -39,20 +39,36 @@
 //!   [`Cwd::NotPermitted`] working directory, and 0 for memory, CPU times and
 //!   threads.
 //! - A process's name is up to 32 bytes (`p_name`) rather than 15.
+//!
+//! # Features
+//!
+//! None is on by default: reading the table or killing a tree compiles no
+//! async runtime.
+//!
+//! | Feature    | Adds |
+//! |------------|------|
+//! | `serde`    | `Serialize`/`Deserialize` on the public data types |
+//! | `tokio`    | [`ProcessHandle::exited`](signal::ProcessHandle::exited) (async wait) and the async [`inspect`] module |
+//! | `registry` | [`registry`]: the SQLite file of spawned processes (async; turns on `tokio`) |
 #![cfg_attr(not(target_os = "macos"), forbid(unsafe_code))]
 // On macOS, `ffi` (and only it) needs `unsafe` for system calls libproc does
 // not wrap; everything else stays free of it.
 #![cfg_attr(target_os = "macos", deny(unsafe_code))]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "tokio")]
 mod blocking;
 mod error;
 mod identity;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod inspect;
 pub mod parse;
 mod pid;
 mod process;
 #[cfg(feature = "registry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "registry")))]
 pub mod registry;
 pub mod signal;
 mod source;

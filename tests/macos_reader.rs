@@ -258,6 +258,7 @@ impl Drop for Tree {
     }
 }
 
+#[cfg(feature = "tokio")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_tree_and_a_non_childs_exit() {
     let caps = capabilities();

@@ -8,11 +8,9 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use std::time::Duration;
 
-use proctrack::signal::{
-    Backend, Delivery, KillOptions, ProcessHandle, Signal, capabilities, kill_tree,
-};
-use proctrack::{Error, Pid};
-use signal_support::{Tree, assert_no_descendants, serial};
+use proctrack::Error;
+use proctrack::signal::{Backend, Delivery, ProcessHandle, Signal, capabilities};
+use signal_support::{assert_no_descendants, serial};
 
 #[test]
 fn capabilities_of_this_kernel() {
@@ -22,8 +20,13 @@ fn capabilities_of_this_kernel() {
     assert_eq!(caps.auto_backend(), Backend::Pidfd);
 }
 
+#[cfg(feature = "tokio")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn awaiting_a_non_child_returns_after_it_dies() {
+    use proctrack::Pid;
+    use proctrack::signal::{KillOptions, kill_tree};
+    use signal_support::Tree;
+
     let _serial = serial();
     // The sleep is the shell's child, not ours.
     let mut tree = Tree::sh("sleep 1000 & echo $!; wait");

@@ -308,6 +308,7 @@ fn exit_status(status: &WaitIdStatus) -> ExitStatus {
 
 /// A second fd on the same pidfd, for registering with an event loop (one fd
 /// can be registered with an epoll set only once).
+#[cfg(feature = "tokio")]
 pub(crate) fn dup(fd: BorrowedFd<'_>, pid: Pid) -> Result<OwnedFd> {
     rustix::io::fcntl_dupfd_cloexec(fd, 0).map_err(|errno| errno_error(errno, pid))
 }

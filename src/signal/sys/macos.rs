@@ -12,7 +12,9 @@ use std::process::ExitStatus;
 use std::time::Instant;
 
 use libc::c_int;
+#[cfg(feature = "tokio")]
 use tokio::io::Interest;
+#[cfg(feature = "tokio")]
 use tokio::io::unix::AsyncFd;
 
 use super::{Brief, Sent};
@@ -138,6 +140,7 @@ pub(crate) fn wait_exits(
 
 /// Completes when `handle`'s process exits: its own kqueue, registered with
 /// the tokio reactor (a kqueue's fd is readable while it holds an event).
+#[cfg(feature = "tokio")]
 pub(crate) async fn exited(handle: &ProcessHandle) -> Result<()> {
     let mut pending = [true];
     let (kq, watched) = watch(&[handle], &mut pending)?;
