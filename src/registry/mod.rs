@@ -3,7 +3,7 @@
 //! A supervisor that spawns dev servers, test runners or build steps keeps a
 //! row per process in a [`Registry`]. When the supervisor crashes and starts
 //! again, the rows tell what it had running; [`Registry::reconcile`] checks
-//! each against the live system and [`Registry::reap`] kills what is left,
+//! each against the live system and [`Registry::stop`] kills what is left,
 //! through the race-free tree kill of [`signal`](crate::signal).
 //!
 //! # Identity, not pids
@@ -25,7 +25,7 @@
 //! lost) with an [`EndReason`], and the exit code when someone reported one.
 //!
 //! ```no_run
-//! use proctrack::registry::{Metadata, ReapScope, Registry};
+//! use proctrack::registry::{Metadata, StopScope, Registry};
 //! use proctrack::signal::spawn_group;
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -49,8 +49,8 @@
 //! // After a crash of the supervisor, on the next start:
 //! let report = registry.reconcile().await?;
 //! println!("{} still running, {} found gone", report.running.len(), report.ended().count());
-//! let reaped = registry.reap(ReapScope::Owner("build-42".into())).await?;
-//! println!("{reaped}");
+//! let stopped = registry.stop(StopScope::Owner("build-42".into())).await?;
+//! println!("{stopped}");
 //! # Ok(())
 //! # }
 //! ```
@@ -84,15 +84,15 @@
 //! missing (the file is never corrupt either way). We accept that: a power
 //! loss also ends every registered process, whose rows would only be
 //! reconciled to [`Status::Lost`]; `FULL` would cost an fsync per
-//! registration for no process that could still be reaped.
+//! registration for no process that could still be stopped.
 
 mod entry;
 mod error;
 mod observe;
 mod open;
-mod reap;
 mod reconcile;
 mod sql;
+mod stop;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -101,8 +101,8 @@ use sqlx::sqlite::SqlitePool;
 
 pub use entry::{EndReason, Entry, Metadata, RowId, Status, UnknownWord};
 pub use error::RegistryError;
-pub use reap::{ReapOutcome, ReapReport, ReapScope, ReapedRow, owner_key, process_owner_alive};
 pub use reconcile::ReconcileReport;
+pub use stop::{StopOutcome, StopReport, StopScope, StoppedRow, owner_key, process_owner_alive};
 
 use crate::blocking::run_blocking;
 use crate::parse::CommandLine;
@@ -169,9 +169,9 @@ impl Registry {
         })
     }
 
-    /// The kill options [`reap`](Registry::reap) uses. The default is
+    /// The kill options [`stop`](Registry::stop) uses. The default is
     /// [`KillOptions::graceful`] with 5 s: `SIGTERM`, then `SIGKILL` for what
-    /// is left. The root of a reaped tree is not reaped by default (see
+    /// is left. The root of a stopped tree is not reaped by default (see
     /// [`KillOptions::reap_root`]).
     ///
     /// ```no_run
@@ -329,7 +329,7 @@ impl Registry {
     }
 
     /// Records that the process of row `id` was killed (by the caller, some
-    /// other way than [`reap`](Registry::reap)). The row becomes
+    /// other way than [`stop`](Registry::stop)). The row becomes
     /// [`Status::Killed`] ([`EndReason::Reported`]) unless it already was
     /// killed. Returns the updated row; [`RegistryError::UnknownRow`] if there is none.
     ///
