@@ -2,7 +2,7 @@
 //! non-children), reaping our own children, the kill(2) fallback.
 #![cfg(target_os = "linux")]
 
-mod signal_support;
+mod support;
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use proctrack::Error;
 use proctrack::signal::{Backend, Delivery, ProcessHandle, Signal, capabilities};
-use signal_support::{assert_no_descendants, serial};
+use support::{assert_no_descendants, serial};
 
 #[test]
 fn capabilities_of_this_kernel() {
@@ -25,18 +25,18 @@ fn capabilities_of_this_kernel() {
 async fn awaiting_a_non_child_returns_after_it_dies() {
     use proctrack::Pid;
     use proctrack::signal::{KillOptions, kill_tree};
-    use signal_support::Tree;
+    use support::SpawnedTree;
 
     let _serial = serial();
     // The sleep is the shell's child, not ours.
-    let mut tree = Tree::sh("sleep 1000 & echo $!; wait");
-    let grandchild: Pid = tree.line().parse().expect("a pid");
+    let mut tree = SpawnedTree::shell("sleep 1000 & echo $!; wait");
+    let grandchild: Pid = tree.read_line().expect("a line").parse().expect("a pid");
     let identity = proctrack::process(grandchild)
         .expect("the grandchild")
         .identity();
     assert_eq!(
         proctrack::process(grandchild).expect("read").parent(),
-        Some(tree.identity.pid())
+        Some(tree.pid())
     );
 
     let handle = ProcessHandle::open(identity).expect("open");
@@ -66,7 +66,7 @@ async fn awaiting_a_non_child_returns_after_it_dies() {
     // Not our child: its status is the shell's.
     assert!(matches!(handle.try_reap(), Err(Error::NotChild { .. })));
 
-    let report = kill_tree(tree.identity, &KillOptions::new()).expect("kill_tree");
+    let report = kill_tree(tree.root(), &KillOptions::new()).expect("kill_tree");
     assert!(report.is_complete(), "{report:#?}");
     tree.wait_root();
     drop(tree);
@@ -86,11 +86,7 @@ fn blocking_wait_and_reaping_our_own_child() {
         handle.signal(Signal::Term).expect("signal"),
         Delivery::Delivered
     );
-    assert!(
-        handle
-            .wait_timeout(signal_support::HANG_GUARD)
-            .expect("wait")
-    );
+    assert!(handle.wait_timeout(support::HANG_GUARD).expect("wait"));
     assert!(handle.wait_timeout(Duration::ZERO).expect("wait"));
     let status = handle.try_reap().expect("try_reap").expect("exited");
     assert_eq!(status.signal(), Some(15));
