@@ -1,6 +1,5 @@
 use std::ffi::CStr;
 use std::io;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use libc::c_char;
