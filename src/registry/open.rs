@@ -32,6 +32,7 @@ use sqlx::{ConnectOptions, Connection};
 
 use super::error::{RegistryError, Result};
 use super::sql::{self, SUPPORTED_VERSION, database, is_busy, knows_version};
+use crate::blocking::run_blocking;
 
 /// How long a statement waits for another process's lock before failing.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,7 +60,9 @@ enum Schema {
 
 /// Opens (creating or migrating) the registry at `path` and returns its pool.
 pub(crate) async fn open(path: &Path) -> Result<SqlitePool> {
-    check_file(path, true)?;
+    // File system calls block (a network file system may take long).
+    let owned = path.to_path_buf();
+    run_blocking(move || Ok(check_file(&owned, true))).await??;
     // Per connection: wait for locks instead of failing at once, and sync
     // the WAL only at checkpoints (see the module docs of `registry` on
     // crash safety). Neither writes to the file.
