@@ -50,8 +50,12 @@ fn a_tree_that_keeps_forking_is_completely_dead_afterwards() {
             tree.wait_ready();
         }
 
-        let report =
-            kill_tree(tree.root(), &KillOptions::new().backend(backend)).expect("kill_tree");
+        let report = kill_tree(
+            &mut proctrack::table::ProcessTable::new().expect("table"),
+            tree.root(),
+            &KillOptions::new().reap_root(false).backend(backend),
+        )
+        .expect("kill_tree");
         let status = tree.wait_root();
 
         println!(
@@ -65,7 +69,7 @@ fn a_tree_that_keeps_forking_is_completely_dead_afterwards() {
         assert!(report.settled, "{report:#?}");
         assert!(report.is_complete(), "{report:#?}");
         assert_eq!(report.confirmed, backend == Backend::Pidfd);
-        assert!(report.killed.contains(&tree.root()));
+        assert!(report.was_killed(&tree.root()));
         assert!(
             report.killed.len() > 50,
             "only {} killed",
@@ -100,8 +104,9 @@ fn graceful_kill_catches_what_the_tree_forks_during_the_grace_period() {
     );
     tree.wait_ready();
     let report = kill_tree(
+        &mut proctrack::table::ProcessTable::new().expect("table"),
         tree.root(),
-        &KillOptions::graceful(Duration::from_millis(300)),
+        &KillOptions::graceful(Duration::from_millis(300)).reap_root(false),
     )
     .expect("kill_tree");
     tree.wait_root();
@@ -135,10 +140,15 @@ fn kill_cwd_goes_by_path_components() {
         tree.wait_ready();
     }
 
-    let report = kill_cwd(&ab, &KillOptions::new()).expect("kill_cwd");
+    let report = kill_cwd(
+        &mut proctrack::table::ProcessTable::new().expect("table"),
+        &ab,
+        &KillOptions::new().reap_root(false),
+    )
+    .expect("kill_cwd");
     println!("{report:#?}");
     assert!(report.is_complete(), "{report:#?}");
-    let killed: HashSet<ProcessIdentity> = report.killed.iter().copied().collect();
+    let killed: HashSet<ProcessIdentity> = report.killed.iter().map(|k| k.identity).collect();
     assert!(killed.contains(&inside.root()));
     assert!(killed.contains(&below.root()));
     assert!(!killed.contains(&beside.root()));
@@ -150,10 +160,20 @@ fn kill_cwd_goes_by_path_components() {
 
     // The others are untouched.
     assert_eq!(still_there([beside.root(), parent_outside.root()]).len(), 2);
-    let rest = kill_tree(beside.root(), &KillOptions::new()).expect("kill beside");
+    let rest = kill_tree(
+        &mut proctrack::table::ProcessTable::new().expect("table"),
+        beside.root(),
+        &KillOptions::new().reap_root(false),
+    )
+    .expect("kill beside");
     assert!(rest.is_complete());
     beside.wait_root();
-    let rest = kill_tree(parent_outside.root(), &KillOptions::new()).expect("kill the last");
+    let rest = kill_tree(
+        &mut proctrack::table::ProcessTable::new().expect("table"),
+        parent_outside.root(),
+        &KillOptions::new().reap_root(false),
+    )
+    .expect("kill the last");
     assert!(rest.is_complete());
     parent_outside.wait_root();
     drop((inside, below, beside, parent_outside));
@@ -176,8 +196,11 @@ fn guard_rails_refuse_init_ourselves_and_our_ancestors() {
         (parent, Refusal::Ancestor),
     ] {
         match kill_tree(
+            &mut proctrack::table::ProcessTable::new().expect("table"),
             identity,
-            &KillOptions::new().signal(proctrack::signal::Signal::Winch),
+            &KillOptions::new()
+                .reap_root(false)
+                .signal(proctrack::signal::Signal::Winch),
         ) {
             Err(Error::Refused { pid, reason: why }) => {
                 assert_eq!(pid, identity.pid());
@@ -220,8 +243,11 @@ fn eperm_is_reported_per_process_and_does_not_abort_the_kill() {
         rustix::thread::set_thread_res_uid(Some(nobody), Some(nobody), None)
             .expect("setresuid(nobody, nobody, -) for this thread");
         kill_tree(
+            &mut proctrack::table::ProcessTable::new().expect("table"),
             root,
-            &KillOptions::new().exit_timeout(Duration::from_millis(100)),
+            &KillOptions::new()
+                .reap_root(false)
+                .exit_timeout(Duration::from_millis(100)),
         )
     })
     .join()
@@ -232,7 +258,12 @@ fn eperm_is_reported_per_process_and_does_not_abort_the_kill() {
     assert!(report.killed.is_empty() && report.survived.is_empty());
     assert!(!report.is_complete());
     // Still alive: kill it for real.
-    let report = kill_tree(root, &KillOptions::new()).expect("kill_tree");
+    let report = kill_tree(
+        &mut proctrack::table::ProcessTable::new().expect("table"),
+        root,
+        &KillOptions::new().reap_root(false),
+    )
+    .expect("kill_tree");
     assert!(report.is_complete(), "{report:#?}");
     assert_eq!(report.killed.len(), 3);
     tree.wait_root();
@@ -246,7 +277,12 @@ fn a_root_that_is_gone_is_reported_not_killed() {
     let mut tree = SpawnedTree::shell("echo ready");
     tree.wait_ready();
     tree.wait_root();
-    let report = kill_tree(tree.root(), &KillOptions::new()).expect("kill_tree");
+    let report = kill_tree(
+        &mut proctrack::table::ProcessTable::new().expect("table"),
+        tree.root(),
+        &KillOptions::new().reap_root(false),
+    )
+    .expect("kill_tree");
     assert_eq!(report.already_gone, vec![tree.root()]);
     assert!(report.killed.is_empty());
     drop(tree);
@@ -306,7 +342,12 @@ fn a_multithreaded_forker_is_completely_dead_afterwards() {
     for _ in 0..4 {
         tree.wait_ready();
     }
-    let report = kill_tree(tree.root(), &KillOptions::new()).expect("kill_tree");
+    let report = kill_tree(
+        &mut proctrack::table::ProcessTable::new().expect("table"),
+        tree.root(),
+        &KillOptions::new().reap_root(false),
+    )
+    .expect("kill_tree");
     tree.wait_root();
     println!(
         "killed {}, already gone {}, reaped {}, settled {}",

@@ -10,6 +10,7 @@ use super::{Registry, RowId};
 use crate::blocking::run_blocking;
 use crate::signal::{KillOptions, KillReport, Refusal, kill_tree};
 use crate::source::ProcessSource;
+use crate::table::ProcessTable;
 use crate::{Error, Pid, ProcessIdentity, StartTime};
 
 /// Which rows a [`Registry::stop`] kills (of those still running).
@@ -186,8 +187,9 @@ pub(crate) fn summarize(report: &KillReport) -> String {
             .join(" ")
     }
     let mut parts = Vec::new();
+    let killed: Vec<ProcessIdentity> = report.killed.iter().map(|k| k.identity).collect();
     let lists = [
-        ("killed", &report.killed),
+        ("killed", &killed),
         ("already gone", &report.already_gone),
         ("denied", &report.denied),
         ("survived", &report.survived),
@@ -297,7 +299,9 @@ fn look_and_kill(
     if let Observed::Ended(ending) = observer.observe(entry)? {
         return Ok(Step::Ended(ending));
     }
-    Ok(Step::Killed(kill_tree(entry.identity(), options)))
+    let mut table = ProcessTable::new()?;
+    let kill = kill_tree(&mut table, entry.identity(), options);
+    Ok(Step::Killed(kill))
 }
 
 impl Registry {
@@ -427,10 +431,10 @@ impl Registry {
             let (stored, outcome) = match kill {
                 Ok(kill) => {
                     for member in &kill.killed {
-                        killed_by.insert(*member, id);
+                        killed_by.insert(member.identity, id);
                     }
                     let words = summarize(&kill);
-                    if kill.killed.contains(&identity) {
+                    if kill.killed.iter().any(|k| k.identity == identity) {
                         let done = Some((Status::Killed, EndReason::Reaped));
                         (
                             self.finish(id, done, &words).await?,
