@@ -256,7 +256,9 @@ mod exited {
     impl Drop for Tree {
         fn drop(&mut self) {
             if let Some(root) = self.root {
-                let _ = kill_tree(root, &KillOptions::new());
+                if let Ok(mut table) = ProcessTable::new() {
+                    let _ = kill_tree(&mut table, root, &KillOptions::new().reap_root(false));
+                }
             }
             let _ = self.child.kill();
             let _ = self.child.wait();
@@ -313,14 +315,20 @@ mod exited {
         // Awaits the exit of a process that is not our child, in tokio.
         let waiter = tokio::spawn(async move { first.exited().await });
 
-        let report = tokio::task::spawn_blocking(move || kill_tree(root, &KillOptions::new()))
-            .await
-            .expect("join the kill")
-            .expect("kill the tree");
+        let report = tokio::task::spawn_blocking(move || {
+            kill_tree(
+                &mut ProcessTable::new()?,
+                root,
+                &KillOptions::new().reap_root(false),
+            )
+        })
+        .await
+        .expect("join the kill")
+        .expect("kill the tree");
         assert!(report.is_complete(), "{report:#?}");
         assert!(report.settled && report.confirmed, "{report:#?}");
         for member in std::iter::once(root).chain(sleeps.iter().copied()) {
-            assert!(report.killed.contains(&member), "{member} in {report:#?}");
+            assert!(report.was_killed(&member), "{member} in {report:#?}");
         }
 
         tokio::time::timeout(Duration::from_secs(30), waiter)
