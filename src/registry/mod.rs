@@ -165,13 +165,16 @@ impl Registry {
         Ok(Registry {
             pool,
             path,
-            kill_options: KillOptions::graceful(Duration::from_secs(5)),
+            // A caller that registered its own child may still `wait` for it
+            // through its `Child`: leave the root's exit status to them.
+            kill_options: KillOptions::graceful(Duration::from_secs(5)).reap_root(false),
         })
     }
 
     /// The kill options [`stop`](Registry::stop) uses. The default is
     /// [`KillOptions::graceful`] with 5 s: `SIGTERM`, then `SIGKILL` for what
-    /// is left. The root of a stopped tree is not reaped by default (see
+    /// is left, and the root's exit status is left for its parent to collect
+    /// (`reap_root(false)`: the caller may hold its `Child`; see
     /// [`KillOptions::reap_root`]).
     ///
     /// ```no_run
