@@ -281,7 +281,7 @@ fn parse_owner_key(owner: &str) -> Option<ProcessIdentity> {
 /// ```
 pub fn process_owner_alive(owner: &str) -> Option<bool> {
     let identity = parse_owner_key(owner)?;
-    let Ok(mut source) = crate::system::open() else {
+    let Ok(mut source) = crate::SystemSource::open() else {
         return Some(true);
     };
     if source.boot_id() != identity.boot_id() {

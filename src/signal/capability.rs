@@ -89,7 +89,6 @@ pub enum Backend {
     Kill,
 }
 
-#[cfg(any(target_os = "linux", target_os = "macos"))]
 impl Backend {
     /// What this backend means here: `Auto` resolved against [`capabilities`].
     pub(crate) fn resolve(self) -> crate::Result<Backend> {
@@ -115,59 +114,7 @@ impl Backend {
 /// ```
 pub fn capabilities() -> Capabilities {
     static PROBED: OnceLock<Capabilities> = OnceLock::new();
-    *PROBED.get_or_init(probe)
-}
-
-#[cfg(target_os = "linux")]
-fn probe() -> Capabilities {
-    use rustix::io::Errno;
-    use rustix::process::{PidfdFlags, WaitId, WaitIdOptions};
-
-    let me = rustix::process::getpid();
-    // Our own pid always exists, so any failure means the call is missing
-    // (ENOSYS) or filtered (EPERM from seccomp): either way, not usable.
-    let pidfd = rustix::process::pidfd_open(me, PidfdFlags::empty()).ok();
-    // We are not our own child: a kernel that knows P_PIDFD answers ECHILD, an
-    // older one EINVAL for the unknown id type.
-    let waitid_pidfd = pidfd.as_ref().is_some_and(|fd| {
-        let probe = rustix::process::waitid(
-            WaitId::PidFd(std::os::fd::AsFd::as_fd(fd)),
-            WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
-        );
-        matches!(probe, Err(Errno::CHILD))
-    });
-    Capabilities {
-        pidfd: pidfd.is_some(),
-        // Poll support on pidfds came in the same release as pidfd_open.
-        pidfd_wait: pidfd.is_some(),
-        waitid_pidfd,
-        child_subreaper: rustix::process::child_subreaper().is_ok(),
-        exit_events: pidfd.is_some(),
-    }
-}
-
-/// macOS: no pidfd, no subreaper; kqueue's `EVFILT_PROC` has been there
-/// since 10.0.
-#[cfg(target_os = "macos")]
-fn probe() -> Capabilities {
-    Capabilities {
-        pidfd: false,
-        pidfd_wait: false,
-        waitid_pidfd: false,
-        child_subreaper: false,
-        exit_events: true,
-    }
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-fn probe() -> Capabilities {
-    Capabilities {
-        pidfd: false,
-        pidfd_wait: false,
-        waitid_pidfd: false,
-        child_subreaper: false,
-        exit_events: false,
-    }
+    *PROBED.get_or_init(super::sys::probe)
 }
 
 #[cfg(all(test, target_os = "linux"))]

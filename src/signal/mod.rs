@@ -107,7 +107,6 @@ mod signals;
 mod spawn;
 mod wait;
 
-#[cfg(any(target_os = "linux", target_os = "macos"))]
 mod sys;
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! The process table asks a source for two things: a cheap [`Sample`] of a
 //! process it already knows (the fields that change while a process runs), and a
 //! full, consistent [`ProcessInfo`] of a process it has not seen or that has
-//! `exec`ed. On Linux the source is `ProcReader` (`/proc`), on macOS
-//! `LibprocReader` (libproc and `sysctl`), both behind
+//! `exec`ed. On Linux the source is `SystemSource` (`/proc`), on macOS
+//! `SystemSource` (libproc and `sysctl`), both behind
 //! [`SystemSource`](crate::SystemSource); platform differences stop here.
 
 use std::time::Duration;
@@ -51,7 +51,7 @@ pub struct Sample<'a> {
 
 /// A source of process data: the platform layer under the process table.
 ///
-/// Implemented by `ProcReader` on Linux and `LibprocReader` on macOS (each the
+/// Implemented by `SystemSource` on Linux and `SystemSource` on macOS (each the
 /// platform's [`SystemSource`](crate::SystemSource)). Every method that
 /// names a pid returns [`Error::NotFound`](crate::Error::NotFound) when no
 /// process has it (any more).
