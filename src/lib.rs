@@ -88,6 +88,7 @@ mod platform;
 
 pub use error::{Error, ParseError, Result};
 pub use identity::{BootId, ProcessIdentity, StartTime};
+pub use parse::cmdline::CommandLine;
 pub use pid::Pid;
 pub use platform::SystemSource;
 pub use process::{Cwd, Liveness, ProcessInfo, ProcessInfoBuilder, State};

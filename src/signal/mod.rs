@@ -76,7 +76,7 @@
 //! Without pidfds (Linux before 5.3) handles fall back to `kill(2)` right
 //! after an identity check in `/proc`, which narrows the race to microseconds
 //! but cannot close it, and exits of processes other than our children cannot
-//! be awaited. [`capabilities`] says which guarantees hold; [`Backend::Kill`]
+//! be awaited. [`capabilities`] says which guarantees hold; [`Backend::CheckedPid`]
 //! forces the fallback (tests use it).
 //!
 //! macOS has no pidfd, so every handle is that fallback: the start time

@@ -260,7 +260,7 @@ mod handle_ops {
 
     pub(crate) fn backend(handle: &ProcessHandle) -> Backend {
         match handle.pin {
-            Pin::Checked => Backend::Kill,
+            Pin::Checked => Backend::CheckedPid,
         }
     }
 
