@@ -48,7 +48,7 @@
 //! | Feature    | Adds |
 //! |------------|------|
 //! | `serde`    | `Serialize`/`Deserialize` on the public data types |
-//! | `tokio`    | [`ProcessHandle::exited`](signal::ProcessHandle::exited) (async wait) and the async [`inspect`] module |
+//! | `tokio`    | [`ProcessHandle::wait_async`](signal::ProcessHandle::wait_async) (async wait) and the async [`inspect`] module |
 //! | `registry` | [`registry`]: the SQLite file of spawned processes (async; turns on `tokio`) |
 #![cfg_attr(not(target_os = "macos"), forbid(unsafe_code))]
 // On macOS, `ffi` (and only it) needs `unsafe` for system calls libproc does

@@ -313,7 +313,7 @@ mod exited {
         );
 
         // Awaits the exit of a process that is not our child, in tokio.
-        let waiter = tokio::spawn(async move { first.exited().await });
+        let waiter = tokio::spawn(async move { first.wait_async().await });
 
         let report = tokio::task::spawn_blocking(move || {
             kill_tree(

@@ -42,7 +42,7 @@ async fn awaiting_a_non_child_returns_after_it_dies() {
     let handle = ProcessHandle::open(identity).expect("open");
     assert!(!handle.has_exited().expect("has_exited"));
     let waiter = tokio::spawn(async move {
-        handle.exited().await.expect("exited");
+        handle.wait_async().await.expect("exited");
         handle
     });
     // Two waiters on one process at once are fine too.
@@ -58,7 +58,7 @@ async fn awaiting_a_non_child_returns_after_it_dies() {
         .await
         .expect("exit seen")
         .expect("join");
-    tokio::time::timeout(hang_guard, second.exited())
+    tokio::time::timeout(hang_guard, second.wait_async())
         .await
         .expect("exit seen")
         .expect("exited");

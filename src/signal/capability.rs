@@ -42,7 +42,7 @@ pub struct Capabilities {
     pub child_subreaper: bool,
     /// Exits of any process, not only our children, are events that
     /// [`ProcessHandle::wait`](super::ProcessHandle::wait) and
-    /// [`exited`](super::ProcessHandle::exited) wait for without polling, for
+    /// [`wait_async`](super::ProcessHandle::wait_async) wait for without polling, for
     /// handles made with [`Backend::Auto`]: through a pidfd on Linux (as
     /// `pidfd_wait`), through kqueue `EVFILT_PROC` / `NOTE_EXIT` on macOS.
     pub exit_events: bool,

@@ -399,7 +399,7 @@ mod wait_ops {
     }
 
     #[cfg(feature = "tokio")]
-    pub(crate) async fn exited(handle: &ProcessHandle) -> Result<()> {
+    pub(crate) async fn wait_async(handle: &ProcessHandle) -> Result<()> {
         let Pin::Pidfd(fd) = &handle.pin else {
             return Err(NO_PIDFD_WAIT);
         };
