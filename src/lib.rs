@@ -156,7 +156,7 @@
 //! | feature | what it adds | dependencies it brings |
 //! |---|---|---|
 //! | *(none)* | reading, the table, signals and tree kills | rustix (Linux), libproc (macOS), thiserror |
-//! | `tokio` | async waiting (`ProcessHandle::exited`), the async `inspect` module | tokio |
+//! | `tokio` | async waiting ([`ProcessHandle::wait_async`](signal::ProcessHandle::wait_async)), the async `inspect` module | tokio |
 //! | `serde` | JSON forms of every data type and report (below) | serde |
 //! | `registry` | [`registry`]: SQLite file of spawned processes, reconcile, stop (implies `tokio`) | sqlx with bundled SQLite |
 //! | `schema` | a JSON Schema of the JSON forms (implies `serde`) | schemars |
@@ -237,6 +237,7 @@ mod platform;
 
 pub use error::{Error, ParseError, Result};
 pub use identity::{BootId, ProcessIdentity, StartTime};
+pub use parse::cmdline::CommandLine;
 pub use pid::Pid;
 pub use platform::SystemSource;
 pub use process::{Cwd, Liveness, ProcessInfo, ProcessInfoBuilder, State};

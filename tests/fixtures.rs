@@ -13,7 +13,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use proctrack::parse::CommandLine;
+use proctrack::CommandLine;
 use proctrack::{
     BootId, Cwd, Error, Liveness, ParseError, Pid, ProcessIdentity, ProcessInfo, StartTime, State,
     SystemSource,

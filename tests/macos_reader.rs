@@ -290,7 +290,7 @@ mod exited {
         assert_eq!(line, "ready\n");
 
         let root_handle = ProcessHandle::from_child(&tree.child).expect("handle on the child");
-        assert_eq!(root_handle.backend(), Backend::Kill);
+        assert_eq!(root_handle.backend(), Backend::CheckedPid);
         let root = root_handle.identity();
         tree.root = Some(root);
 
@@ -313,7 +313,7 @@ mod exited {
         );
 
         // Awaits the exit of a process that is not our child, in tokio.
-        let waiter = tokio::spawn(async move { first.exited().await });
+        let waiter = tokio::spawn(async move { first.wait_async().await });
 
         let report = tokio::task::spawn_blocking(move || {
             kill_tree(

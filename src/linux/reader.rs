@@ -9,7 +9,8 @@ use rustix::fs::{Mode, OFlags, RawDir, SeekFrom};
 use rustix::io::Errno;
 
 use super::path::PidPath;
-use crate::parse::{self, CommandLine, Stat};
+use crate::CommandLine;
+use crate::parse::{self, Stat};
 use crate::source::{ProcessSource, Sample};
 use crate::{
     BootId, Cwd, Error, Liveness, ParseError, Pid, ProcessIdentity, ProcessInfo, Result, StartTime,

@@ -7,8 +7,9 @@ use libproc::kinfo::KinfoProc;
 use libproc::proc_pid::pidinfo;
 use libproc::task_info::TaskAllInfo;
 
+use crate::CommandLine;
 use crate::ffi;
-use crate::parse::{self, CommandLine};
+use crate::parse;
 use crate::source::{ProcessSource, Sample};
 use crate::{
     BootId, Cwd, Error, Liveness, Pid, ProcessIdentity, ProcessInfo, Result, StartTime, State,

@@ -7,12 +7,12 @@ use std::sync::OnceLock;
 /// With [`pidfd`](Capabilities::pidfd) (Linux 5.3) every guarantee of this
 /// module holds: a handle pins its process, signals cannot reach a later
 /// holder of the pid, and exits are events. Without it, handles fall back to
-/// [`Backend::Kill`]: the identity is checked right before each `kill(2)`,
+/// [`Backend::CheckedPid`]: the identity is checked right before each `kill(2)`,
 /// which leaves a window of microseconds in which the process could exit, be
 /// reaped and have its pid reused; and exits of other processes than our own
 /// children cannot be waited for.
 ///
-/// On macOS `pidfd` is false, always: handles are [`Backend::Kill`], with the
+/// On macOS `pidfd` is false, always: handles are [`Backend::CheckedPid`], with the
 /// same small reuse window between the start-time check and `kill(2)` (a tree
 /// kill narrows it by stopping each member first). Exits of any process are
 /// still events there ([`exit_events`](Capabilities::exit_events), through
@@ -42,7 +42,7 @@ pub struct Capabilities {
     pub child_subreaper: bool,
     /// Exits of any process, not only our children, are events that
     /// [`ProcessHandle::wait`](super::ProcessHandle::wait) and
-    /// [`exited`](super::ProcessHandle::exited) wait for without polling, for
+    /// [`wait_async`](super::ProcessHandle::wait_async) wait for without polling, for
     /// handles made with [`Backend::Auto`]: through a pidfd on Linux (as
     /// `pidfd_wait`), through kqueue `EVFILT_PROC` / `NOTE_EXIT` on macOS.
     pub exit_events: bool,
@@ -59,7 +59,7 @@ impl Capabilities {
         if self.pidfd {
             Backend::Pidfd
         } else {
-            Backend::Kill
+            Backend::CheckedPid
         }
     }
 }
@@ -69,12 +69,12 @@ impl Capabilities {
 /// ```
 /// use proctrack::signal::{Backend, KillOptions};
 /// // Tests force the fallback to see what old kernels get:
-/// let options = KillOptions::new().backend(Backend::Kill);
+/// let options = KillOptions::new().backend(Backend::CheckedPid);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Backend {
-    /// [`Backend::Pidfd`] where the kernel has pidfds, else [`Backend::Kill`].
+    /// [`Backend::Pidfd`] where the kernel has pidfds, else [`Backend::CheckedPid`].
     #[default]
     Auto,
     /// A pidfd per process: pinned, race-free signals, exits as events.
@@ -86,7 +86,7 @@ pub enum Backend {
     /// always is. On Linux, exits of processes other than our own children
     /// cannot be awaited then; on macOS they can (kqueue). See
     /// [`Capabilities`].
-    Kill,
+    CheckedPid,
 }
 
 impl Backend {
@@ -134,6 +134,9 @@ mod tests {
             "{caps:?}"
         );
         assert_eq!(Backend::Auto.resolve().ok(), Some(Backend::Pidfd));
-        assert_eq!(Backend::Kill.resolve().ok(), Some(Backend::Kill));
+        assert_eq!(
+            Backend::CheckedPid.resolve().ok(),
+            Some(Backend::CheckedPid)
+        );
     }
 }

@@ -14,11 +14,11 @@ use crate::{Error, Pid, ProcessIdentity, Result};
 /// reused, signals through the handle fail as [`Delivery::Gone`] instead of
 /// reaching the newcomer.
 ///
-/// On kernels without pidfds (or with [`Backend::Kill`]) the handle holds no
+/// On kernels without pidfds (or with [`Backend::CheckedPid`]) the handle holds no
 /// pin; each signal re-checks the identity in `/proc` right before `kill(2)`.
 /// See [`capabilities`](super::capabilities) for what holds where.
 ///
-/// **On macOS** there is no pidfd: every handle is [`Backend::Kill`]. It
+/// **On macOS** there is no pidfd: every handle is [`Backend::CheckedPid`]. It
 /// holds the identity (pid, start time in microseconds since the epoch), and
 /// each signal re-checks that start time through `sysctl(KERN_PROC_PID)`
 /// right before `kill(2)`. A small window remains between the check and the
@@ -84,13 +84,13 @@ impl ProcessHandle {
     /// Opens a handle with a chosen [`Backend`].
     ///
     /// [`Backend::Pidfd`] fails with [`Error::Unsupported`] on kernels
-    /// without pidfds; [`Backend::Kill`] forces the identity-checked fallback.
+    /// without pidfds; [`Backend::CheckedPid`] forces the identity-checked fallback.
     ///
     /// ```no_run
     /// use proctrack::signal::{Backend, ProcessHandle};
     /// let me = proctrack::process(proctrack::Pid::current())?.identity();
-    /// let handle = ProcessHandle::open_with(me, Backend::Kill)?;
-    /// assert_eq!(handle.backend(), Backend::Kill);
+    /// let handle = ProcessHandle::open_with(me, Backend::CheckedPid)?;
+    /// assert_eq!(handle.backend(), Backend::CheckedPid);
     /// # Ok::<(), proctrack::Error>(())
     /// ```
     pub fn open_with(identity: ProcessIdentity, backend: Backend) -> Result<ProcessHandle> {
@@ -131,7 +131,7 @@ impl ProcessHandle {
     }
 
     /// How this handle reaches its process: [`Backend::Pidfd`] or
-    /// [`Backend::Kill`] (never `Auto`).
+    /// [`Backend::CheckedPid`] (never `Auto`).
     pub fn backend(&self) -> Backend {
         sys::backend(self)
     }

@@ -86,15 +86,15 @@ impl ProcessHandle {
     /// use proctrack::signal::ProcessHandle;
     /// let who = proctrack::process(proctrack::Pid::try_from(4242)?)?.identity();
     /// let handle = ProcessHandle::open(who)?;
-    /// handle.exited().await?;
+    /// handle.wait_async().await?;
     /// println!("{who} exited");
     /// # Ok(())
     /// # }
     /// ```
     #[cfg(feature = "tokio")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-    pub async fn exited(&self) -> Result<()> {
-        sys::exited(self).await
+    pub async fn wait_async(&self) -> Result<()> {
+        sys::wait_async(self).await
     }
 
     /// Collects the exit status of our child if it has exited; `Ok(None)`

@@ -4,7 +4,7 @@ use super::RefreshDiff;
 use super::diff::Reparented;
 use super::pid_hash::PidMap;
 use super::rows::Rows;
-use crate::parse::CommandLine;
+use crate::CommandLine;
 use crate::{BootId, Cwd, Error, Pid, ProcessInfo, ProcessSource, Result, Sample, SystemSource};
 
 /// When the table re-reads a process's working directory.

@@ -297,7 +297,7 @@ mod handle_ops {
         }
         let pid = identity.pid();
         let pin = match backend {
-            Backend::Kill => Pin::Checked,
+            Backend::CheckedPid => Pin::Checked,
             _ => match sys::pidfd_open(pid)? {
                 Some(fd) => Pin::Pidfd(fd),
                 None => return Ok(None),
@@ -316,7 +316,7 @@ mod handle_ops {
     pub(crate) fn from_child(child: &Child) -> Result<ProcessHandle> {
         let pid = Pid::try_from(child.id())?;
         let pin = match Backend::Auto.resolve()? {
-            Backend::Kill => Pin::Checked,
+            Backend::CheckedPid => Pin::Checked,
             _ => Pin::Pidfd(sys::pidfd_open(pid)?.ok_or(Error::NotChild { pid })?),
         };
         match sys::brief(pid)? {
@@ -331,7 +331,7 @@ mod handle_ops {
     pub(crate) fn backend(handle: &ProcessHandle) -> Backend {
         match handle.pin {
             Pin::Pidfd(_) => Backend::Pidfd,
-            Pin::Checked => Backend::Kill,
+            Pin::Checked => Backend::CheckedPid,
         }
     }
 
@@ -399,7 +399,7 @@ mod wait_ops {
     }
 
     #[cfg(feature = "tokio")]
-    pub(crate) async fn exited(handle: &ProcessHandle) -> Result<()> {
+    pub(crate) async fn wait_async(handle: &ProcessHandle) -> Result<()> {
         let Pin::Pidfd(fd) = &handle.pin else {
             return Err(NO_PIDFD_WAIT);
         };

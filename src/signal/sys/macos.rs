@@ -141,7 +141,7 @@ pub(crate) fn wait_exits(
 /// Completes when `handle`'s process exits: its own kqueue, registered with
 /// the tokio reactor (a kqueue's fd is readable while it holds an event).
 #[cfg(feature = "tokio")]
-pub(crate) async fn exited(handle: &ProcessHandle) -> Result<()> {
+pub(crate) async fn wait_async(handle: &ProcessHandle) -> Result<()> {
     let mut pending = [true];
     let (kq, watched) = watch(&[handle], &mut pending)?;
     if watched.is_empty() {
@@ -260,7 +260,7 @@ mod handle_ops {
 
     pub(crate) fn backend(handle: &ProcessHandle) -> Backend {
         match handle.pin {
-            Pin::Checked => Backend::Kill,
+            Pin::Checked => Backend::CheckedPid,
         }
     }
 

@@ -101,7 +101,7 @@ mod wait_ops {
     }
 
     #[cfg(feature = "tokio")]
-    pub(crate) async fn exited(handle: &ProcessHandle) -> Result<()> {
+    pub(crate) async fn wait_async(handle: &ProcessHandle) -> Result<()> {
         match handle.pin {}
     }
 
