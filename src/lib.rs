@@ -51,6 +51,7 @@ mod identity;
 pub mod inspect;
 pub mod parse;
 mod pid;
+pub mod ports;
 mod process;
 #[cfg(feature = "registry")]
 pub mod registry;

@@ -15,6 +15,18 @@ pub use memory::MemorySource;
 
 use crate::{BootId, Cwd, Pid, ProcessIdentity, ProcessInfo, Result, StartTime, State};
 
+/// What looking at one process's open files gave (the ports layer asks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
+pub(crate) enum FdAccess {
+    /// The fds were read.
+    Read,
+    /// Another user's process: its fds cannot be read without privilege.
+    NotPermitted,
+    /// The process is gone.
+    Gone,
+}
+
 /// The fields of a process that a refresh re-reads, borrowed from the source's
 /// buffer. On Linux this is one read of `/proc/<pid>/stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,383 @@
+//! The holder search: which processes hold the wanted sockets open.
+//!
+//! The kernel says which sockets listen but not who holds them; the only
+//! answer is each process's fd table, and reading all of them costs in
+//! proportion to every fd on the system. So the search goes in order of
+//! likelihood and stops early:
+//!
+//! 1. the processes the caller named first (a supervisor's own trees);
+//! 2. then, newest first, the processes of the sockets' owners (the kernel
+//!    tells each socket's uid);
+//! 3. then everyone else, newest first;
+//!
+//! stopping once every wanted socket has a holder. Holders share a socket by
+//! inheriting it (fork after bind: a master and its workers), so the search
+//! then completes each holder's family: every ancestor of a holder, and the
+//! whole subtree under the highest ancestor that holds the socket too. A
+//! process that got the socket another way (passed over a Unix socket by an
+//! unrelated process) is found only by an exhaustive search.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::source::FdAccess;
+use crate::{Pid, ProcessIdentity, Result};
+
+/// What the search reads of processes; the platform layer implements it.
+pub(crate) trait HolderSource {
+    /// Every pid, ascending.
+    fn pids(&mut self, out: &mut Vec<Pid>) -> Result<()>;
+    /// Appends `(fd, socket id)` for each socket `pid` holds.
+    fn socket_fds(&mut self, pid: Pid, out: &mut Vec<(i32, u64)>) -> Result<FdAccess>;
+    /// The uid that owns `pid`; `None` when it is gone.
+    fn owner(&mut self, pid: Pid) -> Result<Option<u32>>;
+    /// The parent of `pid`; `None` for a root or a gone process.
+    fn parent(&mut self, pid: Pid) -> Result<Option<Pid>>;
+    /// Appends the children of `pid`; `Ok(false)` when the platform cannot
+    /// list children directly (the search then looks at everyone).
+    fn children(&mut self, pid: Pid, out: &mut Vec<Pid>) -> Result<bool>;
+    /// The identity of `pid` now; `None` when it is gone.
+    fn identity(&mut self, pid: Pid) -> Result<Option<ProcessIdentity>>;
+}
+
+/// Where to look and how far.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Plan<'a> {
+    /// Socket ids wanted, sorted and without duplicates.
+    pub(crate) ids: &'a [u64],
+    /// The sockets' owners: their processes are searched before others.
+    pub(crate) uids: &'a [u32],
+    /// Processes to search before anything else.
+    pub(crate) first: &'a [Pid],
+    /// Look at every process, never stop early.
+    pub(crate) exhaustive: bool,
+}
+
+/// What the search found.
+#[derive(Debug, Default)]
+pub(crate) struct Found {
+    /// Socket id to `(holder, fd)`, holders in the order found.
+    pub(crate) holders: HashMap<u64, Vec<(Pid, i32)>>,
+    /// Processes whose fds could not be read (another user's, unprivileged).
+    pub(crate) not_permitted: Vec<Pid>,
+}
+
+struct Search<'p, 's, S: HolderSource> {
+    source: &'s mut S,
+    plan: &'p Plan<'p>,
+    visited: HashSet<Pid>,
+    found: Found,
+    fds: Vec<(i32, u64)>,
+}
+
+/// Runs the search of `plan` on `source`.
+pub(crate) fn find_holders<S: HolderSource>(source: &mut S, plan: &Plan<'_>) -> Result<Found> {
+    let mut search = Search {
+        source,
+        plan,
+        visited: HashSet::new(),
+        found: Found::default(),
+        fds: Vec::new(),
+    };
+    search.run()?;
+    Ok(search.found)
+}
+
+impl<S: HolderSource> Search<'_, '_, S> {
+    fn run(&mut self) -> Result<()> {
+        if self.plan.ids.is_empty() {
+            return Ok(());
+        }
+        for &pid in self.plan.first {
+            self.scan(pid)?;
+        }
+        if !self.done() {
+            let mut pids = Vec::new();
+            self.source.pids(&mut pids)?;
+            let mut later = Vec::new();
+            for &pid in pids.iter().rev() {
+                if self.done() {
+                    break;
+                }
+                if self.visited.contains(&pid) {
+                    continue;
+                }
+                if self.plan.exhaustive || self.plan.uids.is_empty() {
+                    self.scan(pid)?;
+                    continue;
+                }
+                match self.source.owner(pid)? {
+                    Some(uid) if self.plan.uids.contains(&uid) => self.scan(pid)?,
+                    Some(_) => later.push(pid),
+                    None => {}
+                }
+            }
+            for pid in later {
+                if self.done() {
+                    break;
+                }
+                self.scan(pid)?;
+            }
+        }
+        if !self.plan.exhaustive {
+            self.complete_families()?;
+        }
+        Ok(())
+    }
+
+    /// Every wanted socket has a holder (and the search may stop).
+    fn done(&self) -> bool {
+        !self.plan.exhaustive && self.found.holders.len() == self.plan.ids.len()
+    }
+
+    /// Reads the socket fds of `pid`, once.
+    fn scan(&mut self, pid: Pid) -> Result<()> {
+        if !self.visited.insert(pid) {
+            return Ok(());
+        }
+        self.fds.clear();
+        match self.source.socket_fds(pid, &mut self.fds)? {
+            FdAccess::Read => {
+                for &(fd, id) in &self.fds {
+                    if self.plan.ids.binary_search(&id).is_ok() {
+                        self.found.holders.entry(id).or_default().push((pid, fd));
+                    }
+                }
+            }
+            FdAccess::NotPermitted => self.found.not_permitted.push(pid),
+            FdAccess::Gone => {}
+        }
+        Ok(())
+    }
+
+    fn holds(&self, pid: Pid) -> bool {
+        self.found
+            .holders
+            .values()
+            .any(|holders| holders.iter().any(|&(holder, _)| holder == pid))
+    }
+
+    /// Every ancestor of each holder, then the whole subtree under the highest
+    /// holder of each family: where inherited copies of a socket live.
+    fn complete_families(&mut self) -> Result<()> {
+        let mut holders: Vec<Pid> = self
+            .found
+            .holders
+            .values()
+            .flatten()
+            .map(|&(pid, _)| pid)
+            .collect();
+        holders.sort_unstable();
+        holders.dedup();
+        let mut tops = Vec::new();
+        for holder in holders {
+            let mut top = holder;
+            let mut at = holder;
+            let mut steps = 0;
+            while let Some(parent) = self.source.parent(at)? {
+                // A cycle can only come from pid reuse mid-walk; bound it.
+                steps += 1;
+                if steps > 4096 {
+                    break;
+                }
+                self.scan(parent)?;
+                if self.holds(parent) {
+                    top = parent;
+                }
+                at = parent;
+            }
+            tops.push(top);
+        }
+        tops.sort_unstable();
+        tops.dedup();
+        let mut queue = tops;
+        let mut children = Vec::new();
+        let mut walked = HashSet::new();
+        while let Some(pid) = queue.pop() {
+            if !walked.insert(pid) {
+                continue;
+            }
+            self.scan(pid)?;
+            children.clear();
+            if !self.source.children(pid, &mut children)? {
+                // No way to list children here: look at everyone instead.
+                return self.scan_everyone();
+            }
+            queue.extend(children.iter().copied());
+        }
+        Ok(())
+    }
+
+    fn scan_everyone(&mut self) -> Result<()> {
+        let mut pids = Vec::new();
+        self.source.pids(&mut pids)?;
+        for pid in pids {
+            self.scan(pid)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// pid, parent, owner, socket fds, readable.
+    type FakeProcess = (Pid, Option<Pid>, u32, Vec<(i32, u64)>, bool);
+
+    /// A process list with parents, owners and socket fds, counting reads.
+    #[derive(Default)]
+    struct Fake {
+        procs: Vec<FakeProcess>,
+        fd_reads: Vec<Pid>,
+        no_children: bool,
+    }
+
+    fn pid(raw: i32) -> Pid {
+        Pid::try_from(raw).unwrap_or_else(|_| Pid::current())
+    }
+
+    impl Fake {
+        fn add(&mut self, raw: i32, parent: i32, uid: u32, fds: &[(i32, u64)]) -> &mut Fake {
+            let parent = (parent > 0).then(|| pid(parent));
+            self.procs.push((pid(raw), parent, uid, fds.to_vec(), true));
+            self
+        }
+        fn get(&self, pid: Pid) -> Option<&FakeProcess> {
+            self.procs.iter().find(|p| p.0 == pid)
+        }
+    }
+
+    impl HolderSource for Fake {
+        fn pids(&mut self, out: &mut Vec<Pid>) -> Result<()> {
+            out.clear();
+            out.extend(self.procs.iter().map(|p| p.0));
+            out.sort_unstable();
+            Ok(())
+        }
+        fn socket_fds(&mut self, pid: Pid, out: &mut Vec<(i32, u64)>) -> Result<FdAccess> {
+            self.fd_reads.push(pid);
+            Ok(match self.get(pid) {
+                Some(p) if !p.4 => FdAccess::NotPermitted,
+                Some(p) => {
+                    out.extend(p.3.iter().copied());
+                    FdAccess::Read
+                }
+                None => FdAccess::Gone,
+            })
+        }
+        fn owner(&mut self, pid: Pid) -> Result<Option<u32>> {
+            Ok(self.get(pid).map(|p| p.2))
+        }
+        fn parent(&mut self, pid: Pid) -> Result<Option<Pid>> {
+            Ok(self.get(pid).and_then(|p| p.1))
+        }
+        fn children(&mut self, pid: Pid, out: &mut Vec<Pid>) -> Result<bool> {
+            out.extend(self.procs.iter().filter(|p| p.1 == Some(pid)).map(|p| p.0));
+            Ok(!self.no_children)
+        }
+        fn identity(&mut self, _pid: Pid) -> Result<Option<ProcessIdentity>> {
+            Ok(None)
+        }
+    }
+
+    /// init(1) -> shell(10) -> master(20, holds 7) -> workers 21, 22 (hold 7)
+    /// and a sibling 23 (holds nothing); many unrelated processes 100..200.
+    fn system() -> Fake {
+        let mut fake = Fake::default();
+        fake.add(1, 0, 0, &[]).add(10, 1, 1000, &[]);
+        fake.add(20, 10, 1000, &[(3, 7)]);
+        fake.add(21, 20, 1000, &[(3, 7)])
+            .add(22, 20, 1000, &[(3, 7), (4, 9)]);
+        fake.add(23, 20, 1000, &[]);
+        for raw in 100..200 {
+            fake.add(raw, 1, 0, &[(0, 1000 + raw as u64)]);
+        }
+        fake
+    }
+
+    fn holders_of(found: &Found, id: u64) -> Vec<i32> {
+        let mut pids: Vec<i32> = found
+            .holders
+            .get(&id)
+            .into_iter()
+            .flatten()
+            .map(|h| h.0.as_raw())
+            .collect();
+        pids.sort_unstable();
+        pids
+    }
+
+    #[test]
+    fn finds_every_inherited_holder_without_reading_everyone() -> Result<()> {
+        let mut fake = system();
+        let found = find_holders(
+            &mut fake,
+            &Plan {
+                ids: &[7],
+                uids: &[1000],
+                ..Plan::default()
+            },
+        )?;
+        assert_eq!(holders_of(&found, 7), vec![20, 21, 22]);
+        // The owner's processes first: none of the 100 root processes read.
+        assert!(
+            fake.fd_reads
+                .iter()
+                .all(|p| p.as_raw() < 100 || p.as_raw() == 1)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn given_trees_come_first_and_stop_the_search() -> Result<()> {
+        let mut fake = system();
+        let first = [pid(20), pid(21), pid(22), pid(23)];
+        let found = find_holders(
+            &mut fake,
+            &Plan {
+                ids: &[7, 9],
+                first: &first,
+                ..Plan::default()
+            },
+        )?;
+        assert_eq!(holders_of(&found, 9), vec![22]);
+        assert_eq!(holders_of(&found, 7), vec![20, 21, 22]);
+        assert!(fake.fd_reads.iter().all(|p| p.as_raw() < 100));
+        Ok(())
+    }
+
+    #[test]
+    fn exhaustive_reads_everyone_and_unreadable_ones_are_reported() -> Result<()> {
+        let mut fake = system();
+        fake.procs[3].4 = false; // 21 cannot be read
+        fake.no_children = true;
+        let found = find_holders(
+            &mut fake,
+            &Plan {
+                ids: &[7, 150_000],
+                exhaustive: true,
+                ..Plan::default()
+            },
+        )?;
+        assert_eq!(holders_of(&found, 7), vec![20, 22]);
+        assert_eq!(found.not_permitted, vec![pid(21)]);
+        assert_eq!(fake.fd_reads.len(), fake.procs.len());
+        Ok(())
+    }
+
+    #[test]
+    fn a_socket_nobody_holds_costs_one_look_at_everyone() -> Result<()> {
+        let mut fake = system();
+        let found = find_holders(
+            &mut fake,
+            &Plan {
+                ids: &[424_242],
+                uids: &[0],
+                ..Plan::default()
+            },
+        )?;
+        assert!(found.holders.is_empty());
+        assert_eq!(fake.fd_reads.len(), fake.procs.len());
+        Ok(())
+    }
+}
