@@ -1,5 +1,5 @@
-//! What the ports layer reads from `/proc`: a process's socket fds, its owner,
-//! its children, and the `/proc/net` tables. All through the reader's root fd
+//! What the ports layer reads from `/proc`: a process's socket fds (by
+//! owner), its children, and the `/proc/net` tables. All through the reader's root fd
 //! and buffers, like every other read of `/proc`.
 
 use std::ffi::CStr;
@@ -20,10 +20,18 @@ const SOCKET_PREFIX: &[u8] = b"socket:[";
 
 impl ProcReader {
     /// Appends `(fd, inode)` for every socket `pid` holds open to `out`.
+    /// With `owners` not empty, reads only a process of one of these users
+    /// (the owner of `<pid>/fd`, its effective uid) and answers
+    /// [`FdAccess::OtherOwner`] for others.
     ///
     /// One `openat` of `<pid>/fd`, `getdents64` on it, and one `readlinkat`
     /// per entry into a stack buffer: no allocation.
-    pub(crate) fn socket_fds(&mut self, pid: Pid, out: &mut Vec<(i32, u64)>) -> Result<FdAccess> {
+    pub(crate) fn socket_fds(
+        &mut self,
+        pid: Pid,
+        owners: &[u32],
+        out: &mut Vec<(i32, u64)>,
+    ) -> Result<FdAccess> {
         let path = PidPath::new(pid, "fd");
         let dir = match rustix::fs::openat(
             &self.root,
@@ -36,6 +44,14 @@ impl ProcReader {
             Err(Errno::NOENT | Errno::SRCH) => return Ok(FdAccess::Gone),
             Err(errno) => return Err(file_error(&self.root_path, errno, pid, "fd")),
         };
+        if !owners.is_empty() {
+            match rustix::fs::fstat(&dir) {
+                Ok(stat) if owners.contains(&stat.st_uid) => {}
+                Ok(_) => return Ok(FdAccess::OtherOwner),
+                Err(Errno::NOENT | Errno::SRCH) => return Ok(FdAccess::Gone),
+                Err(errno) => return Err(file_error(&self.root_path, errno, pid, "fd")),
+            }
+        }
         let mut link = [0u8; 64];
         let mut entries = RawDir::new(&dir, &mut self.dirents);
         while let Some(entry) = entries.next() {
@@ -58,17 +74,6 @@ impl ProcReader {
             }
         }
         Ok(FdAccess::Read)
-    }
-
-    /// The user that owns `pid` (the owner of `/proc/<pid>`, its effective
-    /// uid); `None` when the process is gone.
-    pub(crate) fn owner(&mut self, pid: Pid) -> Result<Option<u32>> {
-        let path = PidPath::new(pid, "");
-        match rustix::fs::statat(&self.root, path.as_c_str(), AtFlags::empty()) {
-            Ok(stat) => Ok(Some(stat.st_uid)),
-            Err(Errno::NOENT | Errno::SRCH) => Ok(None),
-            Err(errno) => Err(file_error(&self.root_path, errno, pid, "")),
-        }
     }
 
     /// Appends the children of `pid` (of all its threads) to `out`, from

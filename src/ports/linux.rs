@@ -150,12 +150,13 @@ impl HolderSource for ProcReader {
         self.list_pids(out)
     }
 
-    fn socket_fds(&mut self, pid: Pid, out: &mut Vec<(i32, u64)>) -> Result<FdAccess> {
-        ProcReader::socket_fds(self, pid, out)
-    }
-
-    fn owner(&mut self, pid: Pid) -> Result<Option<u32>> {
-        ProcReader::owner(self, pid)
+    fn socket_fds(
+        &mut self,
+        pid: Pid,
+        owners: &[u32],
+        out: &mut Vec<(i32, u64)>,
+    ) -> Result<FdAccess> {
+        ProcReader::socket_fds(self, pid, owners, out)
     }
 
     fn parent(&mut self, pid: Pid) -> Result<Option<Pid>> {

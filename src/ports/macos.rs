@@ -96,7 +96,14 @@ impl HolderSource for Walk {
         Ok(())
     }
 
-    fn socket_fds(&mut self, pid: Pid, out: &mut Vec<(i32, u64)>) -> Result<FdAccess> {
+    /// Every process was read by the walk already: no order is cheaper than
+    /// another, so `owners` is not looked at.
+    fn socket_fds(
+        &mut self,
+        pid: Pid,
+        _owners: &[u32],
+        out: &mut Vec<(i32, u64)>,
+    ) -> Result<FdAccess> {
         if self.not_permitted.contains(&pid) {
             return Ok(FdAccess::NotPermitted);
         }
@@ -108,12 +115,6 @@ impl HolderSource for Walk {
             out.extend_from_slice(held);
         }
         Ok(FdAccess::Read)
-    }
-
-    /// Every process was read by the walk already: no order is cheaper than
-    /// another, so all count as the owner's.
-    fn owner(&mut self, _pid: Pid) -> Result<Option<u32>> {
-        Ok(None)
     }
 
     fn parent(&mut self, pid: Pid) -> Result<Option<Pid>> {

@@ -297,14 +297,14 @@ impl PortFinder {
         let mut held: Vec<(u64, Pid, i32)> = Vec::new();
         for &pid in pids {
             fds.clear();
-            match source.socket_fds(pid, &mut fds)? {
+            match source.socket_fds(pid, &[], &mut fds)? {
                 crate::source::FdAccess::Read => held.extend(
                     fds.iter()
                         .filter(|(_, id)| ids.binary_search(id).is_ok())
                         .map(|&(fd, id)| (id, pid, fd)),
                 ),
                 crate::source::FdAccess::NotPermitted => report.not_permitted.push(pid),
-                crate::source::FdAccess::Gone => {}
+                crate::source::FdAccess::Gone | crate::source::FdAccess::OtherOwner => {}
             }
         }
         let mut holders: std::collections::HashMap<u64, Vec<(Pid, i32)>> = Default::default();
@@ -378,6 +378,9 @@ fn build_listeners<S: HolderSource>(
 ) -> Result<Vec<Listener>> {
     let mut listeners = Vec::with_capacity(raw.len());
     let mut seen = std::collections::HashSet::new();
+    // One read per holder, however many sockets it holds.
+    let mut identities: std::collections::HashMap<Pid, Option<ProcessIdentity>> =
+        std::collections::HashMap::new();
     for socket in raw {
         // /proc/net can list one socket twice while it changes; keep one.
         if !seen.insert((socket.protocol, socket.id)) {
@@ -394,7 +397,15 @@ fn build_listeners<S: HolderSource>(
             holders: Vec::with_capacity(found.len()),
         };
         for (pid, fd) in found {
-            if let Some(identity) = source.identity(pid)? {
+            let identity = match identities.get(&pid) {
+                Some(known) => *known,
+                None => {
+                    let read = source.identity(pid)?;
+                    identities.insert(pid, read);
+                    read
+                }
+            };
+            if let Some(identity) = identity {
                 listener.holders.push(Holder { identity, fd });
             }
         }

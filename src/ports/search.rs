@@ -6,16 +6,20 @@
 //! likelihood and stops early:
 //!
 //! 1. the processes the caller named first (a supervisor's own trees);
-//! 2. then, newest first, the processes of the sockets' owners (the kernel
-//!    tells each socket's uid);
-//! 3. then everyone else, newest first;
+//! 2. then the processes of the sockets' owners (the kernel tells each
+//!    socket's uid), starting where the holder probably is: pids and socket
+//!    inodes both grow in creation order, so a binary search comparing the
+//!    wanted inode with the sockets of the processes it reads lands near the
+//!    holder, and the search goes outward from there;
+//! 3. then everyone else;
 //!
 //! stopping once every wanted socket has a holder. Holders share a socket by
 //! inheriting it (fork after bind: a master and its workers), so the search
-//! then completes each holder's family: every ancestor of a holder, and the
-//! whole subtree under the highest ancestor that holds the socket too. A
+//! then completes each holder's family: its ancestors as long as they hold
+//! the socket too, and the whole subtree under the highest of them. A
 //! process that got the socket another way (passed over a Unix socket by an
-//! unrelated process) is found only by an exhaustive search.
+//! unrelated process, or from a grandparent through a parent that closed
+//! its copy) is found only by an exhaustive search.
 
 use std::collections::{HashMap, HashSet};
 
@@ -26,10 +30,15 @@ use crate::{Pid, ProcessIdentity, Result};
 pub(crate) trait HolderSource {
     /// Every pid, ascending.
     fn pids(&mut self, out: &mut Vec<Pid>) -> Result<()>;
-    /// Appends `(fd, socket id)` for each socket `pid` holds.
-    fn socket_fds(&mut self, pid: Pid, out: &mut Vec<(i32, u64)>) -> Result<FdAccess>;
-    /// The uid that owns `pid`; `None` when it is gone.
-    fn owner(&mut self, pid: Pid) -> Result<Option<u32>>;
+    /// Appends `(fd, socket id)` for each socket `pid` holds; with `owners`
+    /// not empty, only if `pid` belongs to one of these users (else
+    /// [`FdAccess::OtherOwner`]).
+    fn socket_fds(
+        &mut self,
+        pid: Pid,
+        owners: &[u32],
+        out: &mut Vec<(i32, u64)>,
+    ) -> Result<FdAccess>;
     /// The parent of `pid`; `None` for a root or a gone process.
     fn parent(&mut self, pid: Pid) -> Result<Option<Pid>>;
     /// Appends the children of `pid`; `Ok(false)` when the platform cannot
@@ -93,22 +102,34 @@ impl<S: HolderSource> Search<'_, '_, S> {
         if !self.done() {
             let mut pids = Vec::new();
             self.source.pids(&mut pids)?;
+            let owners = if self.plan.exhaustive {
+                &[][..]
+            } else {
+                self.plan.uids
+            };
             let mut later = Vec::new();
-            for &pid in pids.iter().rev() {
-                if self.done() {
-                    break;
+            let start = if self.plan.exhaustive {
+                pids.len()
+            } else {
+                self.locate(&pids, owners, &mut later)?
+            };
+            // Outward from there, newer side first; from the newest down
+            // when no estimate was made.
+            let (mut newer, mut older) = (start, start);
+            while !self.done() && (newer < pids.len() || older > 0) {
+                let mut next = Vec::with_capacity(2);
+                if newer < pids.len() {
+                    next.push(pids[newer]);
+                    newer += 1;
                 }
-                if self.visited.contains(&pid) {
-                    continue;
+                if older > 0 {
+                    older -= 1;
+                    next.push(pids[older]);
                 }
-                if self.plan.exhaustive || self.plan.uids.is_empty() {
-                    self.scan(pid)?;
-                    continue;
-                }
-                match self.source.owner(pid)? {
-                    Some(uid) if self.plan.uids.contains(&uid) => self.scan(pid)?,
-                    Some(_) => later.push(pid),
-                    None => {}
+                for pid in next {
+                    if self.scan_owned(pid, owners)? == FdAccess::OtherOwner {
+                        later.push(pid);
+                    }
                 }
             }
             for pid in later {
@@ -124,6 +145,51 @@ impl<S: HolderSource> Search<'_, '_, S> {
         Ok(())
     }
 
+    /// Where in `pids` (ascending) the holder of the first socket still
+    /// without one probably is. Pids and socket inodes are both handed out
+    /// in creation order, and a server opens its listening sockets soon after
+    /// it starts: so a binary search that compares the wanted inode with the
+    /// socket inodes of the processes it meets lands near the holder. Every
+    /// probe is a real read (it counts as visited), so a wrong guess (pids
+    /// wrapped around, sockets opened late) costs only the order.
+    fn locate(&mut self, pids: &[Pid], owners: &[u32], later: &mut Vec<Pid>) -> Result<usize> {
+        let Some(&target) = self
+            .plan
+            .ids
+            .iter()
+            .find(|id| !self.found.holders.contains_key(id))
+        else {
+            return Ok(pids.len());
+        };
+        let (mut low, mut high) = (0, pids.len());
+        while low < high && !self.done() {
+            let mid = low + (high - low) / 2;
+            // The first process from `mid` on that holds any socket.
+            let mut at = mid;
+            let mut age = None;
+            while at < high && at < mid + 8 && !self.done() {
+                match self.scan_owned(pids[at], owners)? {
+                    FdAccess::OtherOwner => later.push(pids[at]),
+                    FdAccess::Read if !self.fds.is_empty() => {
+                        let mut inodes: Vec<u64> = self.fds.iter().map(|&(_, id)| id).collect();
+                        inodes.sort_unstable();
+                        age = Some(inodes[inodes.len() / 2]);
+                        break;
+                    }
+                    _ => {}
+                }
+                at += 1;
+            }
+            match age {
+                // Nothing to compare with here: search from this point on.
+                None => return Ok(mid),
+                Some(age) if target < age => high = mid,
+                Some(_) => low = at + 1,
+            }
+        }
+        Ok(low.min(pids.len()))
+    }
+
     /// Every wanted socket has a holder (and the search may stop).
     fn done(&self) -> bool {
         !self.plan.exhaustive && self.found.holders.len() == self.plan.ids.len()
@@ -131,11 +197,18 @@ impl<S: HolderSource> Search<'_, '_, S> {
 
     /// Reads the socket fds of `pid`, once.
     fn scan(&mut self, pid: Pid) -> Result<()> {
-        if !self.visited.insert(pid) {
-            return Ok(());
+        self.scan_owned(pid, &[]).map(|_| ())
+    }
+
+    /// Reads the socket fds of `pid` if it belongs to one of `owners` (any
+    /// user when empty), once; a process of another user is left unvisited.
+    fn scan_owned(&mut self, pid: Pid, owners: &[u32]) -> Result<FdAccess> {
+        if self.visited.contains(&pid) {
+            return Ok(FdAccess::Gone);
         }
         self.fds.clear();
-        match self.source.socket_fds(pid, &mut self.fds)? {
+        let access = self.source.socket_fds(pid, owners, &mut self.fds)?;
+        match access {
             FdAccess::Read => {
                 for &(fd, id) in &self.fds {
                     if self.plan.ids.binary_search(&id).is_ok() {
@@ -144,9 +217,12 @@ impl<S: HolderSource> Search<'_, '_, S> {
                 }
             }
             FdAccess::NotPermitted => self.found.not_permitted.push(pid),
-            FdAccess::Gone => {}
+            FdAccess::Gone | FdAccess::OtherOwner => {}
         }
-        Ok(())
+        if access != FdAccess::OtherOwner {
+            self.visited.insert(pid);
+        }
+        Ok(access)
     }
 
     fn holds(&self, pid: Pid) -> bool {
@@ -156,8 +232,10 @@ impl<S: HolderSource> Search<'_, '_, S> {
             .any(|holders| holders.iter().any(|&(holder, _)| holder == pid))
     }
 
-    /// Every ancestor of each holder, then the whole subtree under the highest
-    /// holder of each family: where inherited copies of a socket live.
+    /// Up from each holder while the ancestors hold a wanted socket too, then
+    /// the whole subtree under the highest such holder: where inherited
+    /// copies of a socket live (a parent that bound before forking, its
+    /// other children).
     fn complete_families(&mut self) -> Result<()> {
         let mut holders: Vec<Pid> = self
             .found
@@ -180,9 +258,10 @@ impl<S: HolderSource> Search<'_, '_, S> {
                     break;
                 }
                 self.scan(parent)?;
-                if self.holds(parent) {
-                    top = parent;
+                if !self.holds(parent) {
+                    break;
                 }
+                top = parent;
                 at = parent;
             }
             tops.push(top);
@@ -254,7 +333,18 @@ mod tests {
             out.sort_unstable();
             Ok(())
         }
-        fn socket_fds(&mut self, pid: Pid, out: &mut Vec<(i32, u64)>) -> Result<FdAccess> {
+        fn socket_fds(
+            &mut self,
+            pid: Pid,
+            owners: &[u32],
+            out: &mut Vec<(i32, u64)>,
+        ) -> Result<FdAccess> {
+            if let Some(p) = self.get(pid)
+                && !owners.is_empty()
+                && !owners.contains(&p.2)
+            {
+                return Ok(FdAccess::OtherOwner);
+            }
             self.fd_reads.push(pid);
             Ok(match self.get(pid) {
                 Some(p) if !p.4 => FdAccess::NotPermitted,
@@ -264,9 +354,6 @@ mod tests {
                 }
                 None => FdAccess::Gone,
             })
-        }
-        fn owner(&mut self, pid: Pid) -> Result<Option<u32>> {
-            Ok(self.get(pid).map(|p| p.2))
         }
         fn parent(&mut self, pid: Pid) -> Result<Option<Pid>> {
             Ok(self.get(pid).and_then(|p| p.1))
@@ -378,6 +465,32 @@ mod tests {
         )?;
         assert!(found.holders.is_empty());
         assert_eq!(fake.fd_reads.len(), fake.procs.len());
+        Ok(())
+    }
+
+    #[test]
+    fn creation_order_leads_to_the_holder() -> Result<()> {
+        // 1000 processes, each opening two sockets as it starts: inodes grow
+        // with pids, as on a live system.
+        let mut fake = Fake::default();
+        for raw in 1000..2000 {
+            let inode = raw as u64 * 10;
+            fake.add(raw, 1, 0, &[(3, inode), (4, inode + 1)]);
+        }
+        let found = find_holders(
+            &mut fake,
+            &Plan {
+                ids: &[15_371],
+                uids: &[0],
+                ..Plan::default()
+            },
+        )?;
+        assert_eq!(holders_of(&found, 15_371), vec![1537]);
+        assert!(
+            fake.fd_reads.len() < 40,
+            "read {} processes",
+            fake.fd_reads.len()
+        );
         Ok(())
     }
 }

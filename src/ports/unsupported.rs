@@ -36,10 +36,7 @@ impl HolderSource for Platform {
     fn pids(&mut self, _: &mut Vec<Pid>) -> Result<()> {
         Err(NOT_YET)
     }
-    fn socket_fds(&mut self, _: Pid, _: &mut Vec<(i32, u64)>) -> Result<FdAccess> {
-        Err(NOT_YET)
-    }
-    fn owner(&mut self, _: Pid) -> Result<Option<u32>> {
+    fn socket_fds(&mut self, _: Pid, _: &[u32], _: &mut Vec<(i32, u64)>) -> Result<FdAccess> {
         Err(NOT_YET)
     }
     fn parent(&mut self, _: Pid) -> Result<Option<Pid>> {

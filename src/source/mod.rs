@@ -23,6 +23,8 @@ pub(crate) enum FdAccess {
     Read,
     /// Another user's process: its fds cannot be read without privilege.
     NotPermitted,
+    /// Not read: the process belongs to a user the caller did not ask for.
+    OtherOwner,
     /// The process is gone.
     Gone,
 }
