@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use proctrack::signal::{KillOptions, KillReport, capabilities, kill_cwd, kill_tree};
+use proctrack::table::ProcessTable;
 use proctrack::{Pid, ProcessIdentity};
 
 enum Target {
@@ -59,18 +60,24 @@ fn main() -> ExitCode {
             "note: no pidfd on this kernel; signals are identity-checked kill(2), not pinned"
         );
     }
+    let mut table = match ProcessTable::new() {
+        Ok(table) => table,
+        Err(e) => {
+            eprintln!("killtree: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     // Names, read before the kill: afterwards the processes are gone.
-    let names: HashMap<ProcessIdentity, String> = proctrack::processes()
-        .unwrap_or_default()
-        .into_iter()
+    let names: HashMap<ProcessIdentity, String> = table
+        .iter()
         .map(|p| (p.identity(), p.name().to_string_lossy().into_owned()))
         .collect();
     let result = match target {
-        Target::Pid(pid) => match proctrack::process(pid) {
-            Ok(process) => kill_tree(process.identity(), &options),
-            Err(e) => Err(e),
+        Target::Pid(pid) => match table.get(pid).map(|p| p.identity()) {
+            Some(root) => kill_tree(&mut table, root, &options),
+            None => Err(proctrack::Error::NotFound { pid }),
         },
-        Target::Cwd(dir) => kill_cwd(dir, &options),
+        Target::Cwd(dir) => kill_cwd(&mut table, dir, &options),
     };
     match result {
         Ok(report) => {
@@ -93,7 +100,10 @@ fn print_report(report: &KillReport, names: &HashMap<ProcessIdentity, String>) {
         let name = names.get(identity).map_or("", String::as_str);
         println!("{what:<13} {:>7}  {name}", identity.pid());
     };
-    report.killed.iter().for_each(|i| line("killed", i));
+    report
+        .killed
+        .iter()
+        .for_each(|k| line(&format!("killed ({})", k.signal), &k.identity));
     report
         .already_gone
         .iter()

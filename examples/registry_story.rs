@@ -125,14 +125,15 @@ async fn narrator() -> Result<()> {
     let path = dir.path().join("processes.db");
     let result = story(&subreaper, &path).await;
     // Whatever went wrong above, leave nothing behind.
-    let leftovers = subreaper.kill_adopted(&KillOptions::new())?;
+    let mut table = proctrack::table::ProcessTable::new()?;
+    let leftovers = subreaper.kill_adopted(&mut table, &KillOptions::new())?;
     if !leftovers.killed.is_empty() {
         println!(
             "cleanup killed {} leftover processes",
             leftovers.killed.len()
         );
     }
-    for (orphan, status) in subreaper.reap_adopted()? {
+    for (orphan, status) in subreaper.reap_adopted(&mut table)? {
         println!("cleanup reaped {orphan}: {status}");
     }
     result
@@ -202,7 +203,8 @@ async fn story(subreaper: &Subreaper, path: &Path) -> Result<()> {
     }
     // The dev server's shell was adopted by us when the supervisor died; the
     // tree kill killed it, and its exit status is ours to collect.
-    for (orphan, status) in subreaper.reap_adopted()? {
+    let mut table = proctrack::table::ProcessTable::new()?;
+    for (orphan, status) in subreaper.reap_adopted(&mut table)? {
         println!("   collected the exit status of {orphan}: {status}");
     }
 

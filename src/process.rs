@@ -69,6 +69,15 @@ impl State {
     pub fn has_exited(self) -> bool {
         matches!(self, State::Zombie | State::Dead)
     }
+
+    /// True when the process cannot run until continued (stopped by a
+    /// signal or a tracer) or has exited: either way it cannot fork.
+    pub fn is_halted(self) -> bool {
+        matches!(
+            self,
+            State::Stopped | State::TracingStop | State::Zombie | State::Dead
+        )
+    }
 }
 
 /// A process's current working directory, or why it is not known.

@@ -61,11 +61,14 @@ async fn inspects_and_kills_a_live_tree() {
     assert_eq!(inspector.exists(root).await.unwrap(), Liveness::Alive);
 
     let report = inspector
-        .kill_tree(shape.process.identity(), KillOptions::new())
+        .kill_tree(
+            shape.process.identity(),
+            KillOptions::new().reap_root(false),
+        )
         .await
         .unwrap();
     assert!(report.is_complete(), "{report:?}");
-    let killed: BTreeSet<Pid> = report.killed.iter().map(|id| id.pid()).collect();
+    let killed: BTreeSet<Pid> = report.killed.iter().map(|k| k.identity.pid()).collect();
     assert_eq!(killed, leaves.iter().copied().chain([root]).collect());
     // The root is our unreaped child: a zombie until the guard reaps it.
     assert_eq!(inspector.exists(root).await.unwrap(), Liveness::Zombie);

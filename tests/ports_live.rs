@@ -386,11 +386,11 @@ fn kill_port_stops_the_whole_tree_and_dry_run_kills_nothing() -> proctrack::Resu
     let parent = h.tree.identity;
     let child = h.others[0];
     let mut finder = PortFinder::open()?;
-    let table = ProcessTable::new()?;
+    let mut table = ProcessTable::new()?;
     let child_identity = table.get(child).expect("child in table").identity();
 
     // Without a root: the highest holder on the line, the parent.
-    let plan = finder.kill_port(&table, h.port, &PortKillOptions::new().dry_run(true))?;
+    let plan = finder.kill_port(&mut table, h.port, &PortKillOptions::new().dry_run(true))?;
     assert!(plan.dry_run && plan.killed.is_empty());
     assert_eq!(plan.trees.len(), 1, "{plan:#?}");
     assert_eq!(plan.trees[0].root, parent);
@@ -410,12 +410,14 @@ fn kill_port_stops_the_whole_tree_and_dry_run_kills_nothing() -> proctrack::Resu
 
     // With us as the root: our child on the holder's line, the same tree.
     let options = PortKillOptions::new().root(Pid::current());
-    let done = finder.kill_port(&table, h.port, &options)?;
+    let done = finder.kill_port(&mut table, h.port, &options)?;
     assert_eq!(done.trees.len(), 1, "{done:#?}");
     assert_eq!(done.trees[0].root, parent);
     assert_eq!(done.killed.len(), 1);
     assert!(done.killed[0].is_complete(), "{done:#?}");
-    h.tree.wait_root();
+    // The root was our child: the kill collected its exit status.
+    assert!(done.killed[0].reaped.contains(&parent), "{done:#?}");
+    drop(h.tree.child.take());
     assert!(still_there([parent, child_identity]).is_empty());
     assert!(finder.holders(h.port, &Search::new())?.listeners.is_empty());
     drop(h);
@@ -429,8 +431,8 @@ fn kill_port_refuses_our_own_port_and_leaves_other_roots_alone() -> proctrack::R
     let ours = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = ours.local_addr().expect("addr").port();
     let mut finder = PortFinder::open()?;
-    let table = ProcessTable::new()?;
-    let plan = finder.kill_port(&table, port, &PortKillOptions::new())?;
+    let mut table = ProcessTable::new()?;
+    let plan = finder.kill_port(&mut table, port, &PortKillOptions::new())?;
     assert!(plan.trees.is_empty() && plan.killed.is_empty(), "{plan:#?}");
     assert_eq!(plan.refused.len(), 1, "{plan:#?}");
     assert_eq!(plan.refused[0].1, Refusal::OwnProcess);
@@ -438,9 +440,9 @@ fn kill_port_refuses_our_own_port_and_leaves_other_roots_alone() -> proctrack::R
     // A holder outside the given root (another tree of ours) is left alone.
     let h = holder("v4");
     let other = holder("udp");
-    let table = ProcessTable::new()?;
+    let mut table = ProcessTable::new()?;
     let elsewhere = other.tree.identity.pid();
-    let plan = finder.kill_port(&table, h.port, &PortKillOptions::new().root(elsewhere))?;
+    let plan = finder.kill_port(&mut table, h.port, &PortKillOptions::new().root(elsewhere))?;
     assert!(
         plan.trees.is_empty() && plan.refused.is_empty(),
         "{plan:#?}"
@@ -450,7 +452,7 @@ fn kill_port_refuses_our_own_port_and_leaves_other_roots_alone() -> proctrack::R
     // With pid 1 as the root, the top-level child on the line is one of
     // our ancestors: refused, never killed.
     let plan = finder.kill_port(
-        &table,
+        &mut table,
         h.port,
         &PortKillOptions::new().root(Pid::try_from(1)?),
     )?;

@@ -63,7 +63,12 @@ async fn awaiting_a_non_child_returns_after_it_dies() {
     // Not our child: its status is the shell's.
     assert!(matches!(handle.try_reap(), Err(Error::NotChild { .. })));
 
-    let report = kill_tree(tree.identity, &KillOptions::new()).expect("kill_tree");
+    let report = kill_tree(
+        &mut proctrack::table::ProcessTable::new().expect("table"),
+        tree.identity,
+        &KillOptions::new().reap_root(false),
+    )
+    .expect("kill_tree");
     assert!(report.is_complete(), "{report:#?}");
     tree.wait_root();
     drop(tree);

@@ -139,7 +139,11 @@ fn trial(mut victim: Child, backend: Backend) -> Outcome {
         other => wrong.push(format!("signal through the early handle: {other:?}")),
     }
     // 3. A tree kill through the stale identity reports it gone.
-    match kill_tree(stale, &KillOptions::new().backend(backend)) {
+    match kill_tree(
+        &mut proctrack::table::ProcessTable::new().expect("table"),
+        stale,
+        &KillOptions::new().reap_root(false).backend(backend),
+    ) {
         Ok(report) if report.already_gone == [stale] && report.members().count() == 1 => {}
         other => wrong.push(format!("kill_tree of the stale identity: {other:?}")),
     }

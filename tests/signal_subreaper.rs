@@ -52,7 +52,12 @@ fn a_double_forked_setsid_daemon_dies_with_the_tree_that_started_it() {
         daemon_info.session(),
         proctrack::process(root.pid()).expect("root").session()
     );
-    assert_eq!(subreaper.adopted().expect("adopted"), vec![daemon_id]);
+    assert_eq!(
+        subreaper
+            .adopted(&mut proctrack::table::ProcessTable::new().expect("table"))
+            .expect("adopted"),
+        vec![daemon_id]
+    );
 
     // Another child of ours, spawned through the subreaper: not an orphan, so
     // not part of the kill.
@@ -61,25 +66,35 @@ fn a_double_forked_setsid_daemon_dies_with_the_tree_that_started_it() {
         .expect("spawn");
 
     let report = subreaper
-        .kill_tree(root, &KillOptions::new())
+        .kill_tree(
+            &mut proctrack::table::ProcessTable::new().expect("table"),
+            root,
+            &KillOptions::new().reap_root(false),
+        )
         .expect("kill_tree");
     println!("{report:#?}");
     assert!(report.is_complete(), "{report:#?}");
-    assert!(report.killed.contains(&root));
-    assert!(report.killed.contains(&daemon_id));
-    assert!(!report.killed.contains(&bystander.handle.identity()));
+    assert!(report.was_killed(&root));
+    assert!(report.was_killed(&daemon_id));
+    assert!(!report.was_killed(&bystander.handle.identity()));
     // The orphan was reaped by the kill; the root is left to its Child.
     assert_eq!(report.reaped, vec![daemon_id]);
     assert_eq!(still_there([daemon_id]), Vec::<ProcessIdentity>::new());
     wait_child(&mut spawned.child);
 
     assert!(!bystander.handle.has_exited().expect("alive"));
-    let report = proctrack::signal::kill_tree(bystander.handle.identity(), &KillOptions::new())
-        .expect("kill");
+    let report = proctrack::signal::kill_tree(
+        &mut proctrack::table::ProcessTable::new().expect("table"),
+        bystander.handle.identity(),
+        &KillOptions::new().reap_root(false),
+    )
+    .expect("kill");
     assert!(report.is_complete());
     wait_child(&mut bystander.child);
     assert_eq!(
-        subreaper.adopted().expect("adopted"),
+        subreaper
+            .adopted(&mut proctrack::table::ProcessTable::new().expect("table"))
+            .expect("adopted"),
         Vec::<ProcessIdentity>::new()
     );
     assert_no_descendants();
@@ -103,17 +118,27 @@ fn adopted_orphans_are_killed_and_reaped_on_their_own() {
     lines.sort();
     assert_eq!(lines, ["inner", "ready"]);
     wait_child(&mut spawned.child);
-    let adopted = subreaper.adopted().expect("adopted");
+    let adopted = subreaper
+        .adopted(&mut proctrack::table::ProcessTable::new().expect("table"))
+        .expect("adopted");
     assert_eq!(adopted.len(), 2, "{adopted:?}");
 
     let report = subreaper
-        .kill_adopted(&KillOptions::new())
+        .kill_adopted(
+            &mut proctrack::table::ProcessTable::new().expect("table"),
+            &KillOptions::new().reap_root(false),
+        )
         .expect("kill_adopted");
     println!("{report:#?}");
     assert!(report.is_complete(), "{report:#?}");
     assert_eq!(report.killed.len(), 3);
     // All three end up ours (the grandchild once its parent dies) and reaped.
     assert_eq!(report.reaped.len(), 3);
-    assert!(subreaper.reap_adopted().expect("reap").is_empty());
+    assert!(
+        subreaper
+            .reap_adopted(&mut proctrack::table::ProcessTable::new().expect("table"))
+            .expect("reap")
+            .is_empty()
+    );
     assert_no_descendants();
 }

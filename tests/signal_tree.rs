@@ -49,8 +49,12 @@ fn a_tree_that_keeps_forking_is_completely_dead_afterwards() {
             tree.until("ready");
         }
 
-        let report =
-            kill_tree(tree.identity, &KillOptions::new().backend(backend)).expect("kill_tree");
+        let report = kill_tree(
+            &mut proctrack::table::ProcessTable::new().expect("table"),
+            tree.identity,
+            &KillOptions::new().reap_root(false).backend(backend),
+        )
+        .expect("kill_tree");
         let status = tree.wait_root();
 
         println!(
@@ -64,7 +68,7 @@ fn a_tree_that_keeps_forking_is_completely_dead_afterwards() {
         assert!(report.settled, "{report:#?}");
         assert!(report.is_complete(), "{report:#?}");
         assert_eq!(report.confirmed, backend == Backend::Pidfd);
-        assert!(report.killed.contains(&tree.identity));
+        assert!(report.was_killed(&tree.identity));
         assert!(
             report.killed.len() > 50,
             "only {} killed",
@@ -99,8 +103,9 @@ fn graceful_kill_catches_what_the_tree_forks_during_the_grace_period() {
     );
     tree.until("ready");
     let report = kill_tree(
+        &mut proctrack::table::ProcessTable::new().expect("table"),
         tree.identity,
-        &KillOptions::graceful(Duration::from_millis(300)),
+        &KillOptions::graceful(Duration::from_millis(300)).reap_root(false),
     )
     .expect("kill_tree");
     tree.wait_root();
@@ -134,10 +139,15 @@ fn kill_cwd_goes_by_path_components() {
         tree.until("ready");
     }
 
-    let report = kill_cwd(&ab, &KillOptions::new()).expect("kill_cwd");
+    let report = kill_cwd(
+        &mut proctrack::table::ProcessTable::new().expect("table"),
+        &ab,
+        &KillOptions::new().reap_root(false),
+    )
+    .expect("kill_cwd");
     println!("{report:#?}");
     assert!(report.is_complete(), "{report:#?}");
-    let killed: HashSet<ProcessIdentity> = report.killed.iter().copied().collect();
+    let killed: HashSet<ProcessIdentity> = report.killed.iter().map(|k| k.identity).collect();
     assert!(killed.contains(&inside.identity));
     assert!(killed.contains(&below.identity));
     assert!(!killed.contains(&beside.identity));
@@ -152,10 +162,20 @@ fn kill_cwd_goes_by_path_components() {
         still_there([beside.identity, parent_outside.identity]).len(),
         2
     );
-    let rest = kill_tree(beside.identity, &KillOptions::new()).expect("kill beside");
+    let rest = kill_tree(
+        &mut proctrack::table::ProcessTable::new().expect("table"),
+        beside.identity,
+        &KillOptions::new().reap_root(false),
+    )
+    .expect("kill beside");
     assert!(rest.is_complete());
     beside.wait_root();
-    let rest = kill_tree(parent_outside.identity, &KillOptions::new()).expect("kill the last");
+    let rest = kill_tree(
+        &mut proctrack::table::ProcessTable::new().expect("table"),
+        parent_outside.identity,
+        &KillOptions::new().reap_root(false),
+    )
+    .expect("kill the last");
     assert!(rest.is_complete());
     parent_outside.wait_root();
     drop((inside, below, beside, parent_outside));
@@ -178,8 +198,11 @@ fn guard_rails_refuse_init_ourselves_and_our_ancestors() {
         (parent, Refusal::Ancestor),
     ] {
         match kill_tree(
+            &mut proctrack::table::ProcessTable::new().expect("table"),
             identity,
-            &KillOptions::new().signal(proctrack::signal::Signal::Winch),
+            &KillOptions::new()
+                .reap_root(false)
+                .signal(proctrack::signal::Signal::Winch),
         ) {
             Err(Error::Refused { pid, reason: why }) => {
                 assert_eq!(pid, identity.pid());
@@ -222,8 +245,11 @@ fn eperm_is_reported_per_process_and_does_not_abort_the_kill() {
         rustix::thread::set_thread_res_uid(Some(nobody), Some(nobody), None)
             .expect("setresuid(nobody, nobody, -) for this thread");
         kill_tree(
+            &mut proctrack::table::ProcessTable::new().expect("table"),
             root,
-            &KillOptions::new().exit_timeout(Duration::from_millis(100)),
+            &KillOptions::new()
+                .reap_root(false)
+                .exit_timeout(Duration::from_millis(100)),
         )
     })
     .join()
@@ -234,7 +260,12 @@ fn eperm_is_reported_per_process_and_does_not_abort_the_kill() {
     assert!(report.killed.is_empty() && report.survived.is_empty());
     assert!(!report.is_complete());
     // Still alive: kill it for real.
-    let report = kill_tree(root, &KillOptions::new()).expect("kill_tree");
+    let report = kill_tree(
+        &mut proctrack::table::ProcessTable::new().expect("table"),
+        root,
+        &KillOptions::new().reap_root(false),
+    )
+    .expect("kill_tree");
     assert!(report.is_complete(), "{report:#?}");
     assert_eq!(report.killed.len(), 3);
     tree.wait_root();
@@ -248,7 +279,12 @@ fn a_root_that_is_gone_is_reported_not_killed() {
     let mut tree = Tree::sh("echo ready");
     tree.until("ready");
     tree.wait_root();
-    let report = kill_tree(tree.identity, &KillOptions::new()).expect("kill_tree");
+    let report = kill_tree(
+        &mut proctrack::table::ProcessTable::new().expect("table"),
+        tree.identity,
+        &KillOptions::new().reap_root(false),
+    )
+    .expect("kill_tree");
     assert_eq!(report.already_gone, vec![tree.identity]);
     assert!(report.killed.is_empty());
     drop(tree);
@@ -307,7 +343,12 @@ fn a_multithreaded_forker_is_completely_dead_afterwards() {
     for _ in 0..4 {
         tree.until("ready");
     }
-    let report = kill_tree(tree.identity, &KillOptions::new()).expect("kill_tree");
+    let report = kill_tree(
+        &mut proctrack::table::ProcessTable::new().expect("table"),
+        tree.identity,
+        &KillOptions::new().reap_root(false),
+    )
+    .expect("kill_tree");
     tree.wait_root();
     println!(
         "killed {}, already gone {}, reaped {}, settled {}",

@@ -2,7 +2,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{BoxFuture, ProcessInspector};
-use crate::signal::{KillOptions, KillReport};
+use crate::signal::{KillOptions, KillReport, Killed, Signal};
 use crate::table::{ProcessTable, ProcessTree, TableOptions};
 use crate::{BootId, Error, Liveness, MemorySource, Pid, ProcessIdentity, ProcessInfo, Result};
 
@@ -121,7 +121,10 @@ impl MockInspector {
         let members = std::iter::once(root).chain(descendants);
         for member in members {
             state.source.remove(member.pid());
-            report.killed.push(member);
+            report.killed.push(Killed {
+                identity: member,
+                signal: Signal::Kill,
+            });
         }
         Ok(report)
     }

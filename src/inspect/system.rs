@@ -83,8 +83,9 @@ impl ProcessInspector for SystemInspector {
         root: ProcessIdentity,
         options: KillOptions,
     ) -> BoxFuture<'_, Result<KillReport>> {
+        let table = Arc::clone(&self.table);
         Box::pin(run_blocking(move || {
-            crate::signal::kill_tree(root, &options)
+            crate::signal::kill_tree(&mut lock(&table), root, &options)
         }))
     }
 

@@ -1,12 +1,12 @@
 //! What the ports layer reads from `/proc`: a process's socket fds (by
-//! owner), its children, and the `/proc/net` tables. All through the reader's root fd
+//! owner) and the `/proc/net` tables. All through the reader's root fd
 //! and buffers, like every other read of `/proc`.
 
 use std::ffi::CStr;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
-use rustix::fs::{AtFlags, Mode, OFlags, RawDir};
+use rustix::fs::{Mode, OFlags, RawDir};
 use rustix::io::Errno;
 
 use super::ProcReader;
@@ -74,61 +74,6 @@ impl ProcReader {
             }
         }
         Ok(FdAccess::Read)
-    }
-
-    /// Appends the children of `pid` (of all its threads) to `out`, from
-    /// `/proc/<pid>/task/<tid>/children`. `Ok(false)` when the kernel lacks
-    /// those files (built without `CONFIG_PROC_CHILDREN`); a gone process has
-    /// no children.
-    pub(crate) fn children(&mut self, pid: Pid, out: &mut Vec<Pid>) -> Result<bool> {
-        let task = format!("{pid}/task\0");
-        let task = CStr::from_bytes_with_nul(task.as_bytes()).unwrap_or(c"");
-        let dir = match rustix::fs::openat(
-            &self.root,
-            task,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(dir) => dir,
-            Err(Errno::NOENT | Errno::SRCH) => return Ok(true),
-            Err(errno) => return Err(file_error(&self.root_path, errno, pid, "task")),
-        };
-        let mut tids = Vec::new();
-        let mut entries = RawDir::new(&dir, &mut self.dirents);
-        while let Some(entry) = entries.next() {
-            match entry {
-                Ok(entry) => tids.extend(fd_number(entry.file_name().to_bytes())),
-                Err(Errno::NOENT | Errno::SRCH) => return Ok(true),
-                Err(errno) => return Err(file_error(&self.root_path, errno, pid, "task")),
-            }
-        }
-        for tid in tids {
-            let name = format!("{tid}/children\0");
-            let name = CStr::from_bytes_with_nul(name.as_bytes()).unwrap_or(c"");
-            let len = match read_at(dir.as_fd(), name, &mut self.buf, ReadMode::ToEnd) {
-                Ok(len) => len,
-                // A thread that exited meanwhile.
-                Err(Errno::SRCH) => continue,
-                // No such file in this kernel, or the thread is gone: tell
-                // by whether the thread's directory still opens.
-                Err(Errno::NOENT) => {
-                    let tid_dir = format!("{tid}\0");
-                    let tid_dir = CStr::from_bytes_with_nul(tid_dir.as_bytes()).unwrap_or(c"");
-                    match rustix::fs::statat(&dir, tid_dir, AtFlags::empty()) {
-                        Ok(_) => return Ok(false),
-                        Err(_) => continue,
-                    }
-                }
-                Err(errno) => return Err(file_error(&self.root_path, errno, pid, "task")),
-            };
-            out.extend(
-                self.buf[..len]
-                    .split(u8::is_ascii_whitespace)
-                    .filter_map(fd_number)
-                    .filter_map(|raw| Pid::try_from(raw).ok()),
-            );
-        }
-        Ok(true)
     }
 
     /// Reads a file under the proc root whole (`net/tcp`, say) and returns its

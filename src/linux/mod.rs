@@ -13,3 +13,4 @@ mod reader;
 pub(crate) use pidfs::pidfs_inode;
 
 pub use reader::ProcReader;
+pub(crate) use reader::read_stat_once;

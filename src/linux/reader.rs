@@ -46,6 +46,8 @@ pub struct ProcReader {
     page_size: u64,
     pub(super) buf: Vec<u8>,
     pub(super) dirents: Vec<MaybeUninit<u8>>,
+    /// Whether `task/<tid>/children` exists here; asked on first use.
+    children_files: Option<bool>,
 }
 
 impl ProcReader {
@@ -73,6 +75,7 @@ impl ProcReader {
             page_size: rustix::param::page_size() as u64,
             buf: vec![0; READ_BUFFER],
             dirents: vec![MaybeUninit::uninit(); DIRENT_BUFFER],
+            children_files: None,
         };
         let boot_path = reader.root_path.join(OsStr::from_bytes(BOOT_ID.to_bytes()));
         let len = read_at(
@@ -274,6 +277,62 @@ impl ProcReader {
         }
     }
 
+    /// Whether this kernel has `task/<tid>/children` (CONFIG_PROC_CHILDREN),
+    /// asked once of our own thread.
+    fn has_children_files(&mut self) -> Result<bool> {
+        if let Some(known) = self.children_files {
+            return Ok(known);
+        }
+        let known = match rustix::fs::accessat(
+            &self.root,
+            c"thread-self/children",
+            rustix::fs::Access::EXISTS,
+            rustix::fs::AtFlags::empty(),
+        ) {
+            Ok(()) => true,
+            Err(Errno::NOENT) => false,
+            Err(errno) => return Err(io_error(errno, self.root_path.join("thread-self/children"))),
+        };
+        self.children_files = Some(known);
+        Ok(known)
+    }
+
+    /// Reads `/proc/<pid>/task/<tid>/<leaf>` of every thread of `pid` and
+    /// hands each file's bytes to `visit` until it returns false. A thread
+    /// that exits meanwhile is skipped; a gone process is [`Error::NotFound`].
+    fn for_each_thread(
+        &mut self,
+        pid: Pid,
+        leaf: &str,
+        mut visit: impl FnMut(&[u8]) -> bool,
+    ) -> Result<()> {
+        let task = rustix::fs::openat(
+            &self.root,
+            PidPath::new(pid, "task").as_c_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| file_error(&self.root_path, errno, pid, "task"))?;
+        let mut dir = RawDir::new(&task, &mut self.dirents);
+        while let Some(entry) = dir.next() {
+            let entry = entry.map_err(|errno| file_error(&self.root_path, errno, pid, "task"))?;
+            let Some(tid) = pid_from_name(entry.file_name().to_bytes()) else {
+                continue;
+            };
+            let name = PidPath::new(tid, leaf);
+            let len = match read_at(task.as_fd(), name.as_c_str(), &mut self.buf, ReadMode::Once) {
+                Ok(len) => len,
+                // The thread exited since the listing.
+                Err(Errno::NOENT | Errno::SRCH) => continue,
+                Err(errno) => return Err(file_error(&self.root_path, errno, pid, "task")),
+            };
+            if !visit(&self.buf[..len]) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// A megabyte command line should not pin a megabyte for the reader's life.
     fn shrink_buffer(&mut self) {
         if self.buf.len() > READ_BUFFER {
@@ -332,6 +391,35 @@ fn read_stat<'a>(
     let len = read_at(dir, name, buf, ReadMode::Once)
         .map_err(|errno| file_error(root_path, errno, pid, "stat"))?;
     parse::parse_stat(&buf[..len]).map_err(|e| parse_error(root_path, pid, "stat", e.to_string()))
+}
+
+/// Reads `/proc/<pid>/stat` once, without a reader, and hands it to
+/// `decode`; `Ok(None)` when no process has the pid. For the signal layer's
+/// identity checks; the same read and decoder as every other stat read.
+pub(crate) fn read_stat_once<T>(
+    pid: Pid,
+    decode: impl FnOnce(&Stat<'_>) -> T,
+) -> Result<Option<T>> {
+    static PROC: std::sync::OnceLock<std::result::Result<OwnedFd, Errno>> =
+        std::sync::OnceLock::new();
+    let proc_path = Path::new("/proc");
+    let root = PROC
+        .get_or_init(|| {
+            rustix::fs::open(
+                proc_path,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        })
+        .as_ref()
+        .map_err(|errno| io_error(*errno, proc_path.to_path_buf()))?;
+    let mut buf = vec![0; 1024];
+    let name = PidPath::new(pid, "stat");
+    match read_stat(root.as_fd(), name.as_c_str(), &mut buf, proc_path, pid) {
+        Ok(stat) => Ok(Some(decode(&stat))),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(other) => Err(other),
+    }
 }
 
 fn file_path(root_path: &Path, pid: Pid, leaf: &str) -> PathBuf {
@@ -456,6 +544,35 @@ impl ProcessSource for ProcReader {
     fn read(&mut self, pid: Pid) -> Result<(ProcessInfo, u64)> {
         let dir = self.open_pid_dir(pid)?;
         self.read_pinned(dir.as_fd(), pid)
+    }
+
+    fn children(&mut self, pid: Pid, children: &mut Vec<Pid>) -> Result<bool> {
+        children.clear();
+        if !self.has_children_files()? {
+            return Ok(false);
+        }
+        self.for_each_thread(pid, "children", |text| {
+            parse::parse_children(text, children);
+            true
+        })?;
+        Ok(true)
+    }
+
+    fn all_threads_halted(&mut self, pid: Pid) -> Result<bool> {
+        let root_path = self.root_path.clone();
+        let mut halted = true;
+        let mut failure = None;
+        self.for_each_thread(pid, "stat", |text| match parse::parse_stat(text) {
+            Ok(stat) => {
+                halted = State::from_letter(stat.state).is_halted();
+                halted
+            }
+            Err(cause) => {
+                failure = Some(parse_error(&root_path, pid, "task/stat", cause.to_string()));
+                false
+            }
+        })?;
+        failure.map_or(Ok(halted), Err)
     }
 
     fn read_cwd(&mut self, identity: ProcessIdentity) -> Result<Cwd> {

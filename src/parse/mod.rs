@@ -11,6 +11,7 @@
 
 mod boot_id;
 mod bsd_status;
+mod children;
 mod cmdline;
 mod darwin_time;
 mod link;
@@ -21,6 +22,8 @@ mod vnode_path;
 
 pub use boot_id::{BootIdError, parse_boot_id};
 pub use bsd_status::state_from_bsd_status;
+#[cfg_attr(not(target_os = "linux"), allow(unused_imports))]
+pub(crate) use children::parse_children;
 pub use cmdline::{CommandLine, split_cmdline};
 pub use darwin_time::{mach_ticks_to_duration, start_time_from_timeval};
 pub use link::parse_cwd_link;

@@ -109,14 +109,15 @@ impl PortFinder {
     /// [`dry_run`](PortKillOptions::dry_run) only says what it would kill.
     ///
     /// `table` gives the trees: refresh it just before. A holder the table
-    /// does not know (started after its refresh) is its own tree.
+    /// does not know (started after its refresh) is its own tree. The kills
+    /// go through [`kill_tree`] on the same table.
     ///
     /// ```no_run
     /// use proctrack::ports::{PortFinder, PortKillOptions};
     /// use proctrack::table::ProcessTable;
     ///
-    /// let table = ProcessTable::new()?;
-    /// let plan = PortFinder::open()?.kill_port(&table, 3000, &PortKillOptions::new().dry_run(true))?;
+    /// let mut table = ProcessTable::new()?;
+    /// let plan = PortFinder::open()?.kill_port(&mut table, 3000, &PortKillOptions::new().dry_run(true))?;
     /// for tree in &plan.trees {
     ///     println!("would kill {} ({} processes)", tree.root, tree.members.len());
     /// }
@@ -124,17 +125,17 @@ impl PortFinder {
     /// ```
     pub fn kill_port<S: ProcessSource>(
         &mut self,
-        table: &ProcessTable<S>,
+        table: &mut ProcessTable<S>,
         port: u16,
         options: &PortKillOptions,
     ) -> Result<PortKill> {
         let mut search = options.search.clone();
         if let Some(root) = options.root {
-            search = search.tree(table, root);
+            search = search.tree(&*table, root);
         }
         let found = self.holders(port, &search)?;
         let holders = found.holders();
-        let protected = options.kill.guard.protected()?;
+        let protected = options.kill.guard.protected(table.source_mut())?;
         let mut outcome = PortKill {
             dry_run: options.dry_run,
             ..PortKill::default()
@@ -206,7 +207,9 @@ impl PortFinder {
         }
         if !options.dry_run {
             for tree in &outcome.trees {
-                outcome.killed.push(kill_tree(tree.root, &options.kill)?);
+                outcome
+                    .killed
+                    .push(kill_tree(table, tree.root, &options.kill)?);
             }
         }
         outcome.found = found;

@@ -168,7 +168,11 @@ impl HolderSource for ProcReader {
     }
 
     fn children(&mut self, pid: Pid, out: &mut Vec<Pid>) -> Result<bool> {
-        ProcReader::children(self, pid, out)
+        match ProcessSource::children(self, pid, out) {
+            // A process gone meanwhile has no children.
+            Err(Error::NotFound { .. }) => Ok(true),
+            other => other,
+        }
     }
 
     fn identity(&mut self, pid: Pid) -> Result<Option<ProcessIdentity>> {

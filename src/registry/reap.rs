@@ -184,8 +184,9 @@ pub(crate) fn summarize(report: &KillReport) -> String {
             .join(" ")
     }
     let mut parts = Vec::new();
+    let killed: Vec<ProcessIdentity> = report.killed.iter().map(|k| k.identity).collect();
     let lists = [
-        ("killed", &report.killed),
+        ("killed", &killed),
         ("already gone", &report.already_gone),
         ("denied", &report.denied),
         ("survived", &report.survived),
@@ -387,10 +388,10 @@ impl Registry {
             let (stored, outcome) = match self.kill(identity).await {
                 Ok(kill) => {
                     for member in &kill.killed {
-                        killed_by.insert(*member, id);
+                        killed_by.insert(member.identity, id);
                     }
                     let words = summarize(&kill);
-                    if kill.killed.contains(&identity) {
+                    if kill.killed.iter().any(|k| k.identity == identity) {
                         let done = Some((Status::Killed, EndReason::Reaped));
                         (
                             self.finish(id, done, &words).await?,
@@ -421,7 +422,11 @@ impl Registry {
     /// Runs the blocking tree kill off the async threads.
     async fn kill(&self, root: ProcessIdentity) -> Result<KillReport> {
         let options: KillOptions = self.kill_options.clone();
-        match tokio::task::spawn_blocking(move || kill_tree(root, &options)).await {
+        match tokio::task::spawn_blocking(move || {
+            kill_tree(&mut crate::table::ProcessTable::new()?, root, &options)
+        })
+        .await
+        {
             Ok(result) => result,
             Err(join) => match join.try_into_panic() {
                 Ok(panic) => std::panic::resume_unwind(panic),

@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::OnceLock;
 
 use crate::{Error, Pid, ProcessSource, Result};
 
@@ -59,8 +60,36 @@ impl Guard {
         self
     }
 
-    /// The pids this guard protects right now, read from the system.
-    pub(crate) fn protected(&self) -> Result<Protected> {
+    /// The pids this guard protects right now, our ancestors read through
+    /// `source`.
+    pub(crate) fn protected(&self, source: &mut impl ProcessSource) -> Result<Protected> {
+        let ancestors = if self.allow_ancestors {
+            Vec::new()
+        } else {
+            ancestors(source, Pid::current())?
+        };
+        self.protect(ancestors)
+    }
+
+    /// The pids this guard protects, for a signal to one process: our
+    /// ancestors as first read in this process's life. Ancestors only ever
+    /// leave that list (an orphan reparents to an older ancestor, a
+    /// subreaper or pid 1), so it never misses one; at worst it refuses a
+    /// process that took a dead ancestor's pid.
+    pub(crate) fn protected_now(&self) -> Result<Protected> {
+        static ANCESTORS: OnceLock<Vec<Pid>> = OnceLock::new();
+        let ancestors = match ANCESTORS.get() {
+            Some(ancestors) => ancestors.clone(),
+            None if self.allow_ancestors => Vec::new(),
+            None => {
+                let read = ancestors(&mut crate::system::open()?, Pid::current())?;
+                ANCESTORS.get_or_init(|| read).clone()
+            }
+        };
+        self.protect(ancestors)
+    }
+
+    fn protect(&self, ancestors: Vec<Pid>) -> Result<Protected> {
         let mut pids = Vec::new();
         let me = Pid::current();
         if !self.allow_init {
@@ -70,9 +99,7 @@ impl Guard {
             pids.push((me, Refusal::OwnProcess));
         }
         if !self.allow_ancestors {
-            for ancestor in ancestors(me)? {
-                pids.push((ancestor, Refusal::Ancestor));
-            }
+            pids.extend(ancestors.into_iter().map(|pid| (pid, Refusal::Ancestor)));
         }
         Ok(Protected { pids })
     }
@@ -132,11 +159,8 @@ impl Protected {
     }
 }
 
-/// The calling process's ancestors, parent first, up to pid 1, read from the
-/// platform's [`SystemSource`](crate::SystemSource) ([`Error::Unsupported`]
-/// where there is none).
-fn ancestors(me: Pid) -> Result<Vec<Pid>> {
-    let mut reader = crate::system::open()?;
+/// The ancestors of `me`, parent first, up to pid 1.
+fn ancestors(reader: &mut impl ProcessSource, me: Pid) -> Result<Vec<Pid>> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut pid = me;
@@ -165,7 +189,8 @@ mod tests {
 
     #[test]
     fn strict_guard_protects_init_self_and_parent() -> Result<()> {
-        let protected = Guard::new().protected()?;
+        let mut source = crate::system::open()?;
+        let protected = Guard::new().protected(&mut source)?;
         let one = Pid::try_from(1)?;
         assert_eq!(protected.refusal(one), Some(Refusal::Init));
         assert_eq!(protected.refusal(Pid::current()), Some(Refusal::OwnProcess));
@@ -185,7 +210,7 @@ mod tests {
             .allow_init(true)
             .allow_self(true)
             .allow_ancestors(true)
-            .protected()?;
+            .protected(&mut source)?;
         assert_eq!(open.refusal(one), None);
         assert_eq!(open.refusal(Pid::current()), None);
         assert_eq!(open.refusal(parent), None);

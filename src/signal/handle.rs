@@ -185,7 +185,7 @@ impl ProcessHandle {
     /// # Ok::<(), proctrack::Error>(())
     /// ```
     pub fn signal_with(&self, signal: Signal, guard: &Guard) -> Result<Delivery> {
-        guard.protected()?.check(self.pid())?;
+        guard.protected_now()?.check(self.pid())?;
         self.send(signal)
     }
 

@@ -41,8 +41,10 @@
 //! # Trees
 //!
 //! [`kill_tree`] kills a process and all its descendants, also while they
-//! keep forking: it pins and stops every member, rescans until the stopped
-//! set is complete, then signals; the [`tree`] module docs tell the steps.
+//! keep forking: it pins and stops every member, lists the children of the
+//! stopped members until the set is complete, then signals; its docs tell the
+//! steps. Both take the caller's [`ProcessTable`](crate::table::ProcessTable),
+//! the one model of processes, and read the tree through its source.
 //! [`kill_cwd`] does the same for every process standing in a directory. Both
 //! return a [`KillReport`] that sorts every process into killed, already
 //! gone, denied (another user's), survived, and refused.
@@ -50,9 +52,11 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use proctrack::signal::{kill_tree, KillOptions};
+//! use proctrack::table::ProcessTable;
 //!
-//! let root = proctrack::process(proctrack::Pid::try_from(4242)?)?.identity();
-//! let report = kill_tree(root, &KillOptions::graceful(Duration::from_secs(3)))?;
+//! let mut table = ProcessTable::new()?;
+//! let root = table.get(proctrack::Pid::try_from(4242)?).expect("running").identity();
+//! let report = kill_tree(&mut table, root, &KillOptions::graceful(Duration::from_secs(3)))?;
 //! println!("{report:#?}");
 //! # Ok::<(), proctrack::Error>(())
 //! ```
@@ -92,25 +96,27 @@
 //! [`Error::Unsupported`](crate::Error::Unsupported) for now.
 
 mod capability;
-mod cwd;
 mod guard;
 mod handle;
-mod kind;
+mod kill_tree;
+mod options;
+mod report;
+mod signaller;
+mod signals;
 mod spawn;
-pub mod tree;
 mod wait;
 
 #[cfg(any(target_os = "linux", target_os = "macos"))]
-mod killer;
-#[cfg(any(target_os = "linux", target_os = "macos"))]
-mod scan;
-#[cfg(any(target_os = "linux", target_os = "macos"))]
 mod sys;
 
+#[cfg(test)]
+mod kill_tree_tests;
+
 pub use capability::{Backend, Capabilities, capabilities};
-pub use cwd::kill_cwd;
 pub use guard::{Guard, Refusal};
 pub use handle::{Delivery, ProcessHandle};
-pub use kind::{ParseSignalError, Signal};
+pub use kill_tree::{kill_cwd, kill_tree};
+pub use options::KillOptions;
+pub use report::{KillReport, Killed};
+pub use signals::{ParseSignalError, Signal};
 pub use spawn::{Spawned, Subreaper, spawn_group};
-pub use tree::{KillOptions, KillReport, kill_tree};

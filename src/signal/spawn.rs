@@ -20,8 +20,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{KillOptions, KillReport, ProcessHandle};
-use crate::{Error, ProcessIdentity, Result};
+use super::kill_tree::{RefusedRoot, kill_roots};
+use super::signaller::SystemSignaller;
+use super::{KillOptions, KillReport, ProcessHandle, sys};
+use crate::table::ProcessTable;
+use crate::{Error, Pid, ProcessIdentity, ProcessSource, Result};
 
 /// A child just spawned, with a handle pinned before anything could reap it.
 ///
@@ -41,10 +44,12 @@ pub struct Spawned {
 /// ```no_run
 /// use std::process::Command;
 /// use proctrack::signal::{kill_tree, spawn_group, KillOptions};
+/// use proctrack::table::ProcessTable;
 ///
-/// let mut spawned = spawn_group(Command::new("sh").args(["-c", "sleep 60 & wait"]))?;
-/// let report = kill_tree(spawned.handle.identity(), &KillOptions::new())?;
-/// spawned.child.wait()?;
+/// let spawned = spawn_group(Command::new("sh").args(["-c", "sleep 60 & wait"]))?;
+/// let mut table = ProcessTable::new()?;
+/// let report = kill_tree(&mut table, spawned.handle.identity(), &KillOptions::new())?;
+/// assert!(report.is_complete()); // and the shell was reaped
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn spawn_group(command: &mut Command) -> Result<Spawned> {
@@ -96,7 +101,8 @@ fn own() -> MutexGuard<'static, Vec<ProcessIdentity>> {
 /// let subreaper = Subreaper::install()?;
 /// let mut spawned = subreaper.spawn(Command::new("sh").args(["-c", "setsid sleep 60 &"]))?;
 /// spawned.child.wait()?; // the shell exits; `sleep` is now our adopted child
-/// let report = subreaper.kill_tree(spawned.handle.identity(), &KillOptions::new())?;
+/// let mut table = proctrack::table::ProcessTable::new()?;
+/// let report = subreaper.kill_tree(&mut table, spawned.handle.identity(), &KillOptions::new())?;
 /// assert_eq!(report.killed.len(), 1); // the orphan (the root was gone already)
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -112,7 +118,9 @@ impl Subreaper {
     /// (pid 1). There, kill a tree before its middle processes exit, or keep
     /// the tree in its own process group ([`spawn_group`]).
     pub fn install() -> Result<Subreaper> {
-        imp::install()?;
+        if !sys::is_subreaper()? {
+            sys::set_subreaper()?;
+        }
         Ok(Subreaper { _private: () })
     }
 
@@ -145,32 +153,84 @@ impl Subreaper {
     ///
     /// ```no_run
     /// let subreaper = proctrack::signal::Subreaper::install()?;
-    /// for orphan in subreaper.adopted()? {
+    /// let mut table = proctrack::table::ProcessTable::new()?;
+    /// for orphan in subreaper.adopted(&mut table)? {
     ///     println!("adopted {orphan}");
     /// }
     /// # Ok::<(), proctrack::Error>(())
     /// ```
-    pub fn adopted(&self) -> Result<Vec<ProcessIdentity>> {
-        imp::adopted()
+    pub fn adopted<S: ProcessSource>(
+        &self,
+        table: &mut ProcessTable<S>,
+    ) -> Result<Vec<ProcessIdentity>> {
+        forget_gone()?;
+        let source = table.source_mut();
+        let boot = source.boot_id();
+        let me = Pid::current();
+        let mut pids = Vec::new();
+        if !source.children(me, &mut pids)? {
+            table.refresh()?;
+            pids.extend(table.children(me).iter().map(|child| child.pid()));
+        }
+        let source = table.source_mut();
+        let mut out = Vec::new();
+        for pid in pids {
+            let Ok(sample) = source.sample(pid) else {
+                continue;
+            };
+            let identity = sample.identity(boot);
+            if sample.parent == Some(me) && !is_own(&identity) {
+                out.push(identity);
+            }
+        }
+        Ok(out)
     }
 
     /// Kills the tree of `root` like [`kill_tree`](super::kill_tree), and with
     /// it every adopted orphan and the orphans' trees; collects the exit
     /// statuses of the orphans. `root` itself, if we spawned it, is left for
     /// its `Child` to reap (unless [`KillOptions::reap_root`]).
-    pub fn kill_tree(&self, root: ProcessIdentity, options: &KillOptions) -> Result<KillReport> {
-        imp::kill(&[root], options)
+    pub fn kill_tree<S: ProcessSource>(
+        &self,
+        table: &mut ProcessTable<S>,
+        root: ProcessIdentity,
+        options: &KillOptions,
+    ) -> Result<KillReport> {
+        self.kill(table, &[root], options)
     }
 
     /// Kills only the adopted orphans and their trees, and reaps them.
     ///
     /// ```no_run
     /// use proctrack::signal::{KillOptions, Subreaper};
-    /// let report = Subreaper::install()?.kill_adopted(&KillOptions::new())?;
+    /// let mut table = proctrack::table::ProcessTable::new()?;
+    /// let report = Subreaper::install()?.kill_adopted(&mut table, &KillOptions::new())?;
     /// # Ok::<(), proctrack::Error>(())
     /// ```
-    pub fn kill_adopted(&self, options: &KillOptions) -> Result<KillReport> {
-        imp::kill(&[], options)
+    pub fn kill_adopted<S: ProcessSource>(
+        &self,
+        table: &mut ProcessTable<S>,
+        options: &KillOptions,
+    ) -> Result<KillReport> {
+        self.kill(table, &[], options)
+    }
+
+    fn kill<S: ProcessSource>(
+        &self,
+        table: &mut ProcessTable<S>,
+        roots: &[ProcessIdentity],
+        options: &KillOptions,
+    ) -> Result<KillReport> {
+        forget_gone()?;
+        let mut signaller = SystemSignaller::new(options.backend)?;
+        kill_roots(
+            table,
+            &mut signaller,
+            roots,
+            options,
+            Some(&is_own),
+            RefusedRoot::Fails,
+        )
     }
 
     /// Collects the exit status of every adopted orphan that has exited, so
@@ -178,14 +238,18 @@ impl Subreaper {
     ///
     /// ```no_run
     /// let subreaper = proctrack::signal::Subreaper::install()?;
-    /// for (orphan, status) in subreaper.reap_adopted()? {
+    /// let mut table = proctrack::table::ProcessTable::new()?;
+    /// for (orphan, status) in subreaper.reap_adopted(&mut table)? {
     ///     println!("{orphan} exited: {status}");
     /// }
     /// # Ok::<(), proctrack::Error>(())
     /// ```
-    pub fn reap_adopted(&self) -> Result<Vec<(ProcessIdentity, ExitStatus)>> {
+    pub fn reap_adopted<S: ProcessSource>(
+        &self,
+        table: &mut ProcessTable<S>,
+    ) -> Result<Vec<(ProcessIdentity, ExitStatus)>> {
         let mut out = Vec::new();
-        for orphan in self.adopted()? {
+        for orphan in self.adopted(table)? {
             let Ok(handle) = ProcessHandle::open(orphan) else {
                 continue;
             };
@@ -204,85 +268,16 @@ fn is_own(identity: &ProcessIdentity) -> bool {
     own().contains(identity)
 }
 
-/// One code path for Linux and macOS; on macOS `install` fails, so no
-/// `Subreaper` exists there to call the others.
-#[cfg(any(target_os = "linux", target_os = "macos"))]
-mod imp {
-    use super::{is_own, own};
-    use crate::signal::killer::kill_roots;
-    use crate::signal::sys;
-    use crate::signal::{KillOptions, KillReport};
-    use crate::{Pid, ProcessIdentity, ProcessSource, Result};
-
-    pub(super) fn install() -> Result<()> {
-        if !sys::is_subreaper()? {
-            sys::set_subreaper()?;
+/// Drops the records of own children that no longer exist (reaped; their
+/// pid may be some orphan's by now, under another start time).
+fn forget_gone() -> Result<()> {
+    let mut own = own();
+    let mut keep = Vec::with_capacity(own.len());
+    for identity in own.drain(..) {
+        if sys::brief(identity.pid())?.is_some_and(|now| now.start == identity.start_time()) {
+            keep.push(identity);
         }
-        Ok(())
     }
-
-    pub(super) fn adopted() -> Result<Vec<ProcessIdentity>> {
-        forget_gone()?;
-        let me = Pid::current();
-        let mut reader = crate::system::open()?;
-        let mut pids = Vec::new();
-        reader.list_pids(&mut pids)?;
-        let boot = reader.boot_id();
-        let mut out = Vec::new();
-        for pid in pids {
-            let Ok(sample) = reader.sample(pid) else {
-                continue;
-            };
-            if sample.parent != Some(me) {
-                continue;
-            }
-            let identity = ProcessIdentity::new(boot, pid, sample.start_time);
-            if !is_own(&identity) {
-                out.push(identity);
-            }
-        }
-        Ok(out)
-    }
-
-    pub(super) fn kill(roots: &[ProcessIdentity], options: &KillOptions) -> Result<KillReport> {
-        forget_gone()?;
-        kill_roots(roots, options, Some(&is_own), true)
-    }
-
-    /// Drops the records of own children that no longer exist (reaped; their
-    /// pid may be some orphan's by now, under another start time).
-    fn forget_gone() -> Result<()> {
-        let mut own = own();
-        let mut keep = Vec::with_capacity(own.len());
-        for identity in own.drain(..) {
-            if sys::brief(identity.pid())?.is_some_and(|now| now.start == identity.start_time()) {
-                keep.push(identity);
-            }
-        }
-        *own = keep;
-        Ok(())
-    }
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-mod imp {
-    use crate::signal::{KillOptions, KillReport};
-    use crate::{Error, ProcessIdentity, Result};
-
-    const UNSUPPORTED: Error = Error::Unsupported {
-        what: "child subreapers on this platform",
-    };
-
-    pub(super) fn install() -> Result<()> {
-        Err(UNSUPPORTED)
-    }
-
-    pub(super) fn adopted() -> Result<Vec<ProcessIdentity>> {
-        let _ = super::is_own;
-        Err(UNSUPPORTED)
-    }
-
-    pub(super) fn kill(_roots: &[ProcessIdentity], _options: &KillOptions) -> Result<KillReport> {
-        Err(UNSUPPORTED)
-    }
+    *own = keep;
+    Ok(())
 }

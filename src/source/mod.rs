@@ -86,6 +86,26 @@ pub trait ProcessSource {
     /// The current working directory of `identity`; [`Error::NotFound`](crate::Error::NotFound)
     /// when that process is gone, even if its pid was reused.
     fn read_cwd(&mut self, identity: ProcessIdentity) -> Result<Cwd>;
+
+    /// Fills `children` with the pids of `pid`'s children as the kernel links
+    /// them now, and returns true; returns false (leaving `children` empty)
+    /// where the platform cannot list one process's children without a scan
+    /// of every process. On Linux this reads `/proc/<pid>/task/*/children`,
+    /// which is exact while `pid` is stopped: a tree kill finds the members
+    /// of a stopped tree in time proportional to the tree.
+    fn children(&mut self, pid: Pid, children: &mut Vec<Pid>) -> Result<bool> {
+        let _ = pid;
+        children.clear();
+        Ok(false)
+    }
+
+    /// True when every thread of `pid` is halted (stopped or exited; see
+    /// [`State::is_halted`]). A group stop reaches threads one by one, and a
+    /// thread still running could fork. The default asks the sample, right
+    /// for platforms that stop a process as a whole.
+    fn all_threads_halted(&mut self, pid: Pid) -> Result<bool> {
+        Ok(self.sample(pid)?.state.is_halted())
+    }
 }
 
 impl Sample<'_> {

@@ -156,9 +156,15 @@ impl<S: ProcessSource> ProcessTable<S> {
     /// path components: `/wt/ab` matches `/wt/ab` and `/wt/ab/x`, never
     /// `/wt/abc`. Removed directories ([`Cwd::Deleted`](crate::Cwd::Deleted))
     /// match by their last path. Ascending pid.
+    ///
+    /// Symlinks: the kernel reports a working directory with every symlink
+    /// and `..` resolved, so `dir` is resolved the same way
+    /// ([`std::fs::canonicalize`]) when it exists; a directory that no longer
+    /// exists, or a relative one, is taken as given (relative to our own
+    /// working directory).
     pub fn find_by_cwd_prefix(&self, dir: impl AsRef<Path>) -> Vec<&ProcessInfo> {
-        let dir = dir.as_ref();
-        self.find(|info| info.cwd().path().is_some_and(|cwd| cwd.starts_with(dir)))
+        let dir = resolve_dir(dir.as_ref());
+        self.find(|info| info.cwd().path().is_some_and(|cwd| cwd.starts_with(&dir)))
     }
 
     /// Processes whose name ([`ProcessInfo::name`]) is exactly `name`.
@@ -192,6 +198,17 @@ impl<S: ProcessSource> ProcessTable<S> {
     fn trusted_parent(&self, row: &Row) -> Option<&Row> {
         let parent = self.rows.get(row.info.parent()?)?;
         trusted(parent, row).then_some(parent)
+    }
+}
+
+/// The path the kernel would report for `dir`.
+fn resolve_dir(dir: &Path) -> std::path::PathBuf {
+    match std::fs::canonicalize(dir) {
+        Ok(path) => path,
+        Err(_) if dir.is_absolute() => dir.to_path_buf(),
+        Err(_) => std::env::current_dir()
+            .map(|cwd| cwd.join(dir))
+            .unwrap_or_else(|_| dir.to_path_buf()),
     }
 }
 

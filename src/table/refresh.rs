@@ -265,6 +265,24 @@ impl<S: ProcessSource> ProcessTable<S> {
         }
     }
 
+    /// The source the table reads through, for the layers built on the
+    /// table (a tree kill reads its members through it).
+    pub(crate) fn source_mut(&mut self) -> &mut S {
+        &mut self.source
+    }
+
+    /// Re-reads the working directory of every process, whatever the
+    /// [`CwdRefresh`] policy: for a search by directory that must not miss a
+    /// process that changed directory since it was first seen.
+    pub(crate) fn reread_cwds(&mut self) -> RefreshDiff {
+        let mut diff = RefreshDiff::default();
+        let pids: Vec<Pid> = self.rows.iter().map(|row| row.info.pid()).collect();
+        for pid in pids {
+            self.reread_cwd(pid, &mut diff);
+        }
+        diff
+    }
+
     fn reread_cwd(&mut self, pid: Pid, diff: &mut RefreshDiff) {
         let Some(identity) = self.rows.get(pid).map(|row| row.info.identity()) else {
             return;

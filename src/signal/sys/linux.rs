@@ -12,31 +12,17 @@ use rustix::io::Errno;
 use rustix::process::{PidfdFlags, WaitId, WaitIdOptions, WaitIdStatus};
 
 use super::{Brief, Sent};
-use crate::parse;
 use crate::signal::handle::Pin;
 use crate::signal::{ProcessHandle, Signal};
 use crate::{Error, Pid, Result, StartTime, State};
 
 /// Reads `/proc/<pid>/stat`; `None` when no process has the pid.
 pub(crate) fn brief(pid: Pid) -> Result<Option<Brief>> {
-    let path = proc_path(pid, "stat");
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if is_errno(&e, Errno::NOENT) || is_errno(&e, Errno::SRCH) => return Ok(None),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            return Err(Error::PermissionDenied { path });
-        }
-        Err(source) => return Err(Error::Io { path, source }),
-    };
-    let stat = parse::parse_stat(&bytes).map_err(|e| Error::Parse {
-        path,
-        reason: e.to_string(),
-    })?;
-    Ok(Some(Brief {
+    crate::linux::read_stat_once(pid, |stat| Brief {
         start: StartTime::from_raw(stat.starttime),
         parent: Pid::try_from(stat.ppid).ok(),
         state: State::from_letter(stat.state),
-    }))
+    })
 }
 
 fn is_errno(error: &std::io::Error, errno: Errno) -> bool {
@@ -138,45 +124,6 @@ pub(crate) fn wait_exits(
         }
     }
     Ok(())
-}
-
-/// True when every thread of `pid` is stopped or exited. The stat of a
-/// process shows its leader thread only, and a group stop reaches the threads
-/// one by one: a thread not stopped yet could still fork. `None` when the
-/// process is gone.
-pub(crate) fn all_threads_stopped(pid: Pid) -> Result<Option<bool>> {
-    let dir = format!("/proc/{pid}/task");
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(Error::Io {
-                path: dir.into(),
-                source,
-            });
-        }
-    };
-    for entry in entries {
-        let Ok(entry) = entry else { return Ok(None) };
-        let path = entry.path().join("stat");
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            // The thread exited meanwhile.
-            Err(_) => continue,
-        };
-        let stat = parse::parse_stat(&bytes).map_err(|e| Error::Parse {
-            path,
-            reason: e.to_string(),
-        })?;
-        let state = State::from_letter(stat.state);
-        if !matches!(
-            state,
-            State::Stopped | State::TracingStop | State::Zombie | State::Dead
-        ) {
-            return Ok(Some(false));
-        }
-    }
-    Ok(Some(true))
 }
 
 /// Waits until the fds in `fds` with `pending[i]` set become readable (their

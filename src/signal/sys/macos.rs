@@ -175,15 +175,6 @@ pub(crate) async fn exited(handle: &ProcessHandle) -> Result<()> {
     }
 }
 
-/// True when every thread of `pid` is stopped or exited; `None` when the
-/// process is gone. On macOS `SIGSTOP` suspends the whole Mach task (XNU's
-/// `stop()` calls `task_suspend_internal`) and sets the BSD state to stopped
-/// in the same step, so a process seen stopped has no thread left running:
-/// the caller's look at the process's state already says it.
-pub(crate) fn all_threads_stopped(pid: Pid) -> Result<Option<bool>> {
-    Ok(brief(pid)?.map(|now| now.state.has_exited() || now.state == crate::State::Stopped))
-}
-
 /// Collects the exit status of our child `pid`, by pid: only for callers that
 /// checked the pid is our unreaped child (so it cannot be reused meanwhile).
 pub(crate) fn waitid_pid(pid: Pid, block: bool) -> Result<Option<ExitStatus>> {

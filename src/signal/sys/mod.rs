@@ -10,7 +10,6 @@
 //! | `brief` | `/proc/<pid>/stat` | `sysctl(KERN_PROC_PID)` |
 //! | `kill` | `kill(2)` | `kill(2)` |
 //! | `wait_exits` | `poll(2)` on pidfds | kqueue `EVFILT_PROC` / `NOTE_EXIT` |
-//! | `all_threads_stopped` | `/proc/<pid>/task/*/stat` | the task is suspended as a whole |
 //! | `waitid_pid` | `waitid(P_PID)` | `waitpid` |
 //! | `wait_exit_unreaped` | `waitid(WNOWAIT)` | kqueue `NOTE_EXIT` |
 //! | `set_subreaper` | `PR_SET_CHILD_SUBREAPER` | unsupported |

@@ -1,0 +1,684 @@
+//! Killing a whole process tree: [`kill_tree`] and [`kill_cwd`].
+//!
+//! Scanning a tree and then signalling each member misses the children forked
+//! in between, and a tree that keeps forking always has such children. So the
+//! kill freezes the tree first:
+//!
+//! 1. pin every member with a [`ProcessHandle`](super::ProcessHandle) (a pid
+//!    alone could be reused under us) and send it `SIGSTOP` (on macOS, where
+//!    a handle is a checked pid, the start time is checked again after the
+//!    stop and before every later signal: a stopped process cannot exit by
+//!    itself, so the pid stays its own);
+//! 2. list the children of every member, pin and stop the new ones, and
+//!    repeat until a round that started after every member was seen stopped
+//!    finds no new member: a stopped process cannot fork, so the set is
+//!    complete. On Linux the children come from
+//!    `/proc/<pid>/task/<tid>/children`, exact while the member is stopped,
+//!    so a round costs in proportion to the tree, not to the system; where
+//!    the platform has no such list, each round refreshes the table;
+//! 3. deliver the signal through the pins (`SIGCONT` after it, for signals a
+//!    stopped process would otherwise leave pending);
+//! 4. wait for the exits on the pidfds (kqueue on macOS); in graceful mode,
+//!    stop what is left after the grace period, find what it forked
+//!    meanwhile, and `SIGKILL` it all;
+//! 5. collect the exit status of every member that became our child on the
+//!    way (a subreaper adopts the orphans of a dying tree), by its pidfd,
+//!    never with a wait for "any child".
+//!
+//! Whatever goes wrong after the first `SIGSTOP` (an error, a panic), every
+//! member still stopped is sent `SIGCONT` before the call returns: a failed
+//! kill never leaves a frozen tree behind.
+//!
+//! A member that double-forks and lets the middle process exit before the
+//! tree is frozen reparents out of the tree (to pid 1, or to the nearest
+//! subreaper): the parent links that discovery follows are gone. A
+//! [`Subreaper`](super::Subreaper) keeps such orphans within reach.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::guard::Protected;
+use super::signaller::{Signaller, SystemSignaller};
+use super::{Delivery, KillOptions, KillReport, Killed, Refusal, Signal};
+use crate::table::ProcessTable;
+use crate::{Error, Pid, ProcessIdentity, ProcessSource, Result};
+
+/// Kills `root` and all its descendants, race-free (see the
+/// [module docs](self) for how).
+///
+/// `table` is the caller's view of the processes: its source reads the
+/// tree's members, and where the platform cannot list one process's children
+/// (macOS), each discovery round refreshes it. Keep one table and pass it to
+/// every kill.
+///
+/// Returns [`Error::Refused`](crate::Error::Refused) when the guard protects
+/// the root itself (killing the tree of pid 1 or of one of our ancestors
+/// would take everything else with it). A root that is already gone is not an
+/// error: the report lists it in [`already_gone`](KillReport::already_gone).
+/// `EPERM` on a member is reported, and the kill goes on. A root that is our
+/// own child is reaped (see [`KillOptions::reap_root`]).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use proctrack::signal::{kill_tree, KillOptions, ProcessHandle};
+/// use proctrack::table::ProcessTable;
+///
+/// let child = std::process::Command::new("sh")
+///     .args(["-c", "sleep 100 & sleep 100 & wait"])
+///     .spawn()?;
+/// let root = ProcessHandle::from_child(&child)?.identity();
+/// let mut table = ProcessTable::new()?;
+/// let report = kill_tree(&mut table, root, &KillOptions::graceful(Duration::from_secs(2)))?;
+/// assert!(report.is_complete());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn kill_tree<S: ProcessSource>(
+    table: &mut ProcessTable<S>,
+    root: ProcessIdentity,
+    options: &KillOptions,
+) -> Result<KillReport> {
+    let mut signaller = SystemSignaller::new(options.backend)?;
+    kill_roots(
+        table,
+        &mut signaller,
+        &[root],
+        options,
+        None,
+        RefusedRoot::Fails,
+    )
+}
+
+/// Kills every process whose working directory is `dir` or lies below it,
+/// together with each one's tree, the way [`kill_tree`] does.
+///
+/// The match is [`ProcessTable::find_by_cwd_prefix`]'s, after a refresh that
+/// re-reads every process's working directory: by path components, `dir`
+/// resolved as the kernel reports paths. A process whose directory was
+/// deleted matches by the path it had.
+///
+/// Matching processes that the guard protects (the caller, when it stands in
+/// `dir` itself, or its shell) are not signalled and are listed in
+/// [`KillReport::refused`]; their descendants are killed only if they match
+/// on their own. Processes of other users whose directory we may not read
+/// are not matched. The match is taken once, at the start: a process that
+/// enters `dir` later is killed only if it belongs to a matched tree.
+///
+/// ```no_run
+/// use proctrack::signal::{kill_cwd, KillOptions};
+/// use proctrack::table::ProcessTable;
+///
+/// let mut table = ProcessTable::new()?;
+/// let report = kill_cwd(&mut table, "/srv/worktrees/feature-x", &KillOptions::new())?;
+/// for (identity, reason) in &report.refused {
+///     eprintln!("left {identity} alone: {reason}");
+/// }
+/// # Ok::<(), proctrack::Error>(())
+/// ```
+pub fn kill_cwd<S: ProcessSource>(
+    table: &mut ProcessTable<S>,
+    dir: impl AsRef<Path>,
+    options: &KillOptions,
+) -> Result<KillReport> {
+    table.refresh()?;
+    table.reread_cwds();
+    let roots: Vec<ProcessIdentity> = table
+        .find_by_cwd_prefix(dir)
+        .into_iter()
+        .filter(|process| !process.is_kernel_thread())
+        .map(|process| process.identity())
+        .collect();
+    let mut signaller = SystemSignaller::new(options.backend)?;
+    kill_roots(
+        table,
+        &mut signaller,
+        &roots,
+        options,
+        None,
+        RefusedRoot::Reported,
+    )
+}
+
+/// Tells the killer which of our children are ours by spawning (so not
+/// adopted orphans). Only a [`Subreaper`](super::Subreaper) kill passes one.
+pub(crate) type IsOwn<'a> = &'a dyn Fn(&ProcessIdentity) -> bool;
+
+/// What a protected root does to the call.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum RefusedRoot {
+    /// The whole call fails ([`Error::Refused`]): a tree kill of the wrong root.
+    Fails,
+    /// The root is reported and skipped: a cwd kill, whose matches may
+    /// include the caller's own shell.
+    Reported,
+}
+
+/// Kills the trees of `roots`. `is_own`: subreaper mode; every child of ours
+/// for which it answers false is an adopted orphan and part of the kill.
+pub(crate) fn kill_roots<S: ProcessSource, G: Signaller>(
+    table: &mut ProcessTable<S>,
+    signaller: &mut G,
+    roots: &[ProcessIdentity],
+    options: &KillOptions,
+    is_own: Option<IsOwn<'_>>,
+    refused_root: RefusedRoot,
+) -> Result<KillReport> {
+    let protected = options.guard.protected(table.source_mut())?;
+    if refused_root == RefusedRoot::Fails {
+        for root in roots {
+            protected.check(root.pid())?;
+        }
+    }
+    let mut killer = Killer {
+        table,
+        signaller,
+        options,
+        protected,
+        is_own,
+        me: Pid::current(),
+        members: Vec::new(),
+        known: HashSet::new(),
+        children: Vec::new(),
+        scanned: false,
+        last: options.signal,
+        report: KillReport {
+            confirmed: true,
+            ..KillReport::default()
+        },
+    };
+    for root in roots {
+        killer.add_root(*root)?;
+    }
+    killer.run()
+    // On an early return, dropping `killer` resumes every member it stopped.
+}
+
+struct Member<P> {
+    pin: P,
+    identity: ProcessIdentity,
+    /// Collect its exit status at the end if it is our child then: it was not
+    /// our child when first seen (so no `Child` of the caller owns it), or it
+    /// is an adopted orphan, or the caller said so for the root.
+    reap: bool,
+    fate: Fate,
+    /// We stopped it and have not continued it yet.
+    stopped: bool,
+    /// The last signal delivered to it.
+    signal: Option<Signal>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Fate {
+    /// Pinned and (being) stopped; not signalled yet.
+    Held,
+    /// `EPERM`: we may not signal it.
+    Denied,
+    /// Exited before the signal reached it.
+    Gone,
+    /// Signalled; its exit not seen yet.
+    Signalled,
+    /// Signalled and seen to exit.
+    Exited,
+}
+
+struct Killer<'a, S: ProcessSource, G: Signaller> {
+    table: &'a mut ProcessTable<S>,
+    signaller: &'a mut G,
+    options: &'a KillOptions,
+    protected: Protected,
+    is_own: Option<IsOwn<'a>>,
+    me: Pid,
+    members: Vec<Member<G::Pin>>,
+    /// Every identity met, member or not, so that none is pinned twice.
+    known: HashSet<ProcessIdentity>,
+    /// Reused for each children listing.
+    children: Vec<Pid>,
+    /// Whether the table was refreshed in this discovery round (platforms
+    /// without a children list).
+    scanned: bool,
+    /// The last signal delivered: after `SIGKILL`, an unpinned member whose
+    /// exit cannot be seen is dead all the same.
+    last: Signal,
+    report: KillReport,
+}
+
+impl<S: ProcessSource, G: Signaller> Drop for Killer<'_, S, G> {
+    fn drop(&mut self) {
+        for member in &self.members {
+            if member.stopped {
+                self.signaller.resume(&member.pin);
+            }
+        }
+    }
+}
+
+impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
+    fn add_root(&mut self, root: ProcessIdentity) -> Result<()> {
+        if !self.known.insert(root) {
+            return Ok(());
+        }
+        let source = self.table.source_mut();
+        let now = if root.boot_id() == source.boot_id() {
+            match source.sample(root.pid()) {
+                Ok(sample) if sample.start_time == root.start_time() => {
+                    Some((sample.parent, sample.kernel_thread))
+                }
+                Ok(_) | Err(Error::NotFound { .. }) => None,
+                Err(other) => return Err(other),
+            }
+        } else {
+            None
+        };
+        match now {
+            Some((parent, kernel_thread)) => {
+                let ours = parent == Some(self.me);
+                self.admit(root, kernel_thread, !ours || self.options.reap_root, true)
+            }
+            None => {
+                self.report.already_gone.push(root);
+                Ok(())
+            }
+        }
+    }
+
+    /// Guard check, pin, `SIGSTOP`. `root`: a root that is gone on pinning is
+    /// reported; a descendant that is gone simply was never a member.
+    fn admit(
+        &mut self,
+        identity: ProcessIdentity,
+        kernel_thread: bool,
+        reap: bool,
+        root: bool,
+    ) -> Result<()> {
+        let refusal = if kernel_thread {
+            Some(Refusal::KernelThread)
+        } else {
+            self.protected.refusal(identity.pid())
+        };
+        if let Some(reason) = refusal {
+            self.report.refused.push((identity, reason));
+            return Ok(());
+        }
+        let pin = match self.signaller.pin(identity) {
+            Ok(Some(pin)) => pin,
+            Ok(None) => {
+                if root {
+                    self.report.already_gone.push(identity);
+                }
+                return Ok(());
+            }
+            Err(Error::PermissionDenied { .. }) => {
+                self.report.denied.push(identity);
+                return Ok(());
+            }
+            Err(other) => return Err(other),
+        };
+        let fate = match self.signaller.send(&pin, Signal::Stop) {
+            Ok(Delivery::Delivered) => Fate::Held,
+            Ok(Delivery::Gone) => Fate::Gone,
+            Ok(Delivery::Denied) => Fate::Denied,
+            Err(error) => {
+                // It may have stopped all the same: count it as held, so
+                // that the way out continues it.
+                self.members.push(Member {
+                    pin,
+                    identity,
+                    reap,
+                    fate: Fate::Held,
+                    stopped: true,
+                    signal: None,
+                });
+                return Err(error);
+            }
+        };
+        self.members.push(Member {
+            pin,
+            identity,
+            reap,
+            fate,
+            stopped: fate == Fate::Held,
+            signal: None,
+        });
+        Ok(())
+    }
+
+    fn run(mut self) -> Result<KillReport> {
+        let first = self.options.signal;
+        self.report.settled = self.settle()?;
+        self.deliver(first)?;
+        match self.options.grace {
+            Some(grace) if first != Signal::Kill => {
+                self.wait_exits(grace)?;
+                if self.members.iter().any(|m| m.fate == Fate::Signalled) {
+                    // Freeze what is left, find what it forked meanwhile, kill it all.
+                    for i in 0..self.members.len() {
+                        if self.members[i].fate != Fate::Signalled {
+                            continue;
+                        }
+                        // Counted as stopped before the call: an error in it
+                        // must still lead to a SIGCONT on the way out.
+                        self.members[i].stopped = true;
+                        if self.signaller.send(&self.members[i].pin, Signal::Stop)?
+                            == Delivery::Gone
+                        {
+                            self.members[i].fate = Fate::Exited;
+                            self.members[i].stopped = false;
+                        }
+                    }
+                    let settled = self.settle()?;
+                    self.report.settled &= settled;
+                    self.deliver(Signal::Kill)?;
+                    self.wait_exits(self.options.exit_timeout)?;
+                }
+            }
+            _ => self.wait_exits(self.options.exit_timeout)?,
+        }
+        self.reap()?;
+        Ok(self.finish())
+    }
+
+    /// Steps 1 and 2: rounds of discovery, pinning and stopping every new
+    /// member, until a round that began after all members were seen stopped
+    /// adds nobody.
+    fn settle(&mut self) -> Result<bool> {
+        let deadline = Instant::now() + self.options.settle_timeout;
+        let mut stopped_before = false;
+        let mut rounds: u32 = 0;
+        loop {
+            rounds = rounds.saturating_add(1);
+            self.scanned = false;
+            let added = self.discover()?;
+            let stopped = self.all_stopped()?;
+            if stopped_before && stopped && added == 0 {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            stopped_before = stopped;
+            if !stopped {
+                // SIGSTOP takes effect when the target next runs in the kernel,
+                // and no event tells when a process that is not our child has
+                // stopped. Give the targets the CPU; if they take long (a
+                // member in uninterruptible sleep), look less often.
+                if rounds < 100 {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+
+    /// Admits every child of every member that may still fork, and in
+    /// subreaper mode every adopted orphan. Returns how many were admitted.
+    fn discover(&mut self) -> Result<usize> {
+        let before = self.members.len();
+        if let Some(is_own) = self.is_own {
+            let source = self.table.source_mut();
+            let boot = source.boot_id();
+            let me = source.sample(self.me)?.identity(boot);
+            for (child, kernel_thread) in self.children_of(me)? {
+                if !is_own(&child) && self.known.insert(child) {
+                    self.admit(child, kernel_thread, true, false)?;
+                }
+            }
+        }
+        // Breadth-first: members admitted in this pass are visited too.
+        let mut next = 0;
+        while next < self.members.len() {
+            let member = &self.members[next];
+            next += 1;
+            if matches!(member.fate, Fate::Gone | Fate::Exited) {
+                continue;
+            }
+            let parent = member.identity;
+            for (child, kernel_thread) in self.children_of(parent)? {
+                if self.known.insert(child) {
+                    // A child of ours that is not the root belongs to no
+                    // `Child` of the caller's: ours to reap.
+                    self.admit(child, kernel_thread, true, false)?;
+                }
+            }
+        }
+        Ok(self.members.len() - before)
+    }
+
+    /// The children of `parent` now, with whether each is a kernel thread;
+    /// none when `parent` is gone. A child that started before its parent
+    /// sits on a reused pid (a real parent is never younger than its child,
+    /// even after reparenting), so that edge is not followed.
+    fn children_of(&mut self, parent: ProcessIdentity) -> Result<Vec<(ProcessIdentity, bool)>> {
+        let mut found = Vec::new();
+        let mut pids = std::mem::take(&mut self.children);
+        let listed = match self.table.source_mut().children(parent.pid(), &mut pids) {
+            Ok(listed) => listed,
+            Err(Error::NotFound { .. }) => {
+                self.children = pids;
+                return Ok(found);
+            }
+            Err(other) => {
+                self.children = pids;
+                return Err(other);
+            }
+        };
+        if !listed {
+            if !self.scanned {
+                self.table.refresh()?;
+                self.scanned = true;
+            }
+            if self.table.get_identity(parent).is_some() {
+                pids.extend(self.table.children(parent.pid()).iter().map(|c| c.pid()));
+            }
+        }
+        let source = self.table.source_mut();
+        let boot = source.boot_id();
+        let mut result = Ok(());
+        for &pid in &pids {
+            match source.sample(pid) {
+                Ok(sample)
+                    if sample.parent == Some(parent.pid())
+                        && sample.start_time >= parent.start_time() =>
+                {
+                    found.push((sample.identity(boot), sample.kernel_thread));
+                }
+                Ok(_) | Err(Error::NotFound { .. }) => {}
+                Err(other) => {
+                    result = Err(other);
+                    break;
+                }
+            }
+        }
+        // The list was read by pid: it is `parent`'s only if `parent` still
+        // holds the pid now, after the read.
+        if result.is_ok() {
+            match source.sample(parent.pid()) {
+                Ok(now) if now.start_time == parent.start_time() => {}
+                Ok(_) | Err(Error::NotFound { .. }) => found.clear(),
+                Err(other) => result = Err(other),
+            }
+        }
+        pids.clear();
+        self.children = pids;
+        result.map(|()| found)
+    }
+
+    /// True when every member that may still run is halted: all its threads,
+    /// for a multi-threaded one.
+    fn all_stopped(&mut self) -> Result<bool> {
+        let source = self.table.source_mut();
+        for member in &self.members {
+            if !member.stopped {
+                continue;
+            }
+            let identity = member.identity;
+            let halted = match source.sample(identity.pid()) {
+                Ok(now) if now.start_time == identity.start_time() => {
+                    if now.state.is_halted() && now.threads > 1 {
+                        match source.all_threads_halted(identity.pid()) {
+                            Ok(halted) => halted,
+                            // Gone since the sample counts as halted.
+                            Err(Error::NotFound { .. }) => true,
+                            Err(other) => return Err(other),
+                        }
+                    } else {
+                        now.state.is_halted()
+                    }
+                }
+                // Reaped already.
+                Ok(_) | Err(Error::NotFound { .. }) => true,
+                Err(other) => return Err(other),
+            };
+            if !halted {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Step 3: the signal to every held member, then `SIGCONT` if the signal
+    /// would otherwise wait for it.
+    fn deliver(&mut self, signal: Signal) -> Result<()> {
+        self.last = signal;
+        for member in &mut self.members {
+            if member.fate != Fate::Held && member.fate != Fate::Signalled {
+                continue;
+            }
+            if member.fate == Fate::Held && self.signaller.has_exited(&member.pin)? {
+                member.fate = Fate::Gone;
+                member.stopped = false;
+                continue;
+            }
+            member.fate = match self.signaller.send(&member.pin, signal)? {
+                Delivery::Delivered => {
+                    member.signal = Some(signal);
+                    Fate::Signalled
+                }
+                Delivery::Gone if member.fate == Fate::Signalled => Fate::Exited,
+                Delivery::Gone => Fate::Gone,
+                Delivery::Denied => Fate::Denied,
+            };
+            if member.fate != Fate::Signalled {
+                member.stopped = false;
+            }
+        }
+        for member in &mut self.members {
+            if member.fate != Fate::Signalled || !member.stopped {
+                continue;
+            }
+            // SIGKILL ends a stopped process, SIGCONT continues it, and a
+            // SIGSTOP the caller asked for is theirs to undo; any other
+            // signal waits for SIGCONT.
+            if !signal.acts_while_stopped() {
+                self.signaller.send(&member.pin, Signal::Cont)?;
+            }
+            member.stopped = false;
+        }
+        Ok(())
+    }
+
+    /// Step 4: waits up to `timeout` for every signalled member to exit.
+    fn wait_exits(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut waiting: Vec<usize> = Vec::new();
+        let mut unpinned = false;
+        for (i, member) in self.members.iter().enumerate() {
+            if member.fate != Fate::Signalled {
+                continue;
+            }
+            if self.signaller.exit_is_event(&member.pin) {
+                waiting.push(i);
+            } else {
+                unpinned = true;
+            }
+        }
+        let pins: Vec<&G::Pin> = waiting.iter().map(|&i| &self.members[i].pin).collect();
+        let mut pending = vec![true; pins.len()];
+        self.signaller.wait_exits(&pins, &mut pending, deadline)?;
+        drop(pins);
+        for (slot, i) in waiting.into_iter().enumerate() {
+            if !pending[slot] {
+                self.members[i].fate = Fate::Exited;
+            }
+        }
+        if unpinned {
+            // No event tells the exit of an unpinned process; give it the
+            // whole timeout once (no polling), then look.
+            if self.last != Signal::Kill {
+                std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+            }
+            for member in &mut self.members {
+                if member.fate == Fate::Signalled && !self.signaller.exit_is_event(&member.pin) {
+                    self.report.confirmed = false;
+                    if self.signaller.has_exited(&member.pin)? {
+                        member.fate = Fate::Exited;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 5: collects the exit status of every exited member that is our
+    /// child now and that no `Child` of the caller owns.
+    ///
+    /// With pidfds (or kqueue on macOS) every exit was seen, and the kernel
+    /// reparents a process's children before its exit is told, so the
+    /// orphans are ours by now. Unpinned members (the fallback) were not seen
+    /// to exit; but after `SIGKILL` a child of ours will exit, so we may
+    /// block on it. Parents come before their children in `members`: once an
+    /// unpinned parent that is our child has exited (and, if it is ours to
+    /// reap, been reaped), its children are ours by the time we get to them.
+    fn reap(&mut self) -> Result<()> {
+        let killed_for_sure = self.last == Signal::Kill;
+        for member in &self.members {
+            let unseen = !self.signaller.exit_is_event(&member.pin) && killed_for_sure;
+            let status = match (member.fate, member.reap) {
+                (Fate::Exited | Fate::Gone, true) => self.signaller.try_reap(&member.pin),
+                (Fate::Signalled, true) if unseen => self.signaller.reap(&member.pin).map(Some),
+                (Fate::Signalled, false) if unseen => {
+                    // A child the caller owns: wait for its exit, not its status.
+                    self.signaller.wait_unreaped(&member.pin)?;
+                    continue;
+                }
+                _ => continue,
+            };
+            match status {
+                Ok(Some(_)) => self.report.reaped.push(member.identity),
+                // Still running (cannot be for an exited member), or not our
+                // child: its own parent will collect it.
+                Ok(None) | Err(Error::NotChild { .. }) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> KillReport {
+        let killed_for_sure = self.last == Signal::Kill;
+        let members = std::mem::take(&mut self.members);
+        let mut report = std::mem::take(&mut self.report);
+        for member in members {
+            let identity = member.identity;
+            match member.fate {
+                Fate::Exited => report.killed.push(Killed {
+                    identity,
+                    signal: member.signal.unwrap_or(self.last),
+                }),
+                Fate::Gone => report.already_gone.push(identity),
+                Fate::Denied => report.denied.push(identity),
+                // Unpinned and SIGKILLed: dead, if not seen dead.
+                Fate::Signalled
+                    if !self.signaller.exit_is_event(&member.pin) && killed_for_sure =>
+                {
+                    report.killed.push(Killed {
+                        identity,
+                        signal: Signal::Kill,
+                    });
+                }
+                Fate::Signalled | Fate::Held => report.survived.push(identity),
+            }
+        }
+        report
+    }
+}

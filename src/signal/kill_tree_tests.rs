@@ -1,0 +1,566 @@
+//! The tree-kill algorithm on a fake kernel: processes that fork while they
+//! run, stop a few steps after `SIGSTOP`, ignore `SIGTERM` or refuse signals;
+//! and a failure injected at every step of a kill, after which no process may
+//! be left stopped.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::process::ExitStatus;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::kill_tree::{RefusedRoot, kill_roots};
+use super::signaller::Signaller;
+use super::{Delivery, Guard, KillOptions, KillReport, Refusal, Signal};
+use crate::table::{ProcessTable, TableOptions};
+use crate::{
+    BootId, Cwd, Error, Pid, ProcessIdentity, ProcessInfo, ProcessSource, Result, Sample,
+    StartTime, State,
+};
+
+const INJECTED: &str = "injected failure";
+
+#[derive(Clone, Debug)]
+struct Proc {
+    info: ProcessInfo,
+    stopped: bool,
+    /// `SIGSTOP` received, taking effect after this many more steps.
+    stopping: Option<u32>,
+    /// Forks a child on a step while it runs.
+    forker: bool,
+    ignores_term: bool,
+    other_user: bool,
+}
+
+#[derive(Debug)]
+struct Kernel {
+    boot: BootId,
+    procs: BTreeMap<Pid, Proc>,
+    next_pid: i32,
+    clock: u64,
+    /// Operations so far, and the one to fail (1-based), if any.
+    ops: usize,
+    fail_at: Option<usize>,
+    /// Fail after the operation took effect, rather than before.
+    fail_after_effect: bool,
+    /// Whether `children` lists (Linux) or the table must be refreshed.
+    lists_children: bool,
+    /// The most processes one kill may fork, so a test always ends.
+    forks_left: u32,
+    round_robin: usize,
+}
+
+impl Kernel {
+    fn new() -> Kernel {
+        let mut kernel = Kernel {
+            boot: BootId::from_bytes([7; 16]),
+            procs: BTreeMap::new(),
+            next_pid: 100,
+            clock: 10,
+            ops: 0,
+            fail_at: None,
+            fail_after_effect: false,
+            lists_children: true,
+            forks_left: 200,
+            round_robin: 0,
+        };
+        kernel.spawn_at(1, None);
+        kernel
+    }
+
+    fn spawn_at(&mut self, pid: i32, parent: Option<Pid>) -> ProcessIdentity {
+        self.clock += 1;
+        let identity = ProcessIdentity::new(
+            self.boot,
+            Pid::try_from(pid).expect("valid pid"),
+            StartTime::from_raw(self.clock),
+        );
+        let info = ProcessInfo::builder(identity)
+            .parent(parent)
+            .name("fake")
+            .cwd(Cwd::Path("/srv".into()))
+            .state(State::Running)
+            .build();
+        self.procs.insert(
+            identity.pid(),
+            Proc {
+                info,
+                stopped: false,
+                stopping: None,
+                forker: false,
+                ignores_term: false,
+                other_user: false,
+            },
+        );
+        identity
+    }
+
+    fn spawn(&mut self, parent: ProcessIdentity) -> ProcessIdentity {
+        self.next_pid += 1;
+        self.spawn_at(self.next_pid, Some(parent.pid()))
+    }
+
+    fn get(&mut self, identity: ProcessIdentity) -> Option<&mut Proc> {
+        self.procs
+            .get_mut(&identity.pid())
+            .filter(|p| p.info.identity() == identity)
+    }
+
+    /// Counts an operation and fails the chosen one.
+    fn op(&mut self, effect_done: bool) -> Result<()> {
+        if effect_done != self.fail_after_effect {
+            return Ok(());
+        }
+        if !effect_done {
+            self.ops += 1;
+        }
+        if Some(self.ops) == self.fail_at {
+            return Err(Error::Unsupported { what: INJECTED });
+        }
+        self.step();
+        Ok(())
+    }
+
+    /// Time passes: pending stops take effect, one running forker forks.
+    fn step(&mut self) {
+        for proc in self.procs.values_mut() {
+            match proc.stopping {
+                Some(0) => {
+                    proc.stopping = None;
+                    proc.stopped = true;
+                }
+                Some(n) => proc.stopping = Some(n - 1),
+                None => {}
+            }
+        }
+        let forkers: Vec<ProcessIdentity> = self
+            .procs
+            .values()
+            .filter(|p| p.forker && !p.stopped)
+            .map(|p| p.info.identity())
+            .collect();
+        if forkers.is_empty() || self.forks_left == 0 {
+            return;
+        }
+        self.forks_left -= 1;
+        self.round_robin = (self.round_robin + 1) % forkers.len();
+        let child = self.spawn(forkers[self.round_robin]);
+        if let Some(proc) = self.procs.get_mut(&child.pid()) {
+            proc.forker = true;
+        }
+    }
+
+    fn exit(&mut self, pid: Pid) {
+        self.procs.remove(&pid);
+        let init = Pid::try_from(1).ok();
+        for proc in self.procs.values_mut() {
+            if proc.info.parent() == Some(pid) {
+                proc.info.parent = init;
+            }
+        }
+    }
+
+    fn stopped(&self) -> Vec<Pid> {
+        self.procs
+            .values()
+            .filter(|p| p.stopped || p.stopping.is_some())
+            .map(|p| p.info.pid())
+            .collect()
+    }
+
+    fn descendants_alive(&self, root: Pid) -> usize {
+        let mut count = 0;
+        let mut frontier = vec![root];
+        while let Some(pid) = frontier.pop() {
+            for proc in self.procs.values() {
+                if proc.info.parent() == Some(pid) {
+                    count += 1;
+                    frontier.push(proc.info.pid());
+                }
+            }
+        }
+        count
+    }
+}
+
+struct FakeSource {
+    kernel: Rc<RefCell<Kernel>>,
+    last: Option<ProcessInfo>,
+}
+
+impl ProcessSource for FakeSource {
+    fn boot_id(&self) -> BootId {
+        self.kernel.borrow().boot
+    }
+
+    fn list_pids(&mut self, pids: &mut Vec<Pid>) -> Result<()> {
+        let mut kernel = self.kernel.borrow_mut();
+        kernel.op(false)?;
+        pids.clear();
+        pids.extend(kernel.procs.keys().copied());
+        kernel.op(true)
+    }
+
+    fn sample(&mut self, pid: Pid) -> Result<Sample<'_>> {
+        {
+            let mut kernel = self.kernel.borrow_mut();
+            kernel.op(false)?;
+            let proc = kernel.procs.get(&pid).ok_or(Error::NotFound { pid })?;
+            let mut info = proc.info.clone();
+            if proc.stopped {
+                info.state = State::Stopped;
+            }
+            self.last = Some(info);
+            kernel.op(true)?;
+        }
+        let info = self.last.as_ref().ok_or(Error::NotFound { pid })?;
+        Ok(Sample {
+            pid,
+            start_time: info.start_time(),
+            parent: info.parent(),
+            name: info.name().as_encoded_bytes(),
+            state: info.state(),
+            rss_bytes: 0,
+            user_time: Duration::ZERO,
+            system_time: Duration::ZERO,
+            process_group: None,
+            session: None,
+            threads: 1,
+            kernel_thread: info.is_kernel_thread(),
+            exec_marker: 0,
+        })
+    }
+
+    fn read(&mut self, pid: Pid) -> Result<(ProcessInfo, u64)> {
+        let kernel = self.kernel.borrow();
+        let proc = kernel.procs.get(&pid).ok_or(Error::NotFound { pid })?;
+        Ok((proc.info.clone(), 0))
+    }
+
+    fn read_cwd(&mut self, identity: ProcessIdentity) -> Result<Cwd> {
+        let mut kernel = self.kernel.borrow_mut();
+        let pid = identity.pid();
+        let proc = kernel.get(identity).ok_or(Error::NotFound { pid })?;
+        Ok(proc.info.cwd().clone())
+    }
+
+    fn children(&mut self, pid: Pid, children: &mut Vec<Pid>) -> Result<bool> {
+        let mut kernel = self.kernel.borrow_mut();
+        children.clear();
+        if !kernel.lists_children {
+            return Ok(false);
+        }
+        kernel.op(false)?;
+        if !kernel.procs.contains_key(&pid) {
+            return Err(Error::NotFound { pid });
+        }
+        children.extend(
+            kernel
+                .procs
+                .values()
+                .filter(|p| p.info.parent() == Some(pid))
+                .map(|p| p.info.pid()),
+        );
+        kernel.op(true)?;
+        Ok(true)
+    }
+}
+
+struct FakeSignaller {
+    kernel: Rc<RefCell<Kernel>>,
+}
+
+impl Signaller for FakeSignaller {
+    type Pin = ProcessIdentity;
+
+    fn pin(&mut self, identity: ProcessIdentity) -> Result<Option<ProcessIdentity>> {
+        let mut kernel = self.kernel.borrow_mut();
+        kernel.op(false)?;
+        let found = kernel.get(identity).is_some();
+        kernel.op(true)?;
+        Ok(found.then_some(identity))
+    }
+
+    fn send(&mut self, pin: &ProcessIdentity, signal: Signal) -> Result<Delivery> {
+        let mut kernel = self.kernel.borrow_mut();
+        kernel.op(false)?;
+        let delivery = match kernel.get(*pin) {
+            None => Delivery::Gone,
+            Some(proc) if proc.other_user => Delivery::Denied,
+            Some(proc) => {
+                let exits = match signal {
+                    Signal::Stop => {
+                        if !proc.stopped {
+                            proc.stopping = Some(2);
+                        }
+                        false
+                    }
+                    Signal::Cont => {
+                        proc.stopped = false;
+                        proc.stopping = None;
+                        false
+                    }
+                    Signal::Kill => true,
+                    Signal::Term => !proc.ignores_term,
+                    _ => false,
+                };
+                if exits {
+                    kernel.exit(pin.pid());
+                }
+                Delivery::Delivered
+            }
+        };
+        kernel.op(true)?;
+        Ok(delivery)
+    }
+
+    fn resume(&mut self, pin: &ProcessIdentity) {
+        if let Some(proc) = self.kernel.borrow_mut().get(*pin) {
+            proc.stopped = false;
+            proc.stopping = None;
+        }
+    }
+
+    fn has_exited(&mut self, pin: &ProcessIdentity) -> Result<bool> {
+        let mut kernel = self.kernel.borrow_mut();
+        kernel.op(false)?;
+        let exited = kernel.get(*pin).is_none();
+        kernel.op(true)?;
+        Ok(exited)
+    }
+
+    fn exit_is_event(&self, _pin: &ProcessIdentity) -> bool {
+        true
+    }
+
+    fn wait_exits(
+        &mut self,
+        pins: &[&ProcessIdentity],
+        pending: &mut [bool],
+        _deadline: Instant,
+    ) -> Result<()> {
+        let mut kernel = self.kernel.borrow_mut();
+        kernel.op(false)?;
+        for (pin, pending) in pins.iter().zip(pending.iter_mut()) {
+            if kernel.get(**pin).is_none() {
+                *pending = false;
+            }
+        }
+        kernel.op(true)
+    }
+
+    fn try_reap(&mut self, pin: &ProcessIdentity) -> Result<Option<ExitStatus>> {
+        Err(Error::NotChild { pid: pin.pid() })
+    }
+
+    fn reap(&mut self, pin: &ProcessIdentity) -> Result<ExitStatus> {
+        Err(Error::NotChild { pid: pin.pid() })
+    }
+
+    fn wait_unreaped(&mut self, _pin: &ProcessIdentity) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A kernel with init and a tree: a forking root with `width` children,
+/// each with one child of its own.
+fn forking_tree(width: usize) -> (Rc<RefCell<Kernel>>, ProcessIdentity) {
+    let mut kernel = Kernel::new();
+    let init = kernel.spawn_at(1, None);
+    let root = kernel.spawn(init);
+    for _ in 0..width {
+        let child = kernel.spawn(root);
+        kernel.spawn(child);
+    }
+    for proc in kernel.procs.values_mut() {
+        if proc.info.pid() != init.pid() {
+            proc.forker = true;
+        }
+    }
+    (Rc::new(RefCell::new(kernel)), root)
+}
+
+fn kill(
+    kernel: &Rc<RefCell<Kernel>>,
+    roots: &[ProcessIdentity],
+    options: &KillOptions,
+) -> Result<KillReport> {
+    let source = FakeSource {
+        kernel: Rc::clone(kernel),
+        last: None,
+    };
+    let mut table = ProcessTable::with_source(source, TableOptions::default())?;
+    let mut signaller = FakeSignaller {
+        kernel: Rc::clone(kernel),
+    };
+    kill_roots(
+        &mut table,
+        &mut signaller,
+        roots,
+        options,
+        None,
+        RefusedRoot::Fails,
+    )
+}
+
+#[test]
+fn kills_a_tree_that_forks_during_the_kill() -> Result<()> {
+    for lists_children in [true, false] {
+        let (kernel, root) = forking_tree(5);
+        kernel.borrow_mut().lists_children = lists_children;
+        let report = kill(&kernel, &[root], &KillOptions::new())?;
+        let kernel = kernel.borrow();
+        assert!(report.settled && report.is_complete(), "{report:?}");
+        assert!(kernel.get_ro(root).is_none(), "root alive");
+        assert_eq!(kernel.descendants_alive(root.pid()), 0);
+        // Orphans of killed members reparent to init: none may be left.
+        assert_eq!(
+            kernel.procs.len(),
+            1,
+            "only init is left: {:?}",
+            kernel.procs.keys()
+        );
+        assert!(
+            report.killed.len() > 11,
+            "forks during the kill were caught too"
+        );
+        assert!(report.killed.iter().all(|k| k.signal == Signal::Kill));
+        assert!(kernel.stopped().is_empty());
+    }
+    Ok(())
+}
+
+impl Kernel {
+    fn get_ro(&self, identity: ProcessIdentity) -> Option<&Proc> {
+        self.procs
+            .get(&identity.pid())
+            .filter(|p| p.info.identity() == identity)
+    }
+}
+
+#[test]
+fn graceful_kill_names_the_signal_that_ended_each_member() -> Result<()> {
+    let mut kernel = Kernel::new();
+    let init = kernel.spawn_at(1, None);
+    let root = kernel.spawn(init);
+    let polite = kernel.spawn(root);
+    let stubborn = kernel.spawn(root);
+    if let Some(proc) = kernel.get(stubborn) {
+        proc.ignores_term = true;
+    }
+    let kernel = Rc::new(RefCell::new(kernel));
+    let report = kill(
+        &kernel,
+        &[root],
+        &KillOptions::graceful(Duration::from_millis(1)),
+    )?;
+    let signal_of = |identity| {
+        report
+            .killed
+            .iter()
+            .find(|k| k.identity == identity)
+            .map(|k| k.signal)
+    };
+    assert_eq!(signal_of(root), Some(Signal::Term));
+    assert_eq!(signal_of(polite), Some(Signal::Term));
+    assert_eq!(signal_of(stubborn), Some(Signal::Kill));
+    assert_eq!(kernel.borrow().procs.len(), 1);
+    assert!(kernel.borrow().stopped().is_empty());
+    Ok(())
+}
+
+#[test]
+fn guard_rails_and_other_users() -> Result<()> {
+    let mut kernel = Kernel::new();
+    let init = kernel.spawn_at(1, None);
+    let root = kernel.spawn(init);
+    let theirs = kernel.spawn(root);
+    let kthread = kernel.spawn(root);
+    if let Some(proc) = kernel.get(theirs) {
+        proc.other_user = true;
+    }
+    if let Some(proc) = kernel.get(kthread) {
+        proc.info.kernel_thread = true;
+    }
+    let kernel = Rc::new(RefCell::new(kernel));
+    match kill(&kernel, &[init], &KillOptions::new()) {
+        Err(Error::Refused {
+            reason: Refusal::Init,
+            ..
+        }) => {}
+        other => panic!("killing init's tree must be refused: {other:?}"),
+    }
+    let report = kill(&kernel, &[root], &KillOptions::new())?;
+    assert_eq!(report.denied, vec![theirs]);
+    assert_eq!(report.refused, vec![(kthread, Refusal::KernelThread)]);
+    let loose = KillOptions::new().guard(Guard::new().allow_init(true));
+    assert!(kill(&kernel, &[theirs], &loose)?.denied.contains(&theirs));
+    Ok(())
+}
+
+#[test]
+fn a_stale_root_is_already_gone_and_nothing_is_signalled() -> Result<()> {
+    let (kernel, root) = forking_tree(2);
+    let stale = ProcessIdentity::new(
+        root.boot_id(),
+        root.pid(),
+        StartTime::from_raw(root.start_time().as_raw() + 1000),
+    );
+    let before = kernel.borrow().procs.len();
+    let report = kill(&kernel, &[stale], &KillOptions::new())?;
+    assert_eq!(report.already_gone, vec![stale]);
+    assert!(report.killed.is_empty());
+    let kernel = kernel.borrow();
+    assert!(kernel.procs.len() >= before);
+    assert!(kernel.stopped().is_empty());
+    Ok(())
+}
+
+/// Every step of a kill fails once, before or after it took effect: the call
+/// returns the error, and no process is left stopped.
+#[test]
+fn a_failure_at_any_step_leaves_no_member_stopped() -> Result<()> {
+    let options = KillOptions::graceful(Duration::from_millis(1));
+    // How many operations a clean kill takes (with forks bounded, the same
+    // each time for the same tree).
+    let (kernel, root) = forking_tree(2);
+    kernel.borrow_mut().forks_left = 12;
+    let base = kernel.borrow().ops;
+    kill(&kernel, &[root], &options)?;
+    let total = kernel.borrow().ops - base;
+    assert!(
+        total > 20,
+        "a kill takes more than a handful of steps: {total}"
+    );
+    eprintln!("a clean kill took {total} steps");
+    let mut failed = 0;
+    for after_effect in [false, true] {
+        for n in 1..=total {
+            let (kernel, root) = forking_tree(2);
+            {
+                let mut kernel = kernel.borrow_mut();
+                kernel.forks_left = 12;
+                kernel.fail_at = Some(kernel.ops + n);
+                kernel.fail_after_effect = after_effect;
+            }
+            let result = kill(&kernel, &[root], &options);
+            let kernel = kernel.borrow();
+            match result {
+                Err(Error::Unsupported { what }) if what == INJECTED => failed += 1,
+                Ok(_) => {}
+                Err(other) => panic!("step {n}: unexpected error {other:?}"),
+            }
+            assert!(
+                kernel.stopped().is_empty(),
+                "step {n} (after effect: {after_effect}) left {:?} stopped",
+                kernel.stopped()
+            );
+        }
+    }
+    assert!(
+        failed >= total,
+        "the injected failures surfaced: {failed} of {}",
+        2 * total
+    );
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! [`KillReport`]: what a tree kill did, process by process.
+
+use super::{Refusal, Signal};
+use crate::ProcessIdentity;
+
+/// What a tree kill did, process by process.
+///
+/// Each member lands in exactly one of `killed`, `already_gone`, `denied`,
+/// `survived` and `refused`.
+///
+/// ```no_run
+/// use proctrack::signal::{kill_tree, KillOptions};
+/// use proctrack::table::ProcessTable;
+/// let mut table = ProcessTable::new()?;
+/// let root = table.get(proctrack::Pid::try_from(4242)?).expect("running").identity();
+/// let report = kill_tree(&mut table, root, &KillOptions::new())?;
+/// println!("killed {}, survivors {:?}", report.killed.len(), report.survived);
+/// assert!(report.is_complete());
+/// # Ok::<(), proctrack::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KillReport {
+    /// Signalled and seen to exit, each with the signal that ended it (with
+    /// the fallback backend, which cannot see exits: signalled with
+    /// `SIGKILL`; see [`confirmed`](Self::confirmed)).
+    pub killed: Vec<Killed>,
+    /// Exited before a signal reached it (including a root that was gone, or
+    /// whose pid now belongs to another process, when the kill began).
+    pub already_gone: Vec<ProcessIdentity>,
+    /// The kernel refused the signal (`EPERM`): another user's process.
+    pub denied: Vec<ProcessIdentity>,
+    /// Signalled, but still alive when the wait ended.
+    pub survived: Vec<ProcessIdentity>,
+    /// Not signalled because a guard rail protects it; its descendants were
+    /// not followed through it.
+    pub refused: Vec<(ProcessIdentity, Refusal)>,
+    /// Members that became our children (orphans adopted by a subreaper) and
+    /// whose exit status the kill collected, so they leave no zombie.
+    pub reaped: Vec<ProcessIdentity>,
+    /// True when the tree was complete and stopped before the signal; false
+    /// when the settle timeout ran out first (see
+    /// [`KillOptions::settle_timeout`]).
+    pub settled: bool,
+    /// True when every exit was seen as an event (a pidfd on Linux, kqueue
+    /// on macOS); false when some member was signalled through the Linux
+    /// fallback, which cannot wait for exits.
+    pub confirmed: bool,
+}
+
+impl KillReport {
+    /// True when nothing is left: no survivor, no denial, no refusal.
+    pub fn is_complete(&self) -> bool {
+        self.survived.is_empty() && self.denied.is_empty() && self.refused.is_empty()
+    }
+
+    /// Whether `identity` is among the [`killed`](Self::killed).
+    pub fn was_killed(&self, identity: &ProcessIdentity) -> bool {
+        self.killed
+            .iter()
+            .any(|killed| killed.identity == *identity)
+    }
+
+    /// Every process the kill dealt with, in any category.
+    pub fn members(&self) -> impl Iterator<Item = ProcessIdentity> + '_ {
+        self.killed
+            .iter()
+            .map(|killed| &killed.identity)
+            .chain(&self.already_gone)
+            .chain(&self.denied)
+            .chain(&self.survived)
+            .copied()
+            .chain(self.refused.iter().map(|(identity, _)| *identity))
+    }
+}
+
+/// A member a tree kill ended, and the last signal it was sent before it
+/// exited: the first signal, or `SIGKILL` when it outlived the grace period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Killed {
+    /// The process.
+    pub identity: ProcessIdentity,
+    /// The signal that ended it.
+    pub signal: Signal,
+}
