@@ -12,8 +12,9 @@ use crate::source::Sample;
 use crate::{BootId, Pid, ProcessIdentity, StartTime};
 
 /// The scheduler state of a process, from the state letter of `/proc/<pid>/stat`.
+///
+/// In JSON (feature `serde`) a word: `"running"`, `"disk_sleep"`, …
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum State {
     /// `R`: running or runnable.
@@ -81,8 +82,10 @@ impl State {
 }
 
 /// A process's current working directory, or why it is not known.
+///
+/// In JSON (feature `serde`): `{"path": "/srv", "deleted": false}`, or
+/// `{"path": null, "deleted": false, "reason": "not_permitted"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Cwd {
     /// The directory the process stands in.
     Path(PathBuf),
@@ -124,13 +127,15 @@ pub enum Liveness {
 
 /// One process, as read at one moment.
 ///
+/// With the `serde` feature it is a JSON object a web UI can use as it is;
+/// the crate docs' "JSON" section tells its form.
+///
 /// ```no_run
 /// let me = proctrack::process(proctrack::Pid::current())?;
 /// println!("{} {} in {:?}", me.pid(), me.cmdline(), me.cwd().path());
 /// # Ok::<(), proctrack::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ProcessInfo {
     pub(crate) identity: ProcessIdentity,
     pub(crate) parent: Option<Pid>,

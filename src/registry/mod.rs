@@ -86,7 +86,7 @@
 //! reconciled to [`Status::Lost`]; `FULL` would cost an fsync per
 //! registration for no process that could still be reaped.
 
-mod entry;
+pub(crate) mod entry;
 mod observe;
 mod open;
 mod reap;

@@ -49,7 +49,16 @@ pub enum ReapScope {
 /// # Ok(())
 /// # }
 /// ```
+///
+/// In JSON (feature `serde`): `{"outcome": "killed", "detail": <KillReport>}`,
+/// `{"outcome": "ended"}`, and so on.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "outcome", content = "detail", rename_all = "snake_case")
+)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub enum ReapOutcome {
     /// The row's process and its descendants were killed; the row is now
@@ -87,6 +96,8 @@ pub enum ReapOutcome {
 /// # }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct ReapedRow {
     /// The row as stored after the reap.
@@ -107,6 +118,8 @@ pub struct ReapedRow {
 /// # }
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct ReapReport {
     /// Every running row in scope, with what was done to it.
