@@ -73,6 +73,7 @@ impl PortKillOptions {
 
 /// A tree chosen to be killed because it holds the port.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct PortTree {
     /// The top of the tree.
@@ -85,6 +86,7 @@ pub struct PortTree {
 
 /// What [`PortFinder::kill_port`] found, chose and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct PortKill {
     /// The port's listeners and holders, as found before anything was killed.
@@ -93,6 +95,7 @@ pub struct PortKill {
     pub trees: Vec<PortTree>,
     /// Trees not killed because a guard rail protects their root (pid 1, the
     /// caller, an ancestor of the caller).
+    #[cfg_attr(feature = "serde", serde(with = "crate::wire::refusals"))]
     pub refused: Vec<(ProcessIdentity, Refusal)>,
     /// Holders not under the given root, left alone.
     pub outside_root: Vec<ProcessIdentity>,
