@@ -106,10 +106,17 @@ pub struct PortKill {
 }
 
 impl PortFinder {
-    /// Stops what holds `port`: each holder's tree (see the
-    /// [module docs](self)), with the guard rails of
-    /// [`kill_tree`](crate::signal::kill_tree), or with
+    /// Stops what holds `port`: each holder's tree, with the guard rails of
+    /// [`kill_tree`], or with
     /// [`dry_run`](PortKillOptions::dry_run) only says what it would kill.
+    ///
+    /// The tree of a holder is, with a [root](PortKillOptions::root) given,
+    /// the child of that root on the holder's ancestor line (a holder not
+    /// under the root is left alone and listed in
+    /// [`outside_root`](PortKill::outside_root)); without one, the subtree
+    /// of the holder's highest ancestor that holds one of the port's sockets
+    /// too (the master of forked workers), else of the holder itself. A tree
+    /// inside another chosen tree is killed as part of the outer one.
     ///
     /// `table` gives the trees: refresh it just before. A holder the table
     /// does not know (started after its refresh) is its own tree. The kills
