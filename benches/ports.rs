@@ -1,7 +1,8 @@
 //! Port holders against the `listeners` crate, on a population this bench
 //! builds itself: one `python3` that forks 100 "servers", each with 10
 //! workers holding 5 listening TCP sockets of their own (1101 processes,
-//! 5000 sockets), removed at the end, also when the bench panics.
+//! 5000 sockets, and one more opened late by the first server), removed at
+//! the end, also when the bench panics.
 //!
 //! ```text
 //! cargo bench --bench ports
@@ -14,6 +15,9 @@
 //!   half of the population;
 //! - the same with the holder's server tree given (a supervisor's case):
 //!   `Search::tree` on a kept `ProcessTable`;
+//! - the socket the oldest server opened after everyone started: creation
+//!   order points our search the wrong way, while `listeners`, reading in
+//!   pid order, meets the holder early;
 //! - every listener: `PortFinder::listeners` against `listeners::get_all`.
 //!
 //! The closing table gives medians of interleaved rounds and their ratios.
@@ -66,22 +70,31 @@ def worker():
     os.write(w, ("%d %d %s\n" % (os.getppid(), os.getpid(), ports)).encode())
     os.read(0, 1)
     os._exit(0)
-def server():
+go_r, go_w = os.pipe()
+def server(first):
     kids = []
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:
             worker()
         kids.append(pid)
+    if first:
+        # Once everyone has started, the oldest server opens one more
+        # socket: creation order points the search the wrong way.
+        os.read(go_r, 1)
+        late = socket.socket()
+        late.bind(("127.0.0.1", 0))
+        late.listen(1)
+        os.write(w, ("late %d %d\n" % (os.getpid(), late.getsockname()[1])).encode())
     os.read(0, 1)
     for kid in kids:
         os.waitpid(kid, 0)
     os._exit(0)
 children = []
-for _ in range(servers):
+for i in range(servers):
     pid = os.fork()
     if pid == 0:
-        server()
+        server(i == 0)
     children.append(pid)
 want, got, buf = servers * workers, 0, b""
 while got < want:
@@ -90,6 +103,10 @@ while got < want:
         line, buf = buf.split(b"\n", 1)
         sys.stdout.write(line.decode() + "\n")
         got += 1
+os.write(go_w, b"x")
+while b"\n" not in buf:
+    buf += os.read(r, 65536)
+sys.stdout.write(buf.decode())
 sys.stdout.write("ready\n")
 sys.stdout.flush()
 os.read(0, 1)
@@ -108,6 +125,9 @@ for pid in children:
         root: Option<Child>,
         stdin: Option<ChildStdin>,
         workers: Vec<Worker>,
+        /// A socket the oldest server opened after everyone started:
+        /// (server, port).
+        late: Option<(Pid, u16)>,
     }
 
     impl Population {
@@ -127,6 +147,7 @@ for pid in children:
                 stdin: root.stdin.take(),
                 root: Some(root),
                 workers: Vec::new(),
+                late: None,
             };
             for line in BufReader::new(stdout).lines() {
                 let line = line.expect("read the population's report");
@@ -136,6 +157,10 @@ for pid in children:
                 let words: Vec<&str> = line.split_whitespace().collect();
                 let pid =
                     |word: &str| Pid::try_from(word.parse::<i64>().expect("a pid")).expect("a pid");
+                if words[0] == "late" {
+                    population.late = Some((pid(words[1]), words[2].parse().expect("a port")));
+                    continue;
+                }
                 population.workers.push(Worker {
                     server: pid(words[0]),
                     pid: pid(words[1]),
@@ -198,6 +223,7 @@ for pid in children:
             }
         };
         let port = target.ports[SOCKETS / 2];
+        let (late_holder, late_port) = population.late.expect("the late socket");
         let sockets = population.workers.len() * SOCKETS;
         println!(
             "population: {} processes, {sockets} listening sockets; target port {port} held by worker {} of server {}",
@@ -218,6 +244,13 @@ for pid in children:
         let theirs =
             listeners::get_process_by_port(port, listeners::Protocol::TCP).expect("listeners");
         assert_eq!(theirs.pid, target.pid.as_u32());
+        let late = finder
+            .holders(late_port, &tcp)
+            .expect("holders of the late socket");
+        assert_eq!(
+            late.holders().iter().map(|h| h.pid()).collect::<Vec<_>>(),
+            vec![late_holder]
+        );
         let tree = tcp.clone().tree(&table, target.server);
         let with_tree = finder.holders(port, &tree).expect("holders in the tree");
         assert_eq!(with_tree.holders(), ours.holders());
@@ -277,6 +310,27 @@ for pid in children:
             &mut by_port,
         );
 
+        // The case creation order misleads: the oldest server's newest socket.
+        let mut misled: Vec<Variant<'_>> = vec![
+            (
+                "listeners_get_process_by_port",
+                Box::new(|| {
+                    listeners::get_process_by_port(late_port, listeners::Protocol::TCP)
+                        .map_or(0, |p| p.pid as usize)
+                }),
+            ),
+            (
+                "proctrack_holders_no_hint",
+                Box::new(|| {
+                    finder
+                        .borrow_mut()
+                        .holders(late_port, &tcp)
+                        .map_or(0, |r| r.listeners.len())
+                }),
+            ),
+        ];
+        run_group(&mut criterion, &mut summary, "holders_misled", &mut misled);
+
         let mut listing: Vec<Variant<'_>> = vec![
             (
                 "listeners_get_all",
@@ -322,6 +376,12 @@ for pid in children:
         }
         for ((variant, _), mut samples) in variants.iter().zip(times) {
             samples.sort_unstable();
+            println!(
+                "{name}/{variant}: interleaved min {:?}, median {:?}, max {:?}",
+                samples[0],
+                samples[samples.len() / 2],
+                samples[samples.len() - 1]
+            );
             summary.push((name, *variant, samples[samples.len() / 2]));
         }
     }

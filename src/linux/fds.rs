@@ -122,6 +122,45 @@ mod tests {
         assert_eq!(socket_inode(b"/tmp/socket:[1]"), None);
     }
 
+    /// A socket behind a long run of closed fds is found, as is one in a
+    /// dense table.
+    #[test]
+    fn sockets_are_found_in_sparse_and_dense_fd_tables() -> Result<()> {
+        use std::os::fd::AsRawFd;
+        let fill: Vec<std::fs::File> = (0..200)
+            .map(|_| std::fs::File::open("/dev/null"))
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| crate::Error::Io {
+                path: "/dev/null".into(),
+                source: e,
+            })?;
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| crate::Error::Io {
+                path: "bind".into(),
+                source: e,
+            })?;
+        let fd = listener.as_raw_fd();
+        let mut reader = ProcReader::open()?;
+        let mut found = Vec::new();
+        assert_eq!(
+            reader.socket_fds(Pid::current(), &[], &mut found)?,
+            FdAccess::Read
+        );
+        assert!(found.iter().any(|&(f, _)| f == fd), "dense: {found:?}");
+        drop(fill);
+        found.clear();
+        assert_eq!(
+            reader.socket_fds(Pid::current(), &[], &mut found)?,
+            FdAccess::Read
+        );
+        assert_eq!(
+            found.iter().filter(|&&(f, _)| f == fd).count(),
+            1,
+            "sparse: {found:?}"
+        );
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(10_000))]
         #[test]

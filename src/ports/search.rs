@@ -8,9 +8,12 @@
 //! 1. the processes the caller named first (a supervisor's own trees);
 //! 2. then the processes of the sockets' owners (the kernel tells each
 //!    socket's uid), starting where the holder probably is: pids and socket
-//!    inodes both grow in creation order, so a binary search comparing the
-//!    wanted inode with the sockets of the processes it reads lands near the
-//!    holder, and the search goes outward from there;
+//!    inodes both grow in creation order, so a search that reads a few
+//!    processes spread over the pids and narrows to where sockets of the
+//!    wanted one's age are lands near the holder; from there it goes
+//!    outward, reading one process in pid order from the oldest for every
+//!    one near the guess (so a wrong guess costs at most twice a plain walk
+//!    in pid order);
 //! 3. then everyone else;
 //!
 //! stopping once every wanted socket has a holder. Holders share a socket by
@@ -113,23 +116,29 @@ impl<S: HolderSource> Search<'_, '_, S> {
             } else {
                 self.locate(&pids, owners, &mut later)?
             };
-            // Outward from there, newer side first; from the newest down
-            // when no estimate was made.
-            let (mut newer, mut older) = (start, start);
-            while !self.done() && (newer < pids.len() || older > 0) {
-                let mut next = Vec::with_capacity(2);
-                if newer < pids.len() {
-                    next.push(pids[newer]);
+            // Outward from there, alternately newer and older, and as a
+            // hedge against a wrong guess (pids wrapped around, a socket an
+            // old process opened late) one process in pid order from the
+            // oldest for every one near the guess: a wrong guess costs at
+            // most twice a plain walk in pid order.
+            let (mut newer, mut older, mut oldest) = (start, start, 0);
+            let mut turn = 0_u8;
+            while !self.done() && (newer < pids.len() || older > oldest) {
+                turn = turn.wrapping_add(1);
+                let pid = if turn % 2 == 0 && oldest < older {
+                    oldest += 1;
+                    pids[oldest - 1]
+                } else if (turn % 4 == 1 || older <= oldest) && newer < pids.len() {
                     newer += 1;
-                }
-                if older > 0 {
+                    pids[newer - 1]
+                } else if older > oldest {
                     older -= 1;
-                    next.push(pids[older]);
-                }
-                for pid in next {
-                    if self.scan_owned(pid, owners)? == FdAccess::OtherOwner {
-                        later.push(pid);
-                    }
+                    pids[older]
+                } else {
+                    continue;
+                };
+                if self.scan_owned(pid, owners)? == FdAccess::OtherOwner {
+                    later.push(pid);
                 }
             }
             for pid in later {
@@ -146,13 +155,18 @@ impl<S: HolderSource> Search<'_, '_, S> {
     }
 
     /// Where in `pids` (ascending) the holder of the first socket still
-    /// without one probably is. Pids and socket inodes are both handed out
-    /// in creation order, and a server opens its listening sockets soon after
-    /// it starts: so a binary search that compares the wanted inode with the
-    /// socket inodes of the processes it meets lands near the holder. Every
-    /// probe is a real read (it counts as visited), so a wrong guess (pids
-    /// wrapped around, sockets opened late) costs only the order.
+    /// without one probably is. Socket inodes are handed out in creation
+    /// order, and a server opens its listening sockets soon after it starts;
+    /// pids are handed out in creation order too, except that they wrap
+    /// around at `pid_max`. So the search reads a few processes spread over
+    /// the range, takes the one whose sockets were created last before the
+    /// wanted one (the holder started after it), narrows the range to what
+    /// lies between it and the next sample, and repeats. Choosing by age
+    /// rather than comparing against a midpoint keeps it right when the pids
+    /// have wrapped. Every probe is a real read (it counts as visited), so a
+    /// wrong guess (a socket an old process opened late) costs only order.
     fn locate(&mut self, pids: &[Pid], owners: &[u32], later: &mut Vec<Pid>) -> Result<usize> {
+        const FANOUT: usize = 8;
         let Some(&target) = self
             .plan
             .ids
@@ -162,32 +176,63 @@ impl<S: HolderSource> Search<'_, '_, S> {
             return Ok(pids.len());
         };
         let (mut low, mut high) = (0, pids.len());
-        while low < high && !self.done() {
-            let mid = low + (high - low) / 2;
-            // The first process from `mid` on that holds any socket.
-            let mut at = mid;
-            let mut age = None;
-            while at < high && at < mid + 8 && !self.done() {
-                match self.scan_owned(pids[at], owners)? {
-                    FdAccess::OtherOwner => later.push(pids[at]),
-                    FdAccess::Read if !self.fds.is_empty() => {
-                        let mut inodes: Vec<u64> = self.fds.iter().map(|&(_, id)| id).collect();
-                        inodes.sort_unstable();
-                        age = Some(inodes[inodes.len() / 2]);
-                        break;
-                    }
-                    _ => {}
+        let mut guess = pids.len();
+        while high - low > 2 * FANOUT && !self.done() {
+            let step = (high - low) / FANOUT;
+            let mut samples: Vec<(usize, u64)> = Vec::with_capacity(FANOUT);
+            for k in 0..FANOUT {
+                let from = low + k * step;
+                if let Some(sample) = self.age_at(pids, from, from + step, owners, later)? {
+                    samples.push(sample);
                 }
-                at += 1;
+                if self.done() {
+                    return Ok(from);
+                }
             }
-            match age {
-                // Nothing to compare with here: search from this point on.
-                None => return Ok(mid),
-                Some(age) if target < age => high = mid,
-                Some(_) => low = at + 1,
+            let before = samples
+                .iter()
+                .filter(|&&(_, age)| age <= target)
+                .max_by_key(|&&(_, age)| age);
+            let Some(&(at, _)) = before else {
+                // Older than every sample: start from the oldest of them.
+                return Ok(samples
+                    .iter()
+                    .min_by_key(|&&(_, age)| age)
+                    .map_or(low, |s| s.0));
+            };
+            guess = at;
+            let next = samples.iter().map(|s| s.0).filter(|&i| i > at).min();
+            (low, high) = (at, next.unwrap_or(high));
+        }
+        Ok(if guess < pids.len() { guess } else { low })
+    }
+
+    /// The first process in `pids[from..to]` (at most 8 tried) that holds a
+    /// socket, read, with the median inode of its sockets: when it opened them.
+    fn age_at(
+        &mut self,
+        pids: &[Pid],
+        from: usize,
+        to: usize,
+        owners: &[u32],
+        later: &mut Vec<Pid>,
+    ) -> Result<Option<(usize, u64)>> {
+        let end = to.min(from + 8).min(pids.len());
+        for (at, &pid) in pids.iter().enumerate().take(end).skip(from) {
+            match self.scan_owned(pid, owners)? {
+                FdAccess::OtherOwner => later.push(pid),
+                FdAccess::Read if !self.fds.is_empty() => {
+                    let mut inodes: Vec<u64> = self.fds.iter().map(|&(_, id)| id).collect();
+                    inodes.sort_unstable();
+                    return Ok(Some((at, inodes[inodes.len() / 2])));
+                }
+                _ => {}
+            }
+            if self.done() {
+                break;
             }
         }
-        Ok(low.min(pids.len()))
+        Ok(None)
     }
 
     /// Every wanted socket has a holder (and the search may stop).
@@ -487,7 +532,65 @@ mod tests {
         )?;
         assert_eq!(holders_of(&found, 15_371), vec![1537]);
         assert!(
-            fake.fd_reads.len() < 40,
+            fake.fd_reads.len() < 60,
+            "read {} processes",
+            fake.fd_reads.len()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn wrapped_pids_still_lead_to_the_holder() -> Result<()> {
+        // Pids wrapped at 2000: the 600 newest processes have pids 300..900,
+        // below the 1100 older ones at 900..2000.
+        let mut fake = Fake::default();
+        for n in 0..1700_u64 {
+            let raw = if n < 1100 { 900 + n } else { 300 + (n - 1100) } as i32;
+            fake.add(raw, 1, 0, &[(3, 10_000 + n * 10)]);
+        }
+        for (n, raw) in [(1400_u64, 600), (500, 1400)] {
+            let id = 10_000 + n * 10;
+            fake.fd_reads.clear();
+            let found = find_holders(
+                &mut fake,
+                &Plan {
+                    ids: &[id],
+                    uids: &[0],
+                    ..Plan::default()
+                },
+            )?;
+            assert_eq!(holders_of(&found, id), vec![raw]);
+            assert!(
+                fake.fd_reads.len() < 60,
+                "read {} processes",
+                fake.fd_reads.len()
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_wrong_guess_costs_at_most_twice_the_pid_order() -> Result<()> {
+        // The oldest process opened the wanted socket last: creation order
+        // points at the newest processes.
+        let mut fake = Fake::default();
+        for raw in 1000..2000 {
+            let inode = raw as u64 * 10;
+            fake.add(raw, 1, 0, &[(3, inode)]);
+        }
+        fake.procs[5].3.push((9, 99_999));
+        let found = find_holders(
+            &mut fake,
+            &Plan {
+                ids: &[99_999],
+                uids: &[0],
+                ..Plan::default()
+            },
+        )?;
+        assert_eq!(holders_of(&found, 99_999), vec![1005]);
+        // Six in pid order, twice, and the samples (8 per level) on top.
+        assert!(
+            fake.fd_reads.len() < 6 * 2 + 3 * 8 + 8,
             "read {} processes",
             fake.fd_reads.len()
         );
