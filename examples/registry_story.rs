@@ -1,6 +1,6 @@
 //! The registry, end to end: a supervisor starts a dev server, registers it,
 //! and crashes without cleaning up; on the next start the registry tells
-//! what was left running, and a reap kills it, freeing the server's port.
+//! what was left running, and a stop kills it, freeing the server's port.
 //!
 //! ```text
 //! cargo run --example registry_story --features registry
@@ -191,15 +191,15 @@ async fn story(subreaper: &Subreaper, path: &Path) -> Result<()> {
         println!("   #{} {:?}: still running", entry.id(), entry.label());
     }
 
-    println!("== 4. Reap what dead owners left behind");
-    let reaped = registry
-        .reap_stale(|owner| process_owner_alive(owner).unwrap_or(true))
+    println!("== 4. Stop what dead owners left behind");
+    let stopped = registry
+        .stop_stale(|owner| process_owner_alive(owner).unwrap_or(true))
         .await?;
-    for line in reaped.to_string().lines() {
+    for line in stopped.to_string().lines() {
         println!("   {line}");
     }
-    if !reaped.is_complete() {
-        return Err("the reap left something running".into());
+    if !stopped.is_complete() {
+        return Err("the stop left something running".into());
     }
     // The dev server's shell was adopted by us when the supervisor died; the
     // tree kill killed it, and its exit status is ours to collect.
@@ -209,7 +209,7 @@ async fn story(subreaper: &Subreaper, path: &Path) -> Result<()> {
     }
 
     println!("== 5. The aftermath");
-    let entries = registry.by_owner(&reaped_owner(&reaped)?).await?;
+    let entries = registry.by_owner(&stopped_owner(&stopped)?).await?;
     for entry in &entries {
         let still_there = matches!(
             proctrack::process(entry.pid()),
@@ -232,8 +232,8 @@ async fn story(subreaper: &Subreaper, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The owner whose rows the reap killed (the crashed supervisor).
-fn reaped_owner(report: &proctrack::registry::ReapReport) -> Result<String> {
-    let first = report.killed().next().ok_or("the reap killed nothing")?;
+/// The owner whose rows the stop killed (the crashed supervisor).
+fn stopped_owner(report: &proctrack::registry::StopReport) -> Result<String> {
+    let first = report.killed().next().ok_or("the stop killed nothing")?;
     Ok(first.owner().to_owned())
 }

@@ -1,7 +1,5 @@
 //! Running blocking process work (scans, tree kills) off tokio's async threads.
 
-use std::path::PathBuf;
-
 use crate::{Error, Result};
 
 /// Runs `work` on tokio's blocking pool and returns its result. A panic in
@@ -17,7 +15,7 @@ where
             Ok(panic) => std::panic::resume_unwind(panic),
             // Cancelled: the runtime is shutting down.
             Err(join) => Err(Error::Io {
-                path: PathBuf::from("<blocking task>"),
+                path: None,
                 source: std::io::Error::other(join),
             }),
         },

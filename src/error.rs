@@ -1,9 +1,14 @@
-//! The one error type of proctrack.
+//! The errors of proctrack's process layers (the registry has its own).
+//!
+//! This module sits below every layer that returns its errors, so it names
+//! nothing above it: [`Refusal`] lives here and the signal layer re-exports it.
 
+use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::Pid;
+use crate::parse::{BootIdError, ProcArgsError, SocketDecodeError, StatError};
 
 /// What went wrong. Match on the variant; the message names the path or pid.
 ///
@@ -54,7 +59,7 @@ pub enum Error {
         /// The process that was not signalled.
         pid: Pid,
         /// Which guard rail refused.
-        reason: crate::signal::Refusal,
+        reason: Refusal,
     },
 
     /// The exit status of this process cannot be collected here: it is not a
@@ -65,98 +70,152 @@ pub enum Error {
         pid: Pid,
     },
 
-    /// The file is not a SQLite database (its first bytes are not SQLite's
-    /// header, or SQLite says so), so it cannot be a process
-    /// registry (the `registry` feature). The file was left as it was.
-    #[error("{} is not a SQLite database", path.display())]
-    NotADatabase {
-        /// The file.
-        path: PathBuf,
-    },
-
-    /// The file is a SQLite database of something else: it has tables but not
-    /// the registry's schema bookkeeping. The file was left
-    /// as it was.
-    #[error("{} is a SQLite database but not a proctrack registry", path.display())]
-    NotARegistry {
-        /// The file.
-        path: PathBuf,
-    },
-
-    /// The database file is damaged (`PRAGMA quick_check` or SQLite itself
-    /// found it corrupt). The file was left as it was.
-    #[error("{} is corrupt: {detail}", path.display())]
-    CorruptDatabase {
-        /// The file.
-        path: PathBuf,
-        /// What SQLite reported.
-        detail: String,
-    },
-
-    /// The registry file was written by a newer proctrack:
-    /// its schema version is one this library does not know. The file was left
-    /// as it was; open it with the newer version.
-    #[error(
-        "{} has registry schema version {found}; this proctrack knows versions up to {supported}",
-        path.display()
-    )]
-    SchemaTooNew {
-        /// The file.
-        path: PathBuf,
-        /// The newest schema version recorded in the file.
-        found: i64,
-        /// The newest schema version this library knows.
-        supported: i64,
-    },
-
-    /// The file, or the directory that must hold it and its `-wal`/`-shm`
-    /// companions, is on a read-only file system or cannot be written.
-    #[error("{} cannot be written: read-only", path.display())]
-    ReadOnly {
-        /// The file.
-        path: PathBuf,
-    },
-
-    /// The registry has no row with this id.
-    #[error("{} has no row {id}", path.display())]
-    UnknownRow {
-        /// The registry file.
-        path: PathBuf,
-        /// The row id that was asked for.
-        id: i64,
-    },
-
-    /// Any other database error; for instance another process held the
-    /// registry's write lock for longer than the busy
-    /// timeout.
-    #[error("database error on {}: {source}", path.display())]
-    Database {
-        /// The database file.
-        path: PathBuf,
-        /// The underlying error (from the SQLite driver).
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-
     /// An I/O error other than the ones above.
-    #[error("I/O error on {}: {source}", path.display())]
+    #[error("I/O error{}: {source}", on(path.as_deref()))]
     Io {
-        /// The file or directory involved.
-        path: PathBuf,
+        /// The file or directory involved; `None` when the failed call
+        /// names no file (`poll`, `kqueue`, a cancelled blocking task).
+        path: Option<PathBuf>,
         /// The underlying error.
         #[source]
         source: io::Error,
     },
 
-    /// A file had content that could not be parsed.
-    #[error("cannot parse {}: {reason}", path.display())]
+    /// Content read from the system could not be parsed.
+    #[error("cannot parse {}: {source}", path.as_deref().map_or_else(|| source.what().to_owned(), |path| path.display().to_string()))]
     Parse {
-        /// The file that was read.
-        path: PathBuf,
+        /// The file that was read; `None` when the bytes came from a system
+        /// call rather than a file (`sysctl` on macOS).
+        path: Option<PathBuf>,
         /// What was wrong with it.
-        reason: String,
+        #[source]
+        source: ParseError,
     },
+}
+
+/// " on <path>" for a message, or nothing.
+fn on(path: Option<&Path>) -> String {
+    path.map(|path| format!(" on {}", path.display()))
+        .unwrap_or_default()
+}
+
+/// Why content read from the system could not be parsed: the decoder's own
+/// error, or a check made on what it decoded.
+///
+/// ```
+/// use proctrack::ParseError;
+/// use proctrack::parse::{StatError, parse_stat};
+///
+/// let cause = ParseError::from(parse_stat(b"1 no-parens").unwrap_err());
+/// assert_eq!(cause, ParseError::Stat(StatError::NoComm));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// A `/proc/<pid>/stat` line ([`parse_stat`](crate::parse::parse_stat)).
+    #[error(transparent)]
+    Stat(#[from] StatError),
+    /// A boot id ([`parse_boot_id`](crate::parse::parse_boot_id)).
+    #[error(transparent)]
+    BootId(#[from] BootIdError),
+    /// A macOS `KERN_PROCARGS2` buffer
+    /// ([`parse_procargs2`](crate::parse::parse_procargs2)).
+    #[error(transparent)]
+    ProcArgs(#[from] ProcArgsError),
+    /// A socket listing (sock_diag reply, `/proc/net` table).
+    #[error(transparent)]
+    Socket(#[from] SocketDecodeError),
+    /// The stat file of one pid names another pid (or none that is valid).
+    #[error("stat names pid {found} where {expected} was read")]
+    OtherPid {
+        /// The pid whose file was read.
+        expected: Pid,
+        /// The pid field of the stat line.
+        found: i32,
+    },
+    /// `/proc/<pid>/status` has no `Tgid:` line.
+    #[error("no Tgid line")]
+    NoTgid,
+}
+
+impl ParseError {
+    /// What was being parsed, for a message without a path.
+    fn what(&self) -> &'static str {
+        match self {
+            ParseError::Stat(_) | ParseError::OtherPid { .. } => "a stat line",
+            ParseError::BootId(_) => "the boot id",
+            ParseError::ProcArgs(_) => "a KERN_PROCARGS2 buffer",
+            ParseError::Socket(_) => "a socket listing",
+            ParseError::NoTgid => "a status file",
+        }
+    }
+}
+
+/// Why a guard rail refused to signal a process
+/// (see [`Guard`](crate::signal::Guard)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The process is pid 1.
+    Init,
+    /// The process is the calling process.
+    OwnProcess,
+    /// The process is an ancestor of the calling process.
+    Ancestor,
+    /// The process is a kernel thread: signals mean nothing to it, and it
+    /// never stops. No guard setting allows it.
+    KernelThread,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refusal::Init => "it is pid 1 (init)",
+            Refusal::OwnProcess => "it is the calling process",
+            Refusal::Ancestor => "it is an ancestor of the calling process",
+            Refusal::KernelThread => "it is a kernel thread",
+        })
+    }
 }
 
 /// Shorthand for results whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn messages_read_well_with_and_without_a_path() {
+        let io = |path: Option<&str>| Error::Io {
+            path: path.map(PathBuf::from),
+            source: io::Error::from_raw_os_error(5),
+        };
+        assert!(
+            io(Some("/proc/7/stat"))
+                .to_string()
+                .starts_with("I/O error on /proc/7/stat: ")
+        );
+        assert!(io(None).to_string().starts_with("I/O error: "));
+
+        let parse = |path: Option<&str>| Error::Parse {
+            path: path.map(PathBuf::from),
+            source: ParseError::Stat(StatError::NoComm),
+        };
+        assert_eq!(
+            parse(Some("/proc/7/stat")).to_string(),
+            "cannot parse /proc/7/stat: no parenthesised command name"
+        );
+        assert_eq!(
+            parse(None).to_string(),
+            "cannot parse a stat line: no parenthesised command name"
+        );
+        // The typed cause is reachable as the source.
+        let source = parse(None).source().map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("no parenthesised command name"));
+    }
+}

@@ -89,6 +89,7 @@ impl fmt::Debug for BootId {
 }
 
 #[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl serde::Serialize for BootId {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
@@ -96,6 +97,7 @@ impl serde::Serialize for BootId {
 }
 
 #[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl<'de> serde::Deserialize<'de> for BootId {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<BootId, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;

@@ -98,17 +98,17 @@
 //! With the `registry` feature, register what you spawn in a SQLite file;
 //! after a crash and restart, [`reconcile`](registry::Registry::reconcile)
 //! tells what still runs (by identity: a reused pid does not count) and
-//! [`reap`](registry::Registry::reap) kills it.
+//! [`stop`](registry::Registry::stop) kills it.
 //!
 //! ```
 //! # #[cfg(all(target_os = "linux", feature = "registry"))]
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-//! use proctrack::registry::{Metadata, ReapScope, Registry};
+//! use proctrack::registry::{Metadata, Registry, StopScope};
 //! use proctrack::signal::ProcessHandle;
 //!
 //! let file = std::env::temp_dir().join(format!("proctrack-doc-{}.db", std::process::id()));
 //! # let _ = std::fs::remove_file(&file);
-//! let server = std::process::Command::new("sleep").arg("30").spawn()?;
+//! let mut server = std::process::Command::new("sleep").arg("30").spawn()?;
 //! {
 //!     let registry = Registry::open(&file).await?;
 //!     let identity = ProcessHandle::from_child(&server)?.identity();
@@ -119,9 +119,9 @@
 //! let registry = Registry::open(&file).await?;
 //! let found = registry.reconcile().await?;
 //! assert_eq!(found.running.len(), 1);
-//! let reaped = registry.reap(ReapScope::Owner("build-42".into())).await?;
-//! assert!(reaped.is_complete()); // killed, and reaped: it was our child
-//! # drop(server);
+//! let stopped = registry.stop(StopScope::Owner("build-42".into())).await?;
+//! assert!(stopped.is_complete());
+//! server.wait()?; // killed; its exit status is left to its parent, us
 //! # registry.close().await;
 //! # let _ = std::fs::remove_file(&file);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -186,21 +186,37 @@
 //!   [`Cwd::NotPermitted`] working directory, and 0 for memory, CPU times and
 //!   threads.
 //! - A process's name is up to 32 bytes (`p_name`) rather than 15.
+//!
+//! # Features
+//!
+//! None is on by default: reading the table or killing a tree compiles no
+//! async runtime.
+//!
+//! | Feature    | Adds |
+//! |------------|------|
+//! | `serde`    | `Serialize`/`Deserialize` on the public data types |
+//! | `tokio`    | [`ProcessHandle::exited`](signal::ProcessHandle::exited) (async wait) and the async [`inspect`] module |
+//! | `registry` | [`registry`]: the SQLite file of spawned processes (async; turns on `tokio`) |
 #![cfg_attr(not(target_os = "macos"), forbid(unsafe_code))]
 // On macOS, `ffi` (and only it) needs `unsafe` for system calls libproc does
 // not wrap; everything else stays free of it.
 #![cfg_attr(target_os = "macos", deny(unsafe_code))]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "tokio")]
 mod blocking;
 mod error;
 mod identity;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod inspect;
 pub mod parse;
 mod pid;
 pub mod ports;
 mod process;
 #[cfg(feature = "registry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "registry")))]
 pub mod registry;
 pub mod signal;
 mod source;
@@ -217,7 +233,7 @@ mod linux;
 #[cfg(target_os = "macos")]
 mod macos;
 
-pub use error::{Error, Result};
+pub use error::{Error, ParseError, Result};
 pub use identity::{BootId, ProcessIdentity, StartTime};
 #[cfg(target_os = "linux")]
 pub use linux::ProcReader;

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use proctrack::parse::CommandLine;
 use proctrack::{
-    BootId, Cwd, Error, Liveness, Pid, ProcReader, ProcessIdentity, ProcessInfo, StartTime, State,
+    BootId, Cwd, Error, Liveness, ParseError, Pid, ProcReader, ProcessIdentity, ProcessInfo,
+    StartTime, State,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -547,7 +548,9 @@ fn copy_tree(from: &Path, to: &Path) {
 #[track_caller]
 fn assert_parse_error<T: std::fmt::Debug>(result: Result<T, Error>, file: &Path) {
     match result {
-        Err(Error::Parse { path, .. }) if path == file => {}
+        Err(Error::Parse {
+            path: Some(path), ..
+        }) if path == file => {}
         other => panic!(
             "expected a parse error on {}, got {other:?}",
             file.display()
@@ -641,7 +644,7 @@ fn random_bytes_in_stat_never_panic() {
                 let file = scratch.file(raw, "stat");
                 match scratch.reader().process(pid(raw)) {
                     Ok(info) => prop_assert_eq!(info.pid(), pid(raw)),
-                    Err(Error::Parse { path, .. }) => prop_assert_eq!(path, file),
+                    Err(Error::Parse { path, .. }) => prop_assert_eq!(path, Some(file)),
                     Err(other) => prop_assert!(false, "unexpected error {:?}", other),
                 }
                 scratch.restore(raw, "stat");
@@ -672,13 +675,13 @@ fn random_bytes_in_stat_never_panic() {
                     // A flip in a field we skip, or one that still parses (another
                     // state letter, another digit): the pid itself must hold.
                     Ok(info) => prop_assert_eq!(info.pid(), pid(raw)),
-                    Err(Error::Parse { path, .. }) => prop_assert_eq!(path, file),
+                    Err(Error::Parse { path, .. }) => prop_assert_eq!(path, Some(file)),
                     Err(other) => prop_assert!(false, "unexpected error {:?}", other),
                 }
                 match reader.processes() {
                     Ok(all) => prop_assert_eq!(all.len(), ALL.len()),
                     Err(Error::Parse { path, .. }) => {
-                        prop_assert_eq!(path, scratch.file(raw, "stat"))
+                        prop_assert_eq!(path, Some(scratch.file(raw, "stat")))
                     }
                     Err(other) => prop_assert!(false, "unexpected error {:?}", other),
                 }
@@ -715,9 +718,16 @@ fn stat_naming_another_pid_is_a_parse_error() {
     scratch.write(TREE_MID, "stat", &Scratch::original(TREE_LEAF, "stat"));
     let file = scratch.file(TREE_MID, "stat");
     match reader.process(pid(TREE_MID)) {
-        Err(Error::Parse { path, reason }) => {
-            assert_eq!(path, file);
-            assert!(reason.contains(&TREE_LEAF.to_string()), "{reason}");
+        Err(Error::Parse { path, source }) => {
+            assert_eq!(path, Some(file.clone()));
+            assert!(
+                source.to_string().contains(&TREE_LEAF.to_string()),
+                "{source}"
+            );
+            assert!(
+                matches!(source, ParseError::OtherPid { found, .. } if found == TREE_LEAF as i32),
+                "{source:?}"
+            );
         }
         other => panic!("expected a parse error, got {other:?}"),
     }
@@ -802,7 +812,7 @@ fn random_status_bytes_never_panic() {
                     Ok(info) => prop_assert_eq!(info, expected(raw)),
                     Err(Error::NotFound { pid: missing }) => prop_assert_eq!(missing, pid(raw)),
                     Err(Error::Parse { path, .. }) => {
-                        prop_assert_eq!(path, scratch.file(raw, "status"))
+                        prop_assert_eq!(path, Some(scratch.file(raw, "status")))
                     }
                     Err(other) => prop_assert!(false, "unexpected error {:?}", other),
                 }
@@ -934,7 +944,7 @@ fn missing_files() {
     // A cwd that is a file, not a link: an I/O error naming it, no panic.
     fs::write(scratch.file(TREE_MID, "cwd"), b"/not/a/link").unwrap();
     match reader.cwd(pid(TREE_MID)) {
-        Err(Error::Io { path, .. }) => assert_eq!(path, scratch.file(TREE_MID, "cwd")),
+        Err(Error::Io { path, .. }) => assert_eq!(path, Some(scratch.file(TREE_MID, "cwd"))),
         other => panic!("expected an I/O error, got {other:?}"),
     }
 
@@ -985,11 +995,11 @@ fn bad_boot_id() {
     }
     fs::remove_file(&boot_file).unwrap();
     match ProcReader::open_root(&scratch.root) {
-        Err(Error::Io { path, .. }) => assert_eq!(path, boot_file),
+        Err(Error::Io { path, .. }) => assert_eq!(path, Some(boot_file)),
         other => panic!("expected an I/O error, got {other:?}"),
     }
     match ProcReader::open_root(scratch.root.join("missing")) {
-        Err(Error::Io { path, .. }) => assert_eq!(path, scratch.root.join("missing")),
+        Err(Error::Io { path, .. }) => assert_eq!(path, Some(scratch.root.join("missing"))),
         other => panic!("expected an I/O error, got {other:?}"),
     }
 }

@@ -1,6 +1,6 @@
 //! The real inspector on a live tree: tree, cwd search, exists and kill_tree
 //! through the `dyn ProcessInspector` a supervisor would hold.
-#![cfg(target_os = "linux")]
+#![cfg(all(target_os = "linux", feature = "tokio"))]
 
 mod support;
 

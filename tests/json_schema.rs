@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use proctrack::registry::{Entry, ReapReport, ReconcileReport};
+use proctrack::registry::{Entry, ReconcileReport, StopReport};
 use proctrack::signal::KillReport;
 use proctrack::table::{ProcessTree, RefreshDiff};
 use proctrack::{Cwd, ProcessIdentity, ProcessInfo};
@@ -25,7 +25,7 @@ fn generate() -> String {
     generator.subschema_for::<KillReport>();
     generator.subschema_for::<Entry>();
     generator.subschema_for::<ReconcileReport>();
-    generator.subschema_for::<ReapReport>();
+    generator.subschema_for::<StopReport>();
     let mut defs = serde_json::Value::Object(generator.take_definitions(true));
     first_paragraphs(&mut defs);
     let schema = serde_json::json!({
@@ -91,7 +91,7 @@ fn golden_files_use_only_declared_fields() {
         ("refresh_diff.json", "RefreshDiff"),
         ("kill_report.json", "KillReport"),
         ("reconcile_report.json", "ReconcileReport"),
-        ("reap_report.json", "ReapReport"),
+        ("reap_report.json", "StopReport"),
     ];
     for (file, def) in cases {
         let text = std::fs::read_to_string(root.join(file)).expect("golden file");

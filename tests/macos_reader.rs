@@ -13,11 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use proctrack::signal::{Backend, KillOptions, ProcessHandle, Subreaper, capabilities, kill_tree};
+use proctrack::signal::ProcessHandle;
 use proctrack::table::ProcessTable;
-use proctrack::{
-    Cwd, Error, LibprocReader, Liveness, Pid, ProcessIdentity, ProcessSource, State, SystemSource,
-};
+use proctrack::{Cwd, Error, LibprocReader, Liveness, Pid, ProcessSource, State, SystemSource};
 
 /// A non-UTF-8 argument.
 const NOT_UTF8: &[u8] = b"\xffproctrack\xfe arg";
@@ -237,99 +235,115 @@ fn free_functions_and_other_users_processes() {
     }
 }
 
-/// A shell with two background `sleep`s (its children, our grandchildren),
-/// printing once it has forked both.
-const TREE: &str = "sleep 100 & sleep 100 & echo ready; wait";
+/// Awaiting an exit needs the `tokio` feature.
+#[cfg(feature = "tokio")]
+mod exited {
+    use super::*;
+    use proctrack::ProcessIdentity;
+    use proctrack::signal::{Backend, KillOptions, Subreaper, capabilities, kill_tree};
 
-/// Kills the tree of `root` and reaps `child` on drop, so a failing test
-/// leaves no process behind.
-struct Tree {
-    child: std::process::Child,
-    root: Option<ProcessIdentity>,
-}
+    /// A shell with two background `sleep`s (its children, our grandchildren),
+    /// printing once it has forked both.
+    const TREE: &str = "sleep 100 & sleep 100 & echo ready; wait";
 
-impl Drop for Tree {
-    fn drop(&mut self) {
-        if let Some(root) = self.root {
-            let _ = kill_tree(root, &KillOptions::new());
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Kills the tree of `root` and reaps `child` on drop, so a failing test
+    /// leaves no process behind.
+    struct Tree {
+        child: std::process::Child,
+        root: Option<ProcessIdentity>,
     }
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_tree_and_a_non_childs_exit() {
-    let caps = capabilities();
-    assert!(
-        !caps.pidfd && !caps.child_subreaper && caps.exit_events,
-        "{caps:?}"
-    );
-    assert!(matches!(
-        Subreaper::install(),
-        Err(Error::Unsupported { .. })
-    ));
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            if let Some(root) = self.root {
+                if let Ok(mut table) = ProcessTable::new() {
+                    let _ = kill_tree(&mut table, root, &KillOptions::new().reap_root(false));
+                }
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 
-    let mut child = Command::new(SHELL)
-        .arg("-c")
-        .arg(TREE)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn the shell");
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-    let mut tree = Tree { child, root: None };
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("read the ready line");
-    assert_eq!(line, "ready\n");
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kill_tree_and_a_non_childs_exit() {
+        let caps = capabilities();
+        assert!(
+            !caps.pidfd && !caps.child_subreaper && caps.exit_events,
+            "{caps:?}"
+        );
+        assert!(matches!(
+            Subreaper::install(),
+            Err(Error::Unsupported { .. })
+        ));
 
-    let root_handle = ProcessHandle::from_child(&tree.child).expect("handle on the child");
-    assert_eq!(root_handle.backend(), Backend::Kill);
-    let root = root_handle.identity();
-    tree.root = Some(root);
+        let mut child = Command::new(SHELL)
+            .arg("-c")
+            .arg(TREE)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the shell");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut tree = Tree { child, root: None };
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read the ready line");
+        assert_eq!(line, "ready\n");
 
-    // The shell's children: not ours, so only kqueue can tell their exits.
-    let sleeps: Vec<ProcessIdentity> = proctrack::processes()
-        .expect("processes")
-        .into_iter()
-        .filter(|p| p.parent() == Some(root.pid()))
-        .map(|p| p.identity())
-        .collect();
-    assert_eq!(sleeps.len(), 2, "{sleeps:?}");
-    let first = ProcessHandle::open(sleeps[0]).expect("handle on a grandchild");
-    let second = ProcessHandle::open(sleeps[1]).expect("handle on a grandchild");
-    assert!(!first.has_exited().expect("has_exited"));
-    // Nothing has happened yet: the timeout passes (kevent's own timeout).
-    assert!(
-        !second
-            .wait_timeout(Duration::from_millis(20))
-            .expect("wait")
-    );
+        let root_handle = ProcessHandle::from_child(&tree.child).expect("handle on the child");
+        assert_eq!(root_handle.backend(), Backend::Kill);
+        let root = root_handle.identity();
+        tree.root = Some(root);
 
-    // Awaits the exit of a process that is not our child, in tokio.
-    let waiter = tokio::spawn(async move { first.exited().await });
+        // The shell's children: not ours, so only kqueue can tell their exits.
+        let sleeps: Vec<ProcessIdentity> = proctrack::processes()
+            .expect("processes")
+            .into_iter()
+            .filter(|p| p.parent() == Some(root.pid()))
+            .map(|p| p.identity())
+            .collect();
+        assert_eq!(sleeps.len(), 2, "{sleeps:?}");
+        let first = ProcessHandle::open(sleeps[0]).expect("handle on a grandchild");
+        let second = ProcessHandle::open(sleeps[1]).expect("handle on a grandchild");
+        assert!(!first.has_exited().expect("has_exited"));
+        // Nothing has happened yet: the timeout passes (kevent's own timeout).
+        assert!(
+            !second
+                .wait_timeout(Duration::from_millis(20))
+                .expect("wait")
+        );
 
-    let report = tokio::task::spawn_blocking(move || kill_tree(root, &KillOptions::new()))
+        // Awaits the exit of a process that is not our child, in tokio.
+        let waiter = tokio::spawn(async move { first.exited().await });
+
+        let report = tokio::task::spawn_blocking(move || {
+            kill_tree(
+                &mut ProcessTable::new()?,
+                root,
+                &KillOptions::new().reap_root(false),
+            )
+        })
         .await
         .expect("join the kill")
         .expect("kill the tree");
-    assert!(report.is_complete(), "{report:#?}");
-    assert!(report.settled && report.confirmed, "{report:#?}");
-    for member in std::iter::once(root).chain(sleeps.iter().copied()) {
-        assert!(report.killed.contains(&member), "{member} in {report:#?}");
+        assert!(report.is_complete(), "{report:#?}");
+        assert!(report.settled && report.confirmed, "{report:#?}");
+        for member in std::iter::once(root).chain(sleeps.iter().copied()) {
+            assert!(report.was_killed(&member), "{member} in {report:#?}");
+        }
+
+        tokio::time::timeout(Duration::from_secs(30), waiter)
+            .await
+            .expect("the exit event came")
+            .expect("join the waiter")
+            .expect("exited");
+        assert!(second.wait_timeout(Duration::from_secs(30)).expect("wait"));
+        assert!(second.has_exited().expect("has_exited"));
+        assert!(root_handle.has_exited().expect("has_exited"));
+
+        // The root is our child and still unreaped: its status is ours.
+        tree.root = None;
+        let status = tree.child.wait().expect("reap the shell");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9));
     }
-
-    tokio::time::timeout(Duration::from_secs(30), waiter)
-        .await
-        .expect("the exit event came")
-        .expect("join the waiter")
-        .expect("exited");
-    assert!(second.wait_timeout(Duration::from_secs(30)).expect("wait"));
-    assert!(second.has_exited().expect("has_exited"));
-    assert!(root_handle.has_exited().expect("has_exited"));
-
-    // The root is our child and still unreaped: its status is ours.
-    tree.root = None;
-    let status = tree.child.wait().expect("reap the shell");
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(9));
 }

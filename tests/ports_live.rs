@@ -9,17 +9,17 @@
 //! kills and reaps whatever is left.
 #![cfg(target_os = "linux")]
 
-mod signal_support;
+mod support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use proctrack::ports::{PortFinder, PortKillOptions, PortReport, Protocol, Search};
-use proctrack::signal::Refusal;
+use proctrack::signal::{KillOptions, Refusal};
 use proctrack::table::ProcessTable;
 use proctrack::{Pid, ProcessIdentity};
-use signal_support::{Tree, assert_no_descendants, serial, still_there};
+use support::{SpawnedTree, assert_no_descendants, serial, still_there};
 
 /// Every holder mode. Each prints `ready <port> <fd> [pids...]` once its
 /// sockets are bound (and listening), then waits for end of file on stdin.
@@ -93,15 +93,19 @@ wait()
 /// A running holder: its tree, its port, its socket's fd, and the pids it
 /// reported (workers, a forked child).
 struct Holder {
-    tree: Tree,
+    tree: SpawnedTree,
     port: u16,
     fd: i32,
     others: Vec<Pid>,
 }
 
 fn holder(mode: &str) -> Holder {
-    let mut tree = Tree::spawn(Command::new("/usr/bin/python3").args(["-c", HOLDER, mode]));
-    let line = tree.line();
+    let mut tree = SpawnedTree::spawn(
+        Command::new("/usr/bin/python3")
+            .args(["-c", HOLDER, mode])
+            .stdin(Stdio::piped()),
+    );
+    let line = tree.read_line().expect("a ready line");
     let words: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(words.first(), Some(&"ready"), "unexpected line {line:?}");
     let number = |word: &str| {
@@ -148,7 +152,7 @@ fn ipv4_listener_and_its_holder() -> proctrack::Result<()> {
         );
         assert!(listener.socket.accepts_ipv4() && !listener.socket.accepts_ipv6());
         assert_eq!(listener.holders.len(), 1);
-        assert_eq!(listener.holders[0].identity, h.tree.identity);
+        assert_eq!(listener.holders[0].identity, h.tree.root());
         assert_eq!(listener.holders[0].fd, h.fd);
     }
     // Not a UDP port.
@@ -160,7 +164,7 @@ fn ipv4_listener_and_its_holder() -> proctrack::Result<()> {
     );
     // The same through the tree the caller names, and from the holder's side.
     let table = ProcessTable::new()?;
-    let root = h.tree.identity.pid();
+    let root = h.tree.root().pid();
     let report = finder.holders(h.port, &Search::new().tree(&table, root))?;
     assert_eq!(pids(&report), vec![root]);
     let held = finder.ports_of_tree(&table, root)?;
@@ -171,7 +175,7 @@ fn ipv4_listener_and_its_holder() -> proctrack::Result<()> {
         l.socket.local.port() == h.port
             && l.holders
                 .iter()
-                .any(|holder| holder.identity == h.tree.identity)
+                .any(|holder| holder.identity == h.tree.root())
     }));
     drop(h);
     assert_no_descendants();
@@ -194,7 +198,7 @@ fn ipv6_only_and_dual_stack() -> proctrack::Result<()> {
     );
     assert_eq!(socket.v6_only, Some(true));
     assert!(socket.accepts_ipv6() && !socket.accepts_ipv4());
-    assert_eq!(pids(&report), vec![only6.tree.identity.pid()]);
+    assert_eq!(pids(&report), vec![only6.tree.root().pid()]);
 
     // A socket on :: without IPV6_V6ONLY is reported for IPv4 too.
     let report = finder.holders(dual.port, &Search::new())?;
@@ -203,7 +207,7 @@ fn ipv6_only_and_dual_stack() -> proctrack::Result<()> {
     assert_eq!(socket.local, format!("[::]:{}", dual.port).parse().unwrap());
     assert_eq!(socket.v6_only, Some(false));
     assert!(socket.accepts_ipv4() && socket.accepts_ipv6());
-    assert_eq!(pids(&report), vec![dual.tree.identity.pid()]);
+    assert_eq!(pids(&report), vec![dual.tree.root().pid()]);
     drop((only6, dual));
     assert_no_descendants();
     Ok(())
@@ -232,7 +236,7 @@ fn reuseport_workers_each_hold_their_own_socket() -> proctrack::Result<()> {
 fn forked_child_and_parent_both_hold_the_socket() -> proctrack::Result<()> {
     let _serial = serial();
     let h = holder("fork");
-    let parent = h.tree.identity.pid();
+    let parent = h.tree.root().pid();
     let child = h.others[0];
     let mut finder = PortFinder::open()?;
     // Found from either side: no hint (newest first finds the child, the
@@ -286,7 +290,7 @@ fn udp_socket() -> proctrack::Result<()> {
     assert_eq!(report.listeners.len(), 1, "{report:#?}");
     assert_eq!(report.listeners[0].socket.protocol, Protocol::Udp);
     assert_eq!(report.listeners[0].holders[0].fd, h.fd);
-    assert_eq!(pids(&report), vec![h.tree.identity.pid()]);
+    assert_eq!(pids(&report), vec![h.tree.root().pid()]);
     assert!(
         finder
             .holders(h.port, &Search::new().protocol(Protocol::Tcp))?
@@ -338,7 +342,7 @@ fn another_users_port() -> proctrack::Result<()> {
     }
     let _serial = serial();
     let h = holder("nobody");
-    let pid = h.tree.identity.pid();
+    let pid = h.tree.root().pid();
     let root = rustix::process::geteuid().is_root();
     if root {
         let report = PortFinder::open()?.holders(h.port, &Search::new())?;
@@ -383,7 +387,7 @@ fn another_users_port() -> proctrack::Result<()> {
 fn kill_port_stops_the_whole_tree_and_dry_run_kills_nothing() -> proctrack::Result<()> {
     let _serial = serial();
     let mut h = holder("fork");
-    let parent = h.tree.identity;
+    let parent = h.tree.root();
     let child = h.others[0];
     let mut finder = PortFinder::open()?;
     let mut table = ProcessTable::new()?;
@@ -409,15 +413,16 @@ fn kill_port_stops_the_whole_tree_and_dry_run_kills_nothing() -> proctrack::Resu
     );
 
     // With us as the root: our child on the holder's line, the same tree.
-    let options = PortKillOptions::new().root(Pid::current());
+    // The root is our child: leave its exit status to us (the guard).
+    let options = PortKillOptions::new()
+        .root(Pid::current())
+        .kill(KillOptions::new().reap_root(false));
     let done = finder.kill_port(&mut table, h.port, &options)?;
     assert_eq!(done.trees.len(), 1, "{done:#?}");
     assert_eq!(done.trees[0].root, parent);
     assert_eq!(done.killed.len(), 1);
     assert!(done.killed[0].is_complete(), "{done:#?}");
-    // The root was our child: the kill collected its exit status.
-    assert!(done.killed[0].reaped.contains(&parent), "{done:#?}");
-    drop(h.tree.child.take());
+    h.tree.wait_root();
     assert!(still_there([parent, child_identity]).is_empty());
     assert!(finder.holders(h.port, &Search::new())?.listeners.is_empty());
     drop(h);
@@ -441,14 +446,14 @@ fn kill_port_refuses_our_own_port_and_leaves_other_roots_alone() -> proctrack::R
     let h = holder("v4");
     let other = holder("udp");
     let mut table = ProcessTable::new()?;
-    let elsewhere = other.tree.identity.pid();
+    let elsewhere = other.tree.root().pid();
     let plan = finder.kill_port(&mut table, h.port, &PortKillOptions::new().root(elsewhere))?;
     assert!(
         plan.trees.is_empty() && plan.refused.is_empty(),
         "{plan:#?}"
     );
-    assert_eq!(plan.outside_root, vec![h.tree.identity]);
-    assert_eq!(still_there([h.tree.identity]).len(), 1);
+    assert_eq!(plan.outside_root, vec![h.tree.root()]);
+    assert_eq!(still_there([h.tree.root()]).len(), 1);
     // With pid 1 as the root, the top-level child on the line is one of
     // our ancestors: refused, never killed.
     let plan = finder.kill_port(
@@ -464,7 +469,7 @@ fn kill_port_refuses_our_own_port_and_leaves_other_roots_alone() -> proctrack::R
         ),
         "{plan:#?}"
     );
-    assert_eq!(still_there([h.tree.identity]).len(), 1);
+    assert_eq!(still_there([h.tree.root()]).len(), 1);
     drop((h, other));
     assert_no_descendants();
     Ok(())

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use proctrack::Error;
+use proctrack::registry::RegistryError as Error;
 use proctrack::registry::{Metadata, Registry};
 use proctrack::{BootId, Pid, ProcessIdentity, StartTime};
 use sqlx::sqlite::SqliteConnectOptions;

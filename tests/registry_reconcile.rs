@@ -1,6 +1,6 @@
 //! The registry against real processes: a row whose process exited, a row
 //! whose pid was handed to another process (forced through `ns_last_pid` as
-//! root), a live tree; reconcile marks each right, and a reap kills the live
+//! root), a live tree; reconcile marks each right, and a stop kills the live
 //! tree and nothing else, not the process that now holds a reused pid.
 #![cfg(all(target_os = "linux", feature = "registry"))]
 
@@ -9,7 +9,7 @@ mod support;
 use std::path::Path;
 
 use proctrack::registry::{
-    EndReason, Metadata, ReapOutcome, ReapScope, Registry, RowId, Status, owner_key,
+    EndReason, Metadata, Registry, RowId, Status, StopOutcome, StopScope, owner_key,
     process_owner_alive,
 };
 use proctrack::{Pid, ProcessIdentity, State};
@@ -78,7 +78,7 @@ fn copy(from: &Path, to: &Path) {
 }
 
 #[tokio::test]
-async fn reconcile_and_reap_across_exit_and_pid_reuse() {
+async fn reconcile_and_stop_across_exit_and_pid_reuse() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("registry.db");
     let registry = Registry::open(&path).await.expect("open");
@@ -125,7 +125,7 @@ async fn reconcile_and_reap_across_exit_and_pid_reuse() {
             }
         );
     }
-    // A copy of the file as it is now, for a reap that no reconcile preceded.
+    // A copy of the file as it is now, for a stop that no reconcile preceded.
     let unreconciled = dir.path().join("unreconciled.db");
     copy(&path, &unreconciled);
 
@@ -162,39 +162,39 @@ async fn reconcile_and_reap_across_exit_and_pid_reuse() {
     assert_eq!(ids(&again.running), [live_id, child_id]);
     assert_eq!(again.ended().count(), 0);
 
-    // Reap on the copy, where all four rows still say running.
+    // Stop on the copy, where all four rows still say running.
     let copy = Registry::open(&unreconciled).await.expect("open the copy");
     assert_eq!(copy.running().await.expect("running").len(), 4);
-    let reaped = copy
-        .reap(ReapScope::Owner("exec-1".into()))
+    let stopped = copy
+        .stop(StopScope::Owner("exec-1".into()))
         .await
-        .expect("reap");
-    println!("{reaped}");
+        .expect("stop");
+    println!("{stopped}");
     let outcome = |id: RowId| {
-        reaped
+        stopped
             .rows
             .iter()
             .find(|row| row.entry.id() == id)
             .map(|row| row.outcome.clone())
             .expect("a row in the report")
     };
-    assert_eq!(outcome(exits_id), ReapOutcome::Ended);
-    assert_eq!(outcome(reused_id), ReapOutcome::Ended);
+    assert_eq!(outcome(exits_id), StopOutcome::Ended);
+    assert_eq!(outcome(reused_id), StopOutcome::Ended);
     match outcome(live_id) {
-        ReapOutcome::Killed(kill) => {
+        StopOutcome::Killed(kill) => {
             assert!(kill.was_killed(&live.root()), "{kill:?}");
             assert!(kill.was_killed(&live_child), "{kill:?}");
             assert!(kill.is_complete(), "{kill:?}");
         }
         other => panic!("the live tree was not killed: {other:?}"),
     }
-    assert_eq!(outcome(child_id), ReapOutcome::KilledWithTree(live_id));
-    assert!(reaped.is_complete());
-    assert_eq!(reaped.killed().count(), 2);
+    assert_eq!(outcome(child_id), StopOutcome::KilledWithTree(live_id));
+    assert!(stopped.is_complete());
+    assert_eq!(stopped.killed().count(), 2);
     if let Some(stranger) = &stranger {
         assert!(
             alive(stranger.root()),
-            "the reap killed the process on the reused pid"
+            "the stop killed the process on the reused pid"
         );
         assert_eq!(
             status_of(&copy, reused_id).await,
@@ -209,8 +209,8 @@ async fn reconcile_and_reap_across_exit_and_pid_reuse() {
             .kill_report()
             .is_some_and(|r| r.starts_with("killed "))
     );
-    // Nothing left to reap.
-    let nothing = copy.reap(ReapScope::AllRunning).await.expect("reap again");
+    // Nothing left to stop.
+    let nothing = copy.stop(StopScope::AllRunning).await.expect("stop again");
     assert!(nothing.rows.is_empty());
     copy.close().await;
 
@@ -237,7 +237,7 @@ async fn reconcile_and_reap_across_exit_and_pid_reuse() {
 }
 
 #[tokio::test]
-async fn reap_stale_kills_the_trees_of_dead_owners_only() {
+async fn stop_stale_kills_the_trees_of_dead_owners_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let registry = Registry::open(dir.path().join("stale.db"))
         .await
@@ -263,13 +263,13 @@ async fn reap_stale_kills_the_trees_of_dead_owners_only() {
         .expect("register");
     let is_alive = |owner: &str| process_owner_alive(owner).unwrap_or(true);
 
-    let report = registry.reap_stale(is_alive).await.expect("reap_stale");
+    let report = registry.stop_stale(is_alive).await.expect("stop_stale");
     assert!(report.rows.is_empty(), "every owner is alive: {report}");
 
     owner.close_stdin();
     owner.wait_root();
     assert_eq!(process_owner_alive(&key), Some(false));
-    let report = registry.reap_stale(is_alive).await.expect("reap_stale");
+    let report = registry.stop_stale(is_alive).await.expect("stop_stale");
     println!("{report}");
     assert_eq!(report.killed().count(), 2);
     assert!(report.is_complete());
@@ -278,7 +278,7 @@ async fn reap_stale_kills_the_trees_of_dead_owners_only() {
             .rows
             .iter()
             .any(|row| row.entry.id() == orphaned_id
-                && matches!(row.outcome, ReapOutcome::Killed(_)))
+                && matches!(row.outcome, StopOutcome::Killed(_)))
     );
     let kept_row = registry.get(kept_id).await.expect("get").expect("row");
     assert!(kept_row.is_running());
@@ -291,7 +291,7 @@ async fn reap_stale_kills_the_trees_of_dead_owners_only() {
 }
 
 #[tokio::test]
-async fn a_reap_never_signals_the_caller_itself() {
+async fn a_stop_never_signals_the_caller_itself() {
     let dir = tempfile::tempdir().expect("tempdir");
     let registry = Registry::open(dir.path().join("self.db"))
         .await
@@ -301,9 +301,9 @@ async fn a_reap_never_signals_the_caller_itself() {
         .register(me, &Metadata::new("me").label("the test itself"))
         .await
         .expect("register");
-    let report = registry.reap(ReapScope::Row(id)).await.expect("reap");
+    let report = registry.stop(StopScope::Row(id)).await.expect("stop");
     assert!(
-        matches!(report.rows[0].outcome, ReapOutcome::Refused(_)),
+        matches!(report.rows[0].outcome, StopOutcome::Refused(_)),
         "{report}"
     );
     assert!(!report.is_complete());
@@ -369,19 +369,19 @@ async fn another_pidfs_inode_means_another_process() {
     registry.close().await;
     std::fs::copy(&path, &copy).expect("copy");
 
-    // A reap first (on a copy), then a reconcile: neither touches the process.
-    let reaper = Registry::open(&copy).await.expect("open the copy");
-    let reaped = reaper.reap(ReapScope::AllRunning).await.expect("reap");
-    assert_eq!(reaped.rows.len(), 1);
-    assert_eq!(reaped.rows[0].outcome, ReapOutcome::Ended);
+    // A stop first (on a copy), then a reconcile: neither touches the process.
+    let stopper = Registry::open(&copy).await.expect("open the copy");
+    let stopped = stopper.stop(StopScope::AllRunning).await.expect("stop");
+    assert_eq!(stopped.rows.len(), 1);
+    assert_eq!(stopped.rows[0].outcome, StopOutcome::Ended);
     assert_eq!(
-        reaped.rows[0].entry.end_reason(),
+        stopped.rows[0].entry.end_reason(),
         Some(EndReason::PidReused)
     );
-    reaper.close().await;
+    stopper.close().await;
     assert!(
         alive(tree.root()),
-        "the reap signalled a process with another inode"
+        "the stop signalled a process with another inode"
     );
 
     let registry = Registry::open(&path).await.expect("reopen");

@@ -2,17 +2,15 @@
 //! non-children), reaping our own children, the kill(2) fallback.
 #![cfg(target_os = "linux")]
 
-mod signal_support;
+mod support;
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use std::time::Duration;
 
-use proctrack::signal::{
-    Backend, Delivery, KillOptions, ProcessHandle, Signal, capabilities, kill_tree,
-};
-use proctrack::{Error, Pid};
-use signal_support::{Tree, assert_no_descendants, serial};
+use proctrack::Error;
+use proctrack::signal::{Backend, Delivery, ProcessHandle, Signal, capabilities};
+use support::{assert_no_descendants, serial};
 
 #[test]
 fn capabilities_of_this_kernel() {
@@ -22,18 +20,23 @@ fn capabilities_of_this_kernel() {
     assert_eq!(caps.auto_backend(), Backend::Pidfd);
 }
 
+#[cfg(feature = "tokio")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn awaiting_a_non_child_returns_after_it_dies() {
+    use proctrack::Pid;
+    use proctrack::signal::{KillOptions, kill_tree};
+    use support::SpawnedTree;
+
     let _serial = serial();
     // The sleep is the shell's child, not ours.
-    let mut tree = Tree::sh("sleep 1000 & echo $!; wait");
-    let grandchild: Pid = tree.line().parse().expect("a pid");
+    let mut tree = SpawnedTree::shell("sleep 1000 & echo $!; wait");
+    let grandchild: Pid = tree.read_line().expect("a line").parse().expect("a pid");
     let identity = proctrack::process(grandchild)
         .expect("the grandchild")
         .identity();
     assert_eq!(
         proctrack::process(grandchild).expect("read").parent(),
-        Some(tree.identity.pid())
+        Some(tree.pid())
     );
 
     let handle = ProcessHandle::open(identity).expect("open");
@@ -65,7 +68,7 @@ async fn awaiting_a_non_child_returns_after_it_dies() {
 
     let report = kill_tree(
         &mut proctrack::table::ProcessTable::new().expect("table"),
-        tree.identity,
+        tree.root(),
         &KillOptions::new().reap_root(false),
     )
     .expect("kill_tree");
@@ -88,11 +91,7 @@ fn blocking_wait_and_reaping_our_own_child() {
         handle.signal(Signal::Term).expect("signal"),
         Delivery::Delivered
     );
-    assert!(
-        handle
-            .wait_timeout(signal_support::HANG_GUARD)
-            .expect("wait")
-    );
+    assert!(handle.wait_timeout(support::HANG_GUARD).expect("wait"));
     assert!(handle.wait_timeout(Duration::ZERO).expect("wait"));
     let status = handle.try_reap().expect("try_reap").expect("exited");
     assert_eq!(status.signal(), Some(15));

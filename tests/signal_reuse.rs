@@ -13,7 +13,7 @@
 //! process.
 #![cfg(target_os = "linux")]
 
-mod signal_support;
+mod support;
 
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
@@ -21,7 +21,7 @@ use std::process::{Child, Command};
 
 use proctrack::signal::{Backend, Delivery, KillOptions, ProcessHandle, Signal, kill_tree};
 use proctrack::{Error, Liveness, Pid};
-use signal_support::{assert_no_descendants, serial};
+use support::{assert_no_descendants, serial};
 
 /// Trials per backend; both backends together make 300.
 const TRIALS: usize = 150;

@@ -6,13 +6,13 @@
 //! (or registers what it spawns), and its tests run one at a time.
 #![cfg(target_os = "linux")]
 
-mod signal_support;
+mod support;
 
 use std::process::{Command, Stdio};
 
 use proctrack::signal::{KillOptions, Subreaper};
 use proctrack::{Pid, ProcessIdentity};
-use signal_support::{Lines, assert_no_descendants, serial, still_there, wait_child};
+use support::{Lines, assert_no_descendants, serial, still_there, wait_child};
 
 #[test]
 fn a_double_forked_setsid_daemon_dies_with_the_tree_that_started_it() {

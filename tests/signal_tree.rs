@@ -2,15 +2,15 @@
 //! mode, kill by working directory, guard rails, EPERM, the kill(2) fallback.
 #![cfg(target_os = "linux")]
 
-mod signal_support;
+mod support;
 
 use std::collections::HashSet;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use proctrack::signal::{Backend, Guard, KillOptions, Refusal, kill_cwd, kill_tree};
 use proctrack::{Error, Pid, ProcessIdentity};
-use signal_support::{Tree, assert_no_descendants, marked, serial, still_there, unique_marker};
+use support::{SpawnedTree, assert_no_descendants, marked, serial, still_there, unique_marker};
 
 /// Four shells that fork `sleep`s as fast as they can (about one per
 /// millisecond each), every tenth with a child of its own; each says `ready`
@@ -38,20 +38,21 @@ fn a_tree_that_keeps_forking_is_completely_dead_afterwards() {
     let _serial = serial();
     for backend in [Backend::Pidfd, Backend::Kill, Backend::Pidfd, Backend::Kill] {
         let marker = unique_marker("forker");
-        let mut tree = Tree::spawn(
+        let mut tree = SpawnedTree::spawn(
             Command::new("sh")
                 .arg("-c")
                 .arg(FORKER)
-                .env("PROCTRACK_TEST_MARK", &marker),
+                .env("PROCTRACK_TEST_MARK", &marker)
+                .stdin(Stdio::piped()),
         );
         // The forkers are mid-loop when the kill starts.
         for _ in 0..4 {
-            tree.until("ready");
+            tree.wait_ready();
         }
 
         let report = kill_tree(
             &mut proctrack::table::ProcessTable::new().expect("table"),
-            tree.identity,
+            tree.root(),
             &KillOptions::new().reap_root(false).backend(backend),
         )
         .expect("kill_tree");
@@ -68,7 +69,7 @@ fn a_tree_that_keeps_forking_is_completely_dead_afterwards() {
         assert!(report.settled, "{report:#?}");
         assert!(report.is_complete(), "{report:#?}");
         assert_eq!(report.confirmed, backend == Backend::Pidfd);
-        assert!(report.was_killed(&tree.identity));
+        assert!(report.was_killed(&tree.root()));
         assert!(
             report.killed.len() > 50,
             "only {} killed",
@@ -92,7 +93,7 @@ fn graceful_kill_catches_what_the_tree_forks_during_the_grace_period() {
     // The root survives SIGTERM and forks a fresh sleep in its handler; the
     // first sleep dies of SIGTERM; the second ignores it (`trap '' TERM` in a
     // subshell is inherited by `sleep` across exec).
-    let mut tree = Tree::sh(
+    let mut tree = SpawnedTree::shell(
         r#"
         sleep 1000 &
         ( trap '' TERM; exec sleep 1000 ) &
@@ -101,10 +102,10 @@ fn graceful_kill_catches_what_the_tree_forks_during_the_grace_period() {
         while :; do wait; done
         "#,
     );
-    tree.until("ready");
+    tree.wait_ready();
     let report = kill_tree(
         &mut proctrack::table::ProcessTable::new().expect("table"),
-        tree.identity,
+        tree.root(),
         &KillOptions::graceful(Duration::from_millis(300)).reap_root(false),
     )
     .expect("kill_tree");
@@ -127,16 +128,16 @@ fn kill_cwd_goes_by_path_components() {
     std::fs::create_dir_all(&deeper).expect("mkdir");
     std::fs::create_dir_all(&abc).expect("mkdir");
     let script = "sleep 1000 & echo ready; wait";
-    let mut inside = Tree::sh_in(&ab, script);
-    let mut below = Tree::sh_in(&deeper, script);
-    let mut beside = Tree::sh_in(&abc, script);
+    let mut inside = SpawnedTree::shell_in(&ab, script);
+    let mut below = SpawnedTree::shell_in(&deeper, script);
+    let mut beside = SpawnedTree::shell_in(&abc, script);
     // A process outside the directory whose child stands inside it.
-    let mut parent_outside = Tree::sh_in(
+    let mut parent_outside = SpawnedTree::shell_in(
         base.path(),
         "(cd ab && echo ready && exec sleep 1000) & wait",
     );
     for tree in [&mut inside, &mut below, &mut beside, &mut parent_outside] {
-        tree.until("ready");
+        tree.wait_ready();
     }
 
     let report = kill_cwd(
@@ -148,23 +149,20 @@ fn kill_cwd_goes_by_path_components() {
     println!("{report:#?}");
     assert!(report.is_complete(), "{report:#?}");
     let killed: HashSet<ProcessIdentity> = report.killed.iter().map(|k| k.identity).collect();
-    assert!(killed.contains(&inside.identity));
-    assert!(killed.contains(&below.identity));
-    assert!(!killed.contains(&beside.identity));
-    assert!(!killed.contains(&parent_outside.identity));
+    assert!(killed.contains(&inside.root()));
+    assert!(killed.contains(&below.root()));
+    assert!(!killed.contains(&beside.root()));
+    assert!(!killed.contains(&parent_outside.root()));
     // inside + its sleep, below + its sleep, parent_outside's child.
     assert_eq!(report.killed.len(), 5, "{report:#?}");
     inside.wait_root();
     below.wait_root();
 
     // The others are untouched.
-    assert_eq!(
-        still_there([beside.identity, parent_outside.identity]).len(),
-        2
-    );
+    assert_eq!(still_there([beside.root(), parent_outside.root()]).len(), 2);
     let rest = kill_tree(
         &mut proctrack::table::ProcessTable::new().expect("table"),
-        beside.identity,
+        beside.root(),
         &KillOptions::new().reap_root(false),
     )
     .expect("kill beside");
@@ -172,7 +170,7 @@ fn kill_cwd_goes_by_path_components() {
     beside.wait_root();
     let rest = kill_tree(
         &mut proctrack::table::ProcessTable::new().expect("table"),
-        parent_outside.identity,
+        parent_outside.root(),
         &KillOptions::new().reap_root(false),
     )
     .expect("kill the last");
@@ -232,9 +230,9 @@ fn guard_rails_refuse_init_ourselves_and_our_ancestors() {
 #[test]
 fn eperm_is_reported_per_process_and_does_not_abort_the_kill() {
     let _serial = serial();
-    let mut tree = Tree::sh("sleep 1000 & sleep 1000 & echo ready; wait");
-    tree.until("ready");
-    let root = tree.identity;
+    let mut tree = SpawnedTree::shell("sleep 1000 & sleep 1000 & echo ready; wait");
+    tree.wait_ready();
+    let root = tree.root();
     // Credentials are per thread in the kernel: a thread that takes the
     // effective uid `nobody` loses CAP_KILL and gets EPERM for root's
     // processes, while the rest of the test process stays root.
@@ -276,16 +274,16 @@ fn eperm_is_reported_per_process_and_does_not_abort_the_kill() {
 #[test]
 fn a_root_that_is_gone_is_reported_not_killed() {
     let _serial = serial();
-    let mut tree = Tree::sh("echo ready");
-    tree.until("ready");
+    let mut tree = SpawnedTree::shell("echo ready");
+    tree.wait_ready();
     tree.wait_root();
     let report = kill_tree(
         &mut proctrack::table::ProcessTable::new().expect("table"),
-        tree.identity,
+        tree.root(),
         &KillOptions::new().reap_root(false),
     )
     .expect("kill_tree");
-    assert_eq!(report.already_gone, vec![tree.identity]);
+    assert_eq!(report.already_gone, vec![tree.root()]);
     assert!(report.killed.is_empty());
     drop(tree);
     assert_no_descendants();
@@ -329,7 +327,7 @@ fn a_multithreaded_forker_is_completely_dead_afterwards() {
     let _serial = serial();
     let marker = unique_marker("threads");
     let exe = std::env::current_exe().expect("this test binary");
-    let mut tree = Tree::spawn(
+    let mut tree = SpawnedTree::spawn(
         Command::new(exe)
             .args([
                 "--exact",
@@ -338,14 +336,15 @@ fn a_multithreaded_forker_is_completely_dead_afterwards() {
                 "--test-threads=1",
             ])
             .env("PROCTRACK_FORKER_HELPER", "1")
-            .env("PROCTRACK_TEST_MARK", &marker),
+            .env("PROCTRACK_TEST_MARK", &marker)
+            .stdin(Stdio::piped()),
     );
     for _ in 0..4 {
-        tree.until("ready");
+        tree.wait_ready();
     }
     let report = kill_tree(
         &mut proctrack::table::ProcessTable::new().expect("table"),
-        tree.identity,
+        tree.root(),
         &KillOptions::new().reap_root(false),
     )
     .expect("kill_tree");

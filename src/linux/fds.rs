@@ -131,12 +131,12 @@ mod tests {
             .map(|_| std::fs::File::open("/dev/null"))
             .collect::<std::io::Result<_>>()
             .map_err(|e| crate::Error::Io {
-                path: "/dev/null".into(),
+                path: Some("/dev/null".into()),
                 source: e,
             })?;
         let listener =
             std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| crate::Error::Io {
-                path: "bind".into(),
+                path: None,
                 source: e,
             })?;
         let fd = listener.as_raw_fd();

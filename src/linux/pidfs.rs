@@ -35,7 +35,7 @@ pub(crate) fn pidfs_inode(
         return Ok(None);
     };
     let io = |errno: Errno| Error::Io {
-        path: format!("/proc/{pid}").into(),
+        path: Some(format!("/proc/{pid}").into()),
         source: errno.into(),
     };
     let fd: OwnedFd = match rustix::process::pidfd_open(raw, PidfdFlags::empty()) {

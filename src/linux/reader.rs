@@ -12,7 +12,8 @@ use super::path::PidPath;
 use crate::parse::{self, CommandLine, Stat};
 use crate::source::{ProcessSource, Sample};
 use crate::{
-    BootId, Cwd, Error, Liveness, Pid, ProcessIdentity, ProcessInfo, Result, StartTime, State,
+    BootId, Cwd, Error, Liveness, ParseError, Pid, ProcessIdentity, ProcessInfo, Result, StartTime,
+    State,
 };
 
 /// Size of the reused read buffer; a stat line is well under 1 KiB.
@@ -86,8 +87,8 @@ impl ProcReader {
         )
         .map_err(|errno| io_error(errno, boot_path.clone()))?;
         reader.boot_id = parse::parse_boot_id(&reader.buf[..len]).map_err(|e| Error::Parse {
-            path: boot_path,
-            reason: e.to_string(),
+            path: Some(boot_path),
+            source: e.into(),
         })?;
         Ok(reader)
     }
@@ -228,12 +229,15 @@ impl ProcReader {
                 sample.exec_marker,
             )),
             _ => {
-                let stat_pid = stat.pid;
+                let found = stat.pid;
                 Err(parse_error(
                     &self.root_path,
                     pid,
                     "stat",
-                    format!("stat names pid {stat_pid} where {pid} was read"),
+                    ParseError::OtherPid {
+                        expected: pid,
+                        found,
+                    },
                 ))
             }
         }
@@ -272,7 +276,7 @@ impl ProcReader {
                 &self.root_path,
                 pid,
                 "status",
-                "no Tgid line".into(),
+                ParseError::NoTgid,
             )),
         }
     }
@@ -390,7 +394,7 @@ fn read_stat<'a>(
 ) -> Result<Stat<'a>> {
     let len = read_at(dir, name, buf, ReadMode::Once)
         .map_err(|errno| file_error(root_path, errno, pid, "stat"))?;
-    parse::parse_stat(&buf[..len]).map_err(|e| parse_error(root_path, pid, "stat", e.to_string()))
+    parse::parse_stat(&buf[..len]).map_err(|e| parse_error(root_path, pid, "stat", e.into()))
 }
 
 /// Reads `/proc/<pid>/stat` once, without a reader, and hands it to
@@ -430,10 +434,10 @@ fn file_path(root_path: &Path, pid: Pid, leaf: &str) -> PathBuf {
     path
 }
 
-fn parse_error(root_path: &Path, pid: Pid, leaf: &str, reason: String) -> Error {
+fn parse_error(root_path: &Path, pid: Pid, leaf: &str, source: ParseError) -> Error {
     Error::Parse {
-        path: file_path(root_path, pid, leaf),
-        reason,
+        path: Some(file_path(root_path, pid, leaf)),
+        source,
     }
 }
 
@@ -449,7 +453,7 @@ pub(super) fn io_error(errno: Errno, path: PathBuf) -> Error {
     match errno {
         Errno::ACCESS | Errno::PERM => Error::PermissionDenied { path },
         other => Error::Io {
-            path,
+            path: Some(path),
             source: other.into(),
         },
     }
@@ -536,7 +540,10 @@ impl ProcessSource for ProcReader {
                 &self.root_path,
                 pid,
                 "stat",
-                "stat names another pid".into(),
+                ParseError::OtherPid {
+                    expected: pid,
+                    found: stat.pid,
+                },
             )),
         }
     }
@@ -568,7 +575,7 @@ impl ProcessSource for ProcReader {
                 halted
             }
             Err(cause) => {
-                failure = Some(parse_error(&root_path, pid, "task/stat", cause.to_string()));
+                failure = Some(parse_error(&root_path, pid, "task/stat", cause.into()));
                 false
             }
         })?;

@@ -1,6 +1,5 @@
 use std::ffi::CStr;
 use std::io;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use libc::c_char;
@@ -112,8 +111,8 @@ impl LibprocReader {
             ffi::sysctl_bytes(BOOT_SESSION).map_err(|e| sys_error(e, "kern.bootsessionuuid"))?;
         let boot_id =
             parse::parse_boot_id(parse::c_string_bytes(&raw)).map_err(|e| Error::Parse {
-                path: PathBuf::from("kern.bootsessionuuid"),
-                reason: e.to_string(),
+                path: None,
+                source: e.into(),
             })?;
         Ok(LibprocReader {
             boot_id,
@@ -434,13 +433,14 @@ fn name_array(name: &[u8]) -> ([u8; NAME_LEN], usize) {
     (array, len)
 }
 
-/// A failed system call as a proctrack error. There is no file to name, so
-/// the path names the call the way `sysctl(8)` names its values.
+/// A failed system call as a proctrack error. There is no file to name: a
+/// refusal names the call the way `sysctl(8)` names its values, any other
+/// error names no path.
 fn sys_error(error: io::Error, what: &str) -> Error {
     match error.raw_os_error() {
         Some(libc::EPERM | libc::EACCES) => Error::PermissionDenied { path: what.into() },
         _ => Error::Io {
-            path: what.into(),
+            path: None,
             source: error,
         },
     }

@@ -111,6 +111,7 @@ impl fmt::Debug for CommandLine {
 }
 
 #[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl serde::Serialize for CommandLine {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.args().map(OsStr::to_string_lossy))
@@ -118,6 +119,7 @@ impl serde::Serialize for CommandLine {
 }
 
 #[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl<'de> serde::Deserialize<'de> for CommandLine {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<CommandLine, D::Error> {
         let args = Vec::<String>::deserialize(deserializer)?;

@@ -87,10 +87,10 @@ impl Platform {
             decode::encode_diag_request(&mut self.request, family, protocol, port, self.seq);
             let kernel = netlink::SocketAddrNetlink::new(0, 0);
             rustix::net::sendto(diag, &self.request, SendFlags::empty(), &kernel)
-                .map_err(|errno| io_error(errno, "sock_diag netlink: send"))?;
+                .map_err(|errno| io_error(errno, None))?;
             loop {
                 let (_, len) = rustix::net::recv(diag, &mut self.reply[..], RecvFlags::empty())
-                    .map_err(|errno| io_error(errno, "sock_diag netlink: recv"))?;
+                    .map_err(|errno| io_error(errno, None))?;
                 match decode::decode_diag_batch(&self.reply[..len], protocol, self.seq, out) {
                     Ok(Batch::Done) => break,
                     Ok(Batch::More) if len > 0 => {}
@@ -105,8 +105,8 @@ impl Platform {
                     }
                     Err(error) => {
                         return Err(Error::Parse {
-                            path: "sock_diag netlink reply".into(),
-                            reason: error.to_string(),
+                            path: None,
+                            source: error.into(),
                         });
                     }
                 }
@@ -133,8 +133,8 @@ impl Platform {
                 Err(other) => return Err(other),
             };
             decode::decode_proc_net(text, protocol, port, out).map_err(|error| Error::Parse {
-                path: format!("/proc/{}", file.to_string_lossy()).into(),
-                reason: error.to_string(),
+                path: Some(self.reader.root().join(file.to_string_lossy().as_ref())),
+                source: error.into(),
             })?;
         }
         Ok(())
@@ -192,12 +192,8 @@ mod tests {
     /// Netlink and the /proc/net fallback agree on a socket of ours.
     #[test]
     fn netlink_and_proc_net_agree() -> Result<()> {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| io_error(e, "bind"))?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| io_error(e, "local_addr"))?
-            .port();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| io_error(e, None))?;
+        let port = listener.local_addr().map_err(|e| io_error(e, None))?.port();
         let mut netlink = Platform::open()?;
         assert!(netlink.diag.is_some(), "sock_diag netlink refused here");
         let mut proc_net = Platform::open()?.without_netlink();

@@ -428,11 +428,12 @@ fn build_listeners<S: HolderSource>(
     Ok(listeners)
 }
 
-/// The ports layer's I/O errors, built in one place: what failed, by name.
+/// The ports layer's I/O errors, built in one place; `path` only where a
+/// file was involved (a netlink socket has none).
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn io_error(source: impl Into<std::io::Error>, what: &str) -> Error {
+fn io_error(source: impl Into<std::io::Error>, path: Option<std::path::PathBuf>) -> Error {
     Error::Io {
-        path: what.into(),
+        path,
         source: source.into(),
     }
 }

@@ -62,7 +62,7 @@ pub enum Status {
     /// [`reconcile`](super::Registry::reconcile) (then the exit code is unknown).
     Exited,
     /// Killed: reported by the caller ([`mark_killed`](super::Registry::mark_killed))
-    /// or by a [`reap`](super::Registry::reap).
+    /// or by a [`stop`](super::Registry::stop).
     Killed,
     /// Belongs to an earlier boot: it died with the machine, and how it ended
     /// cannot be known.
@@ -140,7 +140,8 @@ pub enum EndReason {
     PidReused,
     /// The row belongs to an earlier boot.
     EarlierBoot,
-    /// A [`reap`](super::Registry::reap) killed it.
+    /// A [`stop`](super::Registry::stop) killed it (the stored word,
+    /// `reaped`, predates the name `stop`).
     Reaped,
 }
 
@@ -212,7 +213,7 @@ impl Metadata {
     /// The owner is whatever the caller groups its processes by: an execution
     /// id, a job name, or the owning process itself ([`owner_key`](super::owner_key)).
     /// [`Registry::by_owner`](super::Registry::by_owner) and
-    /// [`ReapScope::Owner`](super::ReapScope::Owner) select by it.
+    /// [`StopScope::Owner`](super::StopScope::Owner) select by it.
     pub fn new(owner: impl Into<String>) -> Metadata {
         Metadata {
             owner: owner.into(),
@@ -283,7 +284,7 @@ impl Metadata {
 /// One registry row: a process someone registered, and what became of it.
 ///
 /// ```no_run
-/// # async fn demo() -> proctrack::Result<()> {
+/// # async fn demo() -> Result<(), proctrack::registry::RegistryError> {
 /// let registry = proctrack::registry::Registry::open("/tmp/procs.db").await?;
 /// for entry in registry.running().await? {
 ///     println!(
@@ -395,7 +396,7 @@ impl Entry {
         self.exit_code
     }
 
-    /// What a [`reap`](super::Registry::reap) did to the process's tree, in
+    /// What a [`stop`](super::Registry::stop) did to the process's tree, in
     /// words (a [`KillReport`](crate::signal::KillReport) summary).
     pub fn kill_report(&self) -> Option<&str> {
         self.kill_report.as_deref()

@@ -3,7 +3,7 @@
 //! A supervisor that spawns dev servers, test runners or build steps keeps a
 //! row per process in a [`Registry`]. When the supervisor crashes and starts
 //! again, the rows tell what it had running; [`Registry::reconcile`] checks
-//! each against the live system and [`Registry::reap`] kills what is left,
+//! each against the live system and [`Registry::stop`] kills what is left,
 //! through the race-free tree kill of [`signal`](crate::signal).
 //!
 //! # Identity, not pids
@@ -25,7 +25,7 @@
 //! lost) with an [`EndReason`], and the exit code when someone reported one.
 //!
 //! ```no_run
-//! use proctrack::registry::{Metadata, ReapScope, Registry};
+//! use proctrack::registry::{Metadata, StopScope, Registry};
 //! use proctrack::signal::spawn_group;
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -49,8 +49,8 @@
 //! // After a crash of the supervisor, on the next start:
 //! let report = registry.reconcile().await?;
 //! println!("{} still running, {} found gone", report.running.len(), report.ended().count());
-//! let reaped = registry.reap(ReapScope::Owner("build-42".into())).await?;
-//! println!("{reaped}");
+//! let stopped = registry.stop(StopScope::Owner("build-42".into())).await?;
+//! println!("{stopped}");
 //! # Ok(())
 //! # }
 //! ```
@@ -59,12 +59,12 @@
 //!
 //! The schema lives in `migrations/` and is embedded at build time; opening a
 //! file creates it or migrates it. Before anything is written, the file is
-//! checked: not SQLite ([`Error::NotADatabase`]),
-//! another program's database ([`Error::NotARegistry`]),
-//! damaged ([`Error::CorruptDatabase`]), written
-//! by a newer proctrack ([`Error::SchemaTooNew`]) or
-//! not writable ([`Error::ReadOnly`],
-//! [`Error::PermissionDenied`]): each error names
+//! checked: not SQLite ([`RegistryError::NotADatabase`]),
+//! another program's database ([`RegistryError::NotARegistry`]),
+//! damaged ([`RegistryError::CorruptDatabase`]), written
+//! by a newer proctrack ([`RegistryError::SchemaTooNew`]) or
+//! not writable ([`RegistryError::ReadOnly`],
+//! [`RegistryError::PermissionDenied`]): each error names
 //! the path, and the file's bytes are left as they were.
 //!
 //! Several processes may use one file at once. The file is in WAL mode
@@ -84,14 +84,15 @@
 //! missing (the file is never corrupt either way). We accept that: a power
 //! loss also ends every registered process, whose rows would only be
 //! reconciled to [`Status::Lost`]; `FULL` would cost an fsync per
-//! registration for no process that could still be reaped.
+//! registration for no process that could still be stopped.
 
 pub(crate) mod entry;
+mod error;
 mod observe;
 mod open;
-mod reap;
 mod reconcile;
 mod sql;
+mod stop;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -99,14 +100,17 @@ use std::time::{Duration, SystemTime};
 use sqlx::sqlite::SqlitePool;
 
 pub use entry::{EndReason, Entry, Metadata, RowId, Status, UnknownWord};
-pub use reap::{ReapOutcome, ReapReport, ReapScope, ReapedRow, owner_key, process_owner_alive};
+pub use error::RegistryError;
 pub use reconcile::ReconcileReport;
+pub use stop::{StopOutcome, StopReport, StopScope, StoppedRow, owner_key, process_owner_alive};
 
+use crate::blocking::run_blocking;
 use crate::parse::CommandLine;
 use crate::signal::KillOptions;
 use crate::source::ProcessSource;
-use crate::{Error, Pid, ProcessIdentity, Result};
+use crate::{Pid, ProcessIdentity};
 use entry::{to_millis, u64_to_sql};
+use error::Result;
 use observe::Observer;
 use sql::{COLUMNS, database, decode, path_to_bytes};
 
@@ -117,7 +121,7 @@ use sql::{COLUMNS, database, decode, path_to_bytes};
 /// ```no_run
 /// use proctrack::registry::{Metadata, Registry};
 ///
-/// # async fn demo() -> proctrack::Result<()> {
+/// # async fn demo() -> Result<(), proctrack::registry::RegistryError> {
 /// let registry = Registry::open("/tmp/procs.db").await?;
 /// let me = proctrack::process(proctrack::Pid::current())?;
 /// let id = registry
@@ -143,11 +147,11 @@ impl Registry {
     /// be written (see the [module docs](self#the-file)).
     ///
     /// ```no_run
-    /// # async fn demo() -> proctrack::Result<()> {
+    /// # async fn demo() -> Result<(), proctrack::registry::RegistryError> {
     /// use proctrack::registry::Registry;
     /// match Registry::open("/tmp/procs.db").await {
     ///     Ok(registry) => println!("{} running", registry.running().await?.len()),
-    ///     Err(proctrack::Error::SchemaTooNew { found, supported, .. }) => {
+    ///     Err(proctrack::registry::RegistryError::SchemaTooNew { found, supported, .. }) => {
     ///         eprintln!("written by a newer proctrack (schema {found} > {supported})");
     ///     }
     ///     Err(other) => return Err(other),
@@ -161,17 +165,20 @@ impl Registry {
         Ok(Registry {
             pool,
             path,
-            kill_options: KillOptions::graceful(Duration::from_secs(5)),
+            // A caller that registered its own child may still `wait` for it
+            // through its `Child`: leave the root's exit status to them.
+            kill_options: KillOptions::graceful(Duration::from_secs(5)).reap_root(false),
         })
     }
 
-    /// The kill options [`reap`](Registry::reap) uses. The default is
+    /// The kill options [`stop`](Registry::stop) uses. The default is
     /// [`KillOptions::graceful`] with 5 s: `SIGTERM`, then `SIGKILL` for what
-    /// is left. The root of a reaped tree is not reaped by default (see
+    /// is left, and the root's exit status is left for its parent to collect
+    /// (`reap_root(false)`: the caller may hold its `Child`; see
     /// [`KillOptions::reap_root`]).
     ///
     /// ```no_run
-    /// # async fn demo() -> proctrack::Result<()> {
+    /// # async fn demo() -> Result<(), proctrack::registry::RegistryError> {
     /// use proctrack::signal::KillOptions;
     /// let registry = proctrack::registry::Registry::open("/tmp/procs.db")
     ///     .await?
@@ -187,7 +194,7 @@ impl Registry {
     /// The file this registry lives in.
     ///
     /// ```no_run
-    /// # async fn demo() -> proctrack::Result<()> {
+    /// # async fn demo() -> Result<(), proctrack::registry::RegistryError> {
     /// let registry = proctrack::registry::Registry::open("/tmp/procs.db").await?;
     /// assert_eq!(registry.path(), std::path::Path::new("/tmp/procs.db"));
     /// # Ok(())
@@ -205,7 +212,7 @@ impl Registry {
     /// sees them.
     ///
     /// ```no_run
-    /// # async fn demo() -> proctrack::Result<()> {
+    /// # async fn demo() -> Result<(), proctrack::registry::RegistryError> {
     /// let registry = proctrack::registry::Registry::open("/tmp/procs.db").await?;
     /// registry.close().await;
     /// # Ok(())
@@ -241,7 +248,15 @@ impl Registry {
     /// # }
     /// ```
     pub async fn register(&self, identity: ProcessIdentity, metadata: &Metadata) -> Result<RowId> {
-        let row = Filled::new(identity, metadata, Observer::open().ok().as_mut());
+        let metadata = metadata.clone();
+        let row = run_blocking(move || {
+            Ok(Filled::new(
+                identity,
+                &metadata,
+                Observer::open().ok().as_mut(),
+            ))
+        })
+        .await?;
         let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
         row.insert(&mut conn).await.map_err(|e| self.db(e))
     }
@@ -250,7 +265,7 @@ impl Registry {
     /// tree, say). Returns their ids in order.
     ///
     /// ```no_run
-    /// # async fn demo() -> proctrack::Result<()> {
+    /// # async fn demo() -> Result<(), proctrack::registry::RegistryError> {
     /// use proctrack::registry::{Metadata, Registry};
     /// let registry = Registry::open("/tmp/procs.db").await?;
     /// let tree: Vec<_> = proctrack::processes()?
@@ -263,11 +278,15 @@ impl Registry {
     /// # }
     /// ```
     pub async fn register_all(&self, rows: &[(ProcessIdentity, Metadata)]) -> Result<Vec<RowId>> {
-        let mut observer = Observer::open().ok();
-        let filled: Vec<Filled> = rows
-            .iter()
-            .map(|(identity, metadata)| Filled::new(*identity, metadata, observer.as_mut()))
-            .collect();
+        let rows = rows.to_vec();
+        let filled: Vec<Filled> = run_blocking(move || {
+            let mut observer = Observer::open().ok();
+            Ok(rows
+                .iter()
+                .map(|(identity, metadata)| Filled::new(*identity, metadata, observer.as_mut()))
+                .collect())
+        })
+        .await?;
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -285,11 +304,11 @@ impl Registry {
     /// known (`None` for a death by signal, say). A running, exited or lost
     /// row becomes [`Status::Exited`] ([`EndReason::Reported`]); a killed row
     /// stays killed and only gains the code. Returns the updated row;
-    /// [`Error::UnknownRow`] if there is none.
+    /// [`RegistryError::UnknownRow`] if there is none.
     ///
     /// ```no_run
     /// # async fn demo(registry: proctrack::registry::Registry, id: proctrack::registry::RowId)
-    /// # -> proctrack::Result<()> {
+    /// # -> Result<(), proctrack::registry::RegistryError> {
     /// let entry = registry.mark_exited(id, Some(0)).await?;
     /// assert_eq!(entry.exit_code(), Some(0));
     /// # Ok(())
@@ -313,13 +332,13 @@ impl Registry {
     }
 
     /// Records that the process of row `id` was killed (by the caller, some
-    /// other way than [`reap`](Registry::reap)). The row becomes
+    /// other way than [`stop`](Registry::stop)). The row becomes
     /// [`Status::Killed`] ([`EndReason::Reported`]) unless it already was
-    /// killed. Returns the updated row; [`Error::UnknownRow`] if there is none.
+    /// killed. Returns the updated row; [`RegistryError::UnknownRow`] if there is none.
     ///
     /// ```no_run
     /// # async fn demo(registry: proctrack::registry::Registry, id: proctrack::registry::RowId)
-    /// # -> proctrack::Result<()> {
+    /// # -> Result<(), proctrack::registry::RegistryError> {
     /// let entry = registry.mark_killed(id).await?;
     /// assert_eq!(entry.status(), proctrack::registry::Status::Killed);
     /// # Ok(())
@@ -344,7 +363,7 @@ impl Registry {
     /// The row `id`, if there is one.
     ///
     /// ```no_run
-    /// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
+    /// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
     /// use proctrack::registry::RowId;
     /// if let Some(entry) = registry.get(RowId::from_raw(1)).await? {
     ///     println!("{} is {}", entry.identity(), entry.status());
@@ -374,7 +393,7 @@ impl Registry {
     /// first to drop what ended unseen.
     ///
     /// ```no_run
-    /// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
+    /// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
     /// for entry in registry.running().await? {
     ///     println!("{} {}", entry.pid(), entry.command());
     /// }
@@ -390,7 +409,7 @@ impl Registry {
     /// Every row of `owner`, in any status, oldest first.
     ///
     /// ```no_run
-    /// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
+    /// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
     /// let rows = registry.by_owner("build-42").await?;
     /// let live = rows.iter().filter(|e| e.is_running()).count();
     /// # Ok(())
@@ -402,10 +421,10 @@ impl Registry {
     }
 
     /// Runs SQLite's full `PRAGMA integrity_check` on the file;
-    /// [`Error::CorruptDatabase`] with its findings if it finds anything.
+    /// [`RegistryError::CorruptDatabase`] with its findings if it finds anything.
     ///
     /// ```no_run
-    /// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
+    /// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
     /// registry.check_integrity().await?;
     /// # Ok(())
     /// # }
@@ -418,7 +437,7 @@ impl Registry {
         if findings.iter().map(String::as_str).eq(["ok"]) {
             Ok(())
         } else {
-            Err(Error::CorruptDatabase {
+            Err(RegistryError::CorruptDatabase {
                 path: self.path.clone(),
                 detail: findings.join("; "),
             })
@@ -435,12 +454,12 @@ impl Registry {
         rows.iter().map(|row| decode(&self.path, row)).collect()
     }
 
-    fn db(&self, error: sqlx::Error) -> Error {
+    fn db(&self, error: sqlx::Error) -> RegistryError {
         database(&self.path, error)
     }
 
-    fn unknown(&self, id: RowId) -> Error {
-        Error::UnknownRow {
+    fn unknown(&self, id: RowId) -> RegistryError {
+        RegistryError::UnknownRow {
             path: self.path.clone(),
             id: id.as_raw(),
         }
@@ -606,7 +625,7 @@ mod tests {
         );
         assert!(matches!(
             registry.mark_exited(RowId::from_raw(999), None).await,
-            Err(Error::UnknownRow { id: 999, .. })
+            Err(RegistryError::UnknownRow { id: 999, .. })
         ));
 
         // The fake boot is not this one: the last running row is lost.

@@ -30,8 +30,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection};
 
+use super::error::{RegistryError, Result};
 use super::sql::{self, SUPPORTED_VERSION, database, is_busy, knows_version};
-use crate::{Error, Result};
+use crate::blocking::run_blocking;
 
 /// How long a statement waits for another process's lock before failing.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,7 +60,9 @@ enum Schema {
 
 /// Opens (creating or migrating) the registry at `path` and returns its pool.
 pub(crate) async fn open(path: &Path) -> Result<SqlitePool> {
-    check_file(path, true)?;
+    // File system calls block (a network file system may take long).
+    let owned = path.to_path_buf();
+    run_blocking(move || Ok(check_file(&owned, true))).await??;
     // Per connection: wait for locks instead of failing at once, and sync
     // the WAL only at checkpoints (see the module docs of `registry` on
     // crash safety). Neither writes to the file.
@@ -93,7 +96,7 @@ fn check_file(path: &Path, retry: bool) -> Result<()> {
             let mut header = [0u8; HEADER_LEN];
             let len = read_full(&mut file, &mut header).map_err(|e| file_error(path, e))?;
             if len > 0 && (len < HEADER_LEN || &header[..MAGIC.len()] != MAGIC) {
-                return Err(Error::NotADatabase {
+                return Err(RegistryError::NotADatabase {
                     path: path.to_path_buf(),
                 });
             }
@@ -132,12 +135,12 @@ fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(len)
 }
 
-fn file_error(path: &Path, error: io::Error) -> Error {
+fn file_error(path: &Path, error: io::Error) -> RegistryError {
     let path = path.to_path_buf();
     match error.kind() {
-        io::ErrorKind::PermissionDenied => Error::PermissionDenied { path },
-        io::ErrorKind::ReadOnlyFilesystem => Error::ReadOnly { path },
-        _ => Error::Io {
+        io::ErrorKind::PermissionDenied => RegistryError::PermissionDenied { path },
+        io::ErrorKind::ReadOnlyFilesystem => RegistryError::ReadOnly { path },
+        _ => RegistryError::Io {
             path,
             source: error,
         },
@@ -161,7 +164,7 @@ async fn inspect_read_only(path: &Path, options: &SqliteConnectOptions) -> Resul
     let closed = conn.close().await;
     let schema = match inspected {
         Ok(schema) => Some(schema),
-        Err(Error::ReadOnly { .. }) => None,
+        Err(RegistryError::ReadOnly { .. }) => None,
         Err(other) => return Err(other),
     };
     closed.map_err(|error| database(path, error))?;
@@ -199,7 +202,7 @@ async fn inspect(conn: &mut SqliteConnection, path: &Path) -> Result<Schema> {
         if problems.len() > 5 {
             detail.push_str("; ...");
         }
-        return Err(Error::CorruptDatabase {
+        return Err(RegistryError::CorruptDatabase {
             path: path.to_path_buf(),
             detail,
         });
@@ -212,7 +215,7 @@ async fn inspect(conn: &mut SqliteConnection, path: &Path) -> Result<Schema> {
     if tables.iter().all(|name| name.starts_with("sqlite_")) {
         return Ok(Schema::Empty);
     }
-    let not_ours = || Error::NotARegistry {
+    let not_ours = || RegistryError::NotARegistry {
         path: path.to_path_buf(),
     };
     if !tables.iter().any(|name| name == "_sqlx_migrations") {
@@ -229,14 +232,14 @@ async fn inspect(conn: &mut SqliteConnection, path: &Path) -> Result<Schema> {
     }
     if applied.iter().any(|&(version, _)| !knows_version(version)) {
         let found = applied.iter().map(|&(version, _)| version).max();
-        return Err(Error::SchemaTooNew {
+        return Err(RegistryError::SchemaTooNew {
             path: path.to_path_buf(),
             found: found.unwrap_or(SUPPORTED_VERSION),
             supported: SUPPORTED_VERSION,
         });
     }
     if let Some(&(version, _)) = applied.iter().find(|&&(_, success)| !success) {
-        return Err(Error::CorruptDatabase {
+        return Err(RegistryError::CorruptDatabase {
             path: path.to_path_buf(),
             detail: format!("schema migration {version} was left half-applied"),
         });
@@ -271,7 +274,7 @@ async fn ensure_wal(conn: &mut SqliteConnection, path: &Path) -> Result<()> {
             .await
         {
             Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
-            Ok(mode) => Error::Database {
+            Ok(mode) => RegistryError::Database {
                 path: path.to_path_buf(),
                 source: format!("could not switch to WAL: journal mode stayed {mode}").into(),
             },
@@ -291,10 +294,12 @@ async fn ensure_wal(conn: &mut SqliteConnection, path: &Path) -> Result<()> {
 /// SQLite migrator takes no lock of its own; inside our transaction its own
 /// becomes a savepoint).
 async fn migrate(conn: &mut SqliteConnection, path: &Path) -> Result<()> {
-    let migrator = sql::migrator().await.map_err(|source| Error::Database {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let migrator = sql::migrator()
+        .await
+        .map_err(|source| RegistryError::Database {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let mut tx = conn
         .begin_with("BEGIN IMMEDIATE")
         .await
@@ -306,21 +311,21 @@ async fn migrate(conn: &mut SqliteConnection, path: &Path) -> Result<()> {
     tx.commit().await.map_err(|error| database(path, error))
 }
 
-fn migrate_error(path: &Path, error: MigrateError) -> Error {
+fn migrate_error(path: &Path, error: MigrateError) -> RegistryError {
     match error {
         MigrateError::Execute(error) | MigrateError::ExecuteMigration(error, _) => {
             database(path, error)
         }
-        MigrateError::VersionMissing(found) => Error::SchemaTooNew {
+        MigrateError::VersionMissing(found) => RegistryError::SchemaTooNew {
             path: path.to_path_buf(),
             found,
             supported: SUPPORTED_VERSION,
         },
-        MigrateError::Dirty(version) => Error::CorruptDatabase {
+        MigrateError::Dirty(version) => RegistryError::CorruptDatabase {
             path: path.to_path_buf(),
             detail: format!("schema migration {version} was left half-applied"),
         },
-        other => Error::Database {
+        other => RegistryError::Database {
             path: path.to_path_buf(),
             source: Box::new(other),
         },
@@ -342,7 +347,7 @@ mod tests {
         std::fs::write(&text, b"hello\n").unwrap();
         assert!(matches!(
             check_file(&text, true),
-            Err(Error::NotADatabase { path }) if path == text
+            Err(RegistryError::NotADatabase { path }) if path == text
         ));
         assert_eq!(std::fs::read(&text).unwrap(), b"hello\n");
 
@@ -352,7 +357,7 @@ mod tests {
         std::fs::write(&short, &fake).unwrap();
         assert!(matches!(
             check_file(&short, true),
-            Err(Error::NotADatabase { .. })
+            Err(RegistryError::NotADatabase { .. })
         ));
     }
 
@@ -363,6 +368,9 @@ mod tests {
         check_file(&new, true).unwrap();
         assert_eq!(std::fs::metadata(&new).unwrap().len(), 0);
         let nowhere = dir.path().join("no/such/dir/x.db");
-        assert!(matches!(check_file(&nowhere, true), Err(Error::Io { .. })));
+        assert!(matches!(
+            check_file(&nowhere, true),
+            Err(RegistryError::Io { .. })
+        ));
     }
 }

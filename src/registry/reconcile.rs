@@ -3,16 +3,17 @@
 use std::time::SystemTime;
 
 use super::entry::{EndReason, Entry, to_millis};
+use super::error::Result;
 use super::observe::{Ending, Observed, Observer};
 use super::sql::{COLUMNS, decode};
 use super::{Registry, RowId};
-use crate::Result;
+use crate::blocking::run_blocking;
 
 /// What [`Registry::reconcile`] found, row by row (each list oldest first,
 /// each entry as it is stored now).
 ///
 /// ```no_run
-/// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
+/// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
 /// let report = registry.reconcile().await?;
 /// for entry in &report.pid_reused {
 ///     println!("{} exited unseen; its pid now names another process", entry.identity());
@@ -43,7 +44,7 @@ impl ReconcileReport {
     /// Every row this reconcile marked ended, in any way.
     ///
     /// ```no_run
-    /// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
+    /// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
     /// for entry in registry.reconcile().await?.ended() {
     ///     println!("#{} ended: {:?}", entry.id(), entry.end_reason());
     /// }
@@ -69,7 +70,7 @@ impl Registry {
     /// meanwhile is left (and out of the report).
     ///
     /// ```no_run
-    /// # async fn demo() -> proctrack::Result<()> {
+    /// # async fn demo() -> Result<(), proctrack::registry::RegistryError> {
     /// let registry = proctrack::registry::Registry::open("/tmp/procs.db").await?;
     /// let report = registry.reconcile().await?;
     /// println!(
@@ -84,11 +85,18 @@ impl Registry {
     /// ```
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
         let rows = self.running().await?;
-        let mut observer = Observer::open()?;
+        // Reading /proc blocks: look at every row on the blocking pool.
+        let observed = run_blocking(move || {
+            let mut observer = Observer::open()?;
+            rows.into_iter()
+                .map(|entry| Ok((observer.observe(&entry)?, entry)))
+                .collect::<crate::Result<Vec<_>>>()
+        })
+        .await?;
         let mut report = ReconcileReport::default();
         let mut endings = Vec::new();
-        for entry in rows {
-            match observer.observe(&entry)? {
+        for (observed, entry) in observed {
+            match observed {
                 Observed::Alive => report.running.push(entry),
                 Observed::Ended(ending) => endings.push((entry.id(), ending)),
             }

@@ -12,8 +12,9 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::sqlite::SqliteRow;
 
 use super::entry::{Entry, RowId, from_millis, u64_from_sql};
+use super::error::RegistryError;
 use crate::parse::CommandLine;
-use crate::{BootId, Error, Pid, ProcessIdentity, StartTime};
+use crate::{BootId, Pid, ProcessIdentity, StartTime};
 
 /// The schema, one file per version under `migrations/`, embedded at compile
 /// time. Version numbers are the files' number prefixes; a new migration is a
@@ -71,8 +72,8 @@ pub(crate) const COLUMNS: &str = "id, boot_id, pid, start_time, pidfs_inode, own
      updated_at, ended_at";
 
 /// One row of `SELECT {COLUMNS} FROM processes` as an [`Entry`].
-pub(crate) fn decode(path: &Path, row: &SqliteRow) -> Result<Entry, Error> {
-    let corrupt = |detail: String| Error::CorruptDatabase {
+pub(crate) fn decode(path: &Path, row: &SqliteRow) -> Result<Entry, RegistryError> {
+    let corrupt = |detail: String| RegistryError::CorruptDatabase {
         path: path.to_path_buf(),
         detail,
     };
@@ -89,7 +90,7 @@ pub(crate) fn decode(path: &Path, row: &SqliteRow) -> Result<Entry, Error> {
     let inode: Option<i64> = row.try_get("pidfs_inode").map_err(db)?;
     let command: Vec<u8> = row.try_get("command").map_err(db)?;
     let cwd: Option<Vec<u8>> = row.try_get("cwd").map_err(db)?;
-    let optional_pid = |column: &str| -> Result<Option<Pid>, Error> {
+    let optional_pid = |column: &str| -> Result<Option<Pid>, RegistryError> {
         let raw: Option<i64> = row.try_get(column).map_err(db)?;
         raw.map(|raw| Pid::try_from(raw).map_err(|_| bad(column, &raw)))
             .transpose()
@@ -138,7 +139,7 @@ fn path_from_bytes(bytes: Vec<u8>) -> std::path::PathBuf {
     std::ffi::OsString::from_vec(bytes).into()
 }
 
-/// SQLite's primary result codes that get their own [`Error`] variant.
+/// SQLite's primary result codes that get their own [`RegistryError`] variant.
 const SQLITE_BUSY: i32 = 5;
 pub(crate) const SQLITE_READONLY: i32 = 8;
 const SQLITE_CORRUPT: i32 = 11;
@@ -161,21 +162,21 @@ pub(crate) fn is_busy(error: &sqlx::Error) -> bool {
 }
 
 /// An sqlx error on the database at `path` as a proctrack error.
-pub(crate) fn database(path: &Path, error: sqlx::Error) -> Error {
+pub(crate) fn database(path: &Path, error: sqlx::Error) -> RegistryError {
     let path = path.to_path_buf();
     match primary_code(&error) {
-        Some(SQLITE_CORRUPT) => Error::CorruptDatabase {
+        Some(SQLITE_CORRUPT) => RegistryError::CorruptDatabase {
             path,
             detail: match &error {
                 sqlx::Error::Database(db) => db.message().to_owned(),
                 other => other.to_string(),
             },
         },
-        Some(SQLITE_NOTADB) => Error::NotADatabase { path },
-        Some(SQLITE_READONLY) => Error::ReadOnly { path },
+        Some(SQLITE_NOTADB) => RegistryError::NotADatabase { path },
+        Some(SQLITE_READONLY) => RegistryError::ReadOnly { path },
         _ => match error {
-            sqlx::Error::Io(source) => Error::Io { path, source },
-            other => Error::Database {
+            sqlx::Error::Io(source) => RegistryError::Io { path, source },
+            other => RegistryError::Database {
                 path,
                 source: Box::new(other),
             },

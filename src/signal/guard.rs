@@ -6,7 +6,6 @@
 //! allows; the default allows none.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::sync::OnceLock;
 
 use crate::{Error, Pid, ProcessSource, Result};
@@ -105,34 +104,7 @@ impl Guard {
     }
 }
 
-/// Why a guard rail refused to signal a process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[non_exhaustive]
-pub enum Refusal {
-    /// The process is pid 1.
-    Init,
-    /// The process is the calling process.
-    OwnProcess,
-    /// The process is an ancestor of the calling process.
-    Ancestor,
-    /// The process is a kernel thread: signals mean nothing to it, and it
-    /// never stops. No guard setting allows it.
-    KernelThread,
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Refusal::Init => "it is pid 1 (init)",
-            Refusal::OwnProcess => "it is the calling process",
-            Refusal::Ancestor => "it is an ancestor of the calling process",
-            Refusal::KernelThread => "it is a kernel thread",
-        })
-    }
-}
+pub use crate::error::Refusal;
 
 /// The protected pids at one moment. Pids suffice: every protected process is
 /// alive (we are, so are our ancestors and pid 1), so no other process can hold

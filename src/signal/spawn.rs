@@ -55,7 +55,7 @@ pub struct Spawned {
 pub fn spawn_group(command: &mut Command) -> Result<Spawned> {
     command.process_group(0);
     let mut child = command.spawn().map_err(|source| Error::Io {
-        path: PathBuf::from(command.get_program()),
+        path: Some(PathBuf::from(command.get_program())),
         source,
     })?;
     match ProcessHandle::from_child(&child) {

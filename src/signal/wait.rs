@@ -91,6 +91,8 @@ impl ProcessHandle {
     /// # Ok(())
     /// # }
     /// ```
+    #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub async fn exited(&self) -> Result<()> {
         imp::exited(self).await
     }
@@ -141,7 +143,9 @@ mod imp {
     use std::process::ExitStatus;
     use std::time::Instant;
 
+    #[cfg(feature = "tokio")]
     use tokio::io::Interest;
+    #[cfg(feature = "tokio")]
     use tokio::io::unix::AsyncFd;
 
     use crate::signal::handle::Pin;
@@ -173,6 +177,7 @@ mod imp {
         }
     }
 
+    #[cfg(feature = "tokio")]
     pub(super) async fn exited(handle: &ProcessHandle) -> Result<()> {
         let Pin::Pidfd(fd) = &handle.pin else {
             return Err(NO_PIDFD_WAIT);
@@ -180,7 +185,7 @@ mod imp {
         let pid = handle.pid();
         let fd = sys::dup(fd.as_fd(), pid)?;
         let io_error = |source| Error::Io {
-            path: sys::proc_path(pid, ""),
+            path: Some(sys::proc_path(pid, "")),
             source,
         };
         // `with_interest` is deprecated because an arbitrary `AsRawFd` may
@@ -240,6 +245,7 @@ mod imp {
         Ok(!pending[0])
     }
 
+    #[cfg(feature = "tokio")]
     pub(super) async fn exited(handle: &ProcessHandle) -> Result<()> {
         sys::exited(handle).await
     }
@@ -278,6 +284,7 @@ mod imp {
         match handle.pin {}
     }
 
+    #[cfg(feature = "tokio")]
     pub(super) async fn exited(handle: &ProcessHandle) -> Result<()> {
         match handle.pin {}
     }

@@ -239,7 +239,7 @@ mod registry {
     use super::*;
     use crate::registry::entry::from_millis;
     use crate::registry::{
-        EndReason, Entry, ReapOutcome, ReapReport, ReapedRow, ReconcileReport, RowId, Status,
+        EndReason, Entry, ReconcileReport, RowId, Status, StopOutcome, StopReport, StoppedRow,
     };
 
     fn entry(id: i64, process: &ProcessInfo, status: Status, end: Option<EndReason>) -> Entry {
@@ -293,23 +293,23 @@ mod registry {
         kill.confirmed = true;
         let mut killed = entry(1, &server(), Status::Killed, Some(EndReason::Reaped));
         killed.kill_report = Some("killed 4242".into());
-        let report = ReapReport {
+        let report = StopReport {
             rows: vec![
-                ReapedRow {
+                StoppedRow {
                     entry: killed,
-                    outcome: ReapOutcome::Killed(kill),
+                    outcome: StopOutcome::Killed(kill),
                 },
-                ReapedRow {
+                StoppedRow {
                     entry: entry(2, &worker(), Status::Killed, Some(EndReason::Reaped)),
-                    outcome: ReapOutcome::KilledWithTree(RowId::from_raw(1)),
+                    outcome: StopOutcome::KilledWithTree(RowId::from_raw(1)),
                 },
-                ReapedRow {
+                StoppedRow {
                     entry: entry(3, &zombie(), Status::Exited, Some(EndReason::Gone)),
-                    outcome: ReapOutcome::Ended,
+                    outcome: StopOutcome::Ended,
                 },
-                ReapedRow {
+                StoppedRow {
                     entry: entry(4, &kthread(), Status::Running, None),
-                    outcome: ReapOutcome::Refused(Refusal::KernelThread),
+                    outcome: StopOutcome::Refused(Refusal::KernelThread),
                 },
             ],
         };

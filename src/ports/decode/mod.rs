@@ -35,23 +35,8 @@ pub(crate) struct RawSocket {
     pub(crate) v6_only: Option<bool>,
 }
 
-/// Why a buffer could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub(crate) enum DecodeError {
-    /// A netlink message header claims more or fewer bytes than there are.
-    #[error("netlink message of {claimed} bytes where {available} remain")]
-    BadLength { claimed: usize, available: usize },
-    /// A sock_diag reply too short for an `inet_diag_msg`.
-    #[error("sock_diag reply of {0} bytes is shorter than an inet_diag_msg (72)")]
-    ShortReply(usize),
-    /// The kernel answered the request with an error.
-    #[error("the kernel refused the sock_diag request: errno {0}")]
-    Kernel(i32),
-    /// A `/proc/net` line that does not have the expected columns.
-    #[error("malformed /proc/net line {line}: {reason}")]
-    BadLine { line: usize, reason: &'static str },
-}
+/// Why a buffer could not be decoded (a public type: errors carry it).
+pub(crate) use crate::parse::SocketDecodeError as DecodeError;
 
 pub(super) fn align4(len: usize) -> usize {
     len.saturating_add(3) & !3

@@ -56,7 +56,7 @@ pub(crate) fn errno_error(errno: Errno, pid: Pid) -> Error {
             what: "pidfd (Linux 5.3 or later)",
         },
         other => Error::Io {
-            path: proc_path(pid, ""),
+            path: Some(proc_path(pid, "")),
             source: other.into(),
         },
     }
@@ -156,7 +156,7 @@ pub(crate) fn wait_readable(
             Err(Errno::INTR) => {}
             Err(errno) => {
                 return Err(Error::Io {
-                    path: PathBuf::from("poll(pidfd)"),
+                    path: None,
                     source: errno.into(),
                 });
             }
@@ -250,6 +250,7 @@ fn exit_status(status: &WaitIdStatus) -> ExitStatus {
 
 /// A second fd on the same pidfd, for registering with an event loop (one fd
 /// can be registered with an epoll set only once).
+#[cfg(feature = "tokio")]
 pub(crate) fn dup(fd: BorrowedFd<'_>, pid: Pid) -> Result<OwnedFd> {
     rustix::io::fcntl_dupfd_cloexec(fd, 0).map_err(|errno| errno_error(errno, pid))
 }

@@ -12,7 +12,9 @@ use std::process::ExitStatus;
 use std::time::Instant;
 
 use libc::c_int;
+#[cfg(feature = "tokio")]
 use tokio::io::Interest;
+#[cfg(feature = "tokio")]
 use tokio::io::unix::AsyncFd;
 
 use super::{Brief, Sent};
@@ -46,7 +48,7 @@ pub(crate) fn errno_error(error: io::Error, pid: Pid) -> Error {
         },
         Some(libc::ECHILD) => Error::NotChild { pid },
         _ => Error::Io {
-            path: pid_path(pid),
+            path: Some(pid_path(pid)),
             source: error,
         },
     }
@@ -84,10 +86,7 @@ fn watch(
     handles: &[&ProcessHandle],
     pending: &mut [bool],
 ) -> Result<(OwnedFd, HashMap<c_int, usize>)> {
-    let kq = ffi::kqueue().map_err(|source| Error::Io {
-        path: PathBuf::from("kqueue"),
-        source,
-    })?;
+    let kq = ffi::kqueue().map_err(|source| Error::Io { path: None, source })?;
     let mut watched = HashMap::new();
     for (i, handle) in handles.iter().enumerate() {
         if !pending[i] {
@@ -125,10 +124,8 @@ pub(crate) fn wait_exits(
     while !watched.is_empty() {
         let timeout = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
         exited.clear();
-        ffi::wait_exits(kq.as_fd(), &mut exited, timeout).map_err(|source| Error::Io {
-            path: PathBuf::from("kevent"),
-            source,
-        })?;
+        ffi::wait_exits(kq.as_fd(), &mut exited, timeout)
+            .map_err(|source| Error::Io { path: None, source })?;
         for pid in &exited {
             if let Some(i) = watched.remove(pid) {
                 pending[i] = false;
@@ -143,16 +140,14 @@ pub(crate) fn wait_exits(
 
 /// Completes when `handle`'s process exits: its own kqueue, registered with
 /// the tokio reactor (a kqueue's fd is readable while it holds an event).
+#[cfg(feature = "tokio")]
 pub(crate) async fn exited(handle: &ProcessHandle) -> Result<()> {
     let mut pending = [true];
     let (kq, watched) = watch(&[handle], &mut pending)?;
     if watched.is_empty() {
         return Ok(());
     }
-    let io_error = |source| Error::Io {
-        path: PathBuf::from("kqueue"),
-        source,
-    };
+    let io_error = |source| Error::Io { path: None, source };
     // As on Linux: `with_interest` is deprecated because an arbitrary
     // `AsRawFd` may change or close its fd while registered. An `OwnedFd`
     // cannot: it owns the fd, unchanged, until the `AsyncFd` drops it.
@@ -187,10 +182,7 @@ pub(crate) fn waitid_pid(pid: Pid, block: bool) -> Result<Option<ExitStatus>> {
 /// `NOTE_EXIT`, which fires after the kernel has handed its children to their
 /// new parent. Same precondition as [`waitid_pid`].
 pub(crate) fn wait_exit_unreaped(pid: Pid) -> Result<()> {
-    let kq = ffi::kqueue().map_err(|source| Error::Io {
-        path: PathBuf::from("kqueue"),
-        source,
-    })?;
+    let kq = ffi::kqueue().map_err(|source| Error::Io { path: None, source })?;
     match ffi::watch_exit(kq.as_fd(), pid.as_raw()) {
         Ok(()) => {}
         // Exited already (a zombie is refused too).
@@ -199,10 +191,8 @@ pub(crate) fn wait_exit_unreaped(pid: Pid) -> Result<()> {
     }
     let mut exited = Vec::new();
     while exited.is_empty() {
-        ffi::wait_exits(kq.as_fd(), &mut exited, None).map_err(|source| Error::Io {
-            path: PathBuf::from("kevent"),
-            source,
-        })?;
+        ffi::wait_exits(kq.as_fd(), &mut exited, None)
+            .map_err(|source| Error::Io { path: None, source })?;
     }
     Ok(())
 }

@@ -1,28 +1,31 @@
-//! [`Registry::reap`]: killing what the rows say is still running.
+//! [`Registry::stop`]: killing what the rows say is still running.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use super::entry::{EndReason, Entry, Status};
+use super::error::Result;
 use super::observe::{Ending, Observed, Observer};
 use super::{Registry, RowId};
+use crate::blocking::run_blocking;
 use crate::signal::{KillOptions, KillReport, Refusal, kill_tree};
 use crate::source::ProcessSource;
-use crate::{Error, Pid, ProcessIdentity, Result, StartTime};
+use crate::table::ProcessTable;
+use crate::{Error, Pid, ProcessIdentity, StartTime};
 
-/// Which rows a [`Registry::reap`] kills (of those still running).
+/// Which rows a [`Registry::stop`] kills (of those still running).
 ///
 /// ```
-/// use proctrack::registry::{ReapScope, RowId};
+/// use proctrack::registry::{StopScope, RowId};
 /// let scopes = [
-///     ReapScope::Owner("build-42".into()),
-///     ReapScope::Row(RowId::from_raw(7)),
-///     ReapScope::AllRunning,
+///     StopScope::Owner("build-42".into()),
+///     StopScope::Row(RowId::from_raw(7)),
+///     StopScope::AllRunning,
 /// ];
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ReapScope {
+pub enum StopScope {
     /// Every running row of this owner.
     Owner(String),
     /// One row.
@@ -31,18 +34,18 @@ pub enum ReapScope {
     AllRunning,
 }
 
-/// What [`Registry::reap`] did to one row.
+/// What [`Registry::stop`] did to one row.
 ///
 /// ```no_run
-/// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
-/// use proctrack::registry::{ReapOutcome, ReapScope};
-/// for row in registry.reap(ReapScope::AllRunning).await?.rows {
+/// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
+/// use proctrack::registry::{StopOutcome, StopScope};
+/// for row in registry.stop(StopScope::AllRunning).await?.rows {
 ///     match row.outcome {
-///         ReapOutcome::Killed(kill) => println!("killed {} processes", kill.killed.len()),
-///         ReapOutcome::KilledWithTree(by) => println!("died with the tree of #{by}"),
-///         ReapOutcome::Ended => println!("had ended: {:?}", row.entry.end_reason()),
-///         ReapOutcome::Survived(kill) => eprintln!("survivors: {:?}", kill.survived),
-///         ReapOutcome::Refused(why) => eprintln!("not signalled: {why}"),
+///         StopOutcome::Killed(kill) => println!("killed {} processes", kill.killed.len()),
+///         StopOutcome::KilledWithTree(by) => println!("died with the tree of #{by}"),
+///         StopOutcome::Ended => println!("had ended: {:?}", row.entry.end_reason()),
+///         StopOutcome::Survived(kill) => eprintln!("survivors: {:?}", kill.survived),
+///         StopOutcome::Refused(why) => eprintln!("not signalled: {why}"),
 ///         _ => {}
 ///     }
 /// }
@@ -60,12 +63,12 @@ pub enum ReapScope {
 )]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[non_exhaustive]
-pub enum ReapOutcome {
+pub enum StopOutcome {
     /// The row's process and its descendants were killed; the row is now
     /// [`Status::Killed`] ([`EndReason::Reaped`]). The report may still list
     /// descendants that survived or were denied.
     Killed(KillReport),
-    /// The process died with the tree of another row of the same reap (a
+    /// The process died with the tree of another row of the same stop (a
     /// child registered beside its parent); the row is now killed too.
     KilledWithTree(RowId),
     /// The process had ended already (gone, pid reused, earlier boot):
@@ -83,12 +86,12 @@ pub enum ReapOutcome {
     Refused(Refusal),
 }
 
-/// One row of a [`ReapReport`].
+/// One row of a [`StopReport`].
 ///
 /// ```no_run
-/// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
-/// use proctrack::registry::ReapScope;
-/// let report = registry.reap(ReapScope::Owner("build-42".into())).await?;
+/// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
+/// use proctrack::registry::StopScope;
+/// let report = registry.stop(StopScope::Owner("build-42".into())).await?;
 /// for row in &report.rows {
 ///     println!("#{} is {} now", row.entry.id(), row.entry.status());
 /// }
@@ -99,19 +102,19 @@ pub enum ReapOutcome {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[non_exhaustive]
-pub struct ReapedRow {
-    /// The row as stored after the reap.
+pub struct StoppedRow {
+    /// The row as stored after the stop.
     pub entry: Entry,
-    /// What the reap did.
-    pub outcome: ReapOutcome,
+    /// What the stop did.
+    pub outcome: StopOutcome,
 }
 
-/// What [`Registry::reap`] did, row by row (oldest first).
+/// What [`Registry::stop`] did, row by row (oldest first).
 ///
 /// ```no_run
-/// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
-/// use proctrack::registry::ReapScope;
-/// let report = registry.reap(ReapScope::AllRunning).await?;
+/// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
+/// use proctrack::registry::StopScope;
+/// let report = registry.stop(StopScope::AllRunning).await?;
 /// print!("{report}");
 /// assert!(report.is_complete());
 /// # Ok(())
@@ -121,18 +124,18 @@ pub struct ReapedRow {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[non_exhaustive]
-pub struct ReapReport {
+pub struct StopReport {
     /// Every running row in scope, with what was done to it.
-    pub rows: Vec<ReapedRow>,
+    pub rows: Vec<StoppedRow>,
 }
 
-impl ReapReport {
-    /// The rows whose process this reap killed (alone or with another row's
+impl StopReport {
+    /// The rows whose process this stop killed (alone or with another row's
     /// tree).
     ///
     /// ```no_run
-    /// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
-    /// let report = registry.reap(proctrack::registry::ReapScope::AllRunning).await?;
+    /// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
+    /// let report = registry.stop(proctrack::registry::StopScope::AllRunning).await?;
     /// let labels: Vec<&str> = report.killed().map(|e| e.label()).collect();
     /// # Ok(())
     /// # }
@@ -143,7 +146,7 @@ impl ReapReport {
             .filter(|row| {
                 matches!(
                     row.outcome,
-                    ReapOutcome::Killed(_) | ReapOutcome::KilledWithTree(_)
+                    StopOutcome::Killed(_) | StopOutcome::KilledWithTree(_)
                 )
             })
             .map(|row| &row.entry)
@@ -153,14 +156,14 @@ impl ReapReport {
     /// refused, and no tree kill left a survivor, a denial or a refusal.
     pub fn is_complete(&self) -> bool {
         self.rows.iter().all(|row| match &row.outcome {
-            ReapOutcome::Killed(report) => report.is_complete(),
-            ReapOutcome::KilledWithTree(_) | ReapOutcome::Ended => true,
-            ReapOutcome::Survived(_) | ReapOutcome::Refused(_) => false,
+            StopOutcome::Killed(report) => report.is_complete(),
+            StopOutcome::KilledWithTree(_) | StopOutcome::Ended => true,
+            StopOutcome::Survived(_) | StopOutcome::Refused(_) => false,
         })
     }
 }
 
-impl fmt::Display for ReapReport {
+impl fmt::Display for StopReport {
     /// One line per row: id, pid, owner, label and what happened.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for row in &self.rows {
@@ -174,14 +177,14 @@ impl fmt::Display for ReapReport {
                 entry.label()
             )?;
             match &row.outcome {
-                ReapOutcome::Killed(report) => writeln!(f, "killed ({})", summarize(report))?,
-                ReapOutcome::KilledWithTree(by) => writeln!(f, "killed with the tree of #{by}")?,
-                ReapOutcome::Ended => match entry.end_reason() {
+                StopOutcome::Killed(report) => writeln!(f, "killed ({})", summarize(report))?,
+                StopOutcome::KilledWithTree(by) => writeln!(f, "killed with the tree of #{by}")?,
+                StopOutcome::Ended => match entry.end_reason() {
                     Some(reason) => writeln!(f, "had ended already ({reason})")?,
                     None => writeln!(f, "had ended already")?,
                 },
-                ReapOutcome::Survived(report) => writeln!(f, "SURVIVED ({})", summarize(report))?,
-                ReapOutcome::Refused(reason) => writeln!(f, "refused: {reason}")?,
+                StopOutcome::Survived(report) => writeln!(f, "SURVIVED ({})", summarize(report))?,
+                StopOutcome::Refused(reason) => writeln!(f, "refused: {reason}")?,
             }
         }
         Ok(())
@@ -264,14 +267,14 @@ fn parse_owner_key(owner: &str) -> Option<ProcessIdentity> {
 /// For an owner made by [`owner_key`]: whether that process is alive now.
 /// `None` for an owner string of any other kind (the caller decides about
 /// those). A process that cannot be looked at counts as alive: a stale-owner
-/// reap must not kill on a guess.
+/// stop must not kill on a guess.
 ///
 /// ```no_run
-/// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
+/// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
 /// use proctrack::registry::process_owner_alive;
 /// // Kill the trees of every supervisor that died without cleaning up:
 /// let report = registry
-///     .reap_stale(|owner| process_owner_alive(owner).unwrap_or(true))
+///     .stop_stale(|owner| process_owner_alive(owner).unwrap_or(true))
 ///     .await?;
 /// # Ok(())
 /// # }
@@ -291,6 +294,29 @@ pub fn process_owner_alive(owner: &str) -> Option<bool> {
     })
 }
 
+/// What one blocking look at a row's process found or did.
+enum Step {
+    /// The process had ended; nothing was signalled.
+    Ended(Ending),
+    /// The process was alive: the tree kill's result.
+    Killed(crate::Result<KillReport>),
+}
+
+/// Checks `entry` like [`Registry::reconcile`] does and, if its process is
+/// alive, kills its tree. Blocks (reads /proc, waits for exits).
+fn look_and_kill(
+    observer: &mut Observer,
+    entry: &Entry,
+    options: &KillOptions,
+) -> crate::Result<Step> {
+    if let Observed::Ended(ending) = observer.observe(entry)? {
+        return Ok(Step::Ended(ending));
+    }
+    let mut table = ProcessTable::new()?;
+    let kill = kill_tree(&mut table, entry.identity(), options);
+    Ok(Step::Killed(kill))
+}
+
 impl Registry {
     /// Kills the live trees of the running rows in `scope`, and records what
     /// became of each row.
@@ -308,97 +334,114 @@ impl Registry {
     /// reused and gets a new process started within the same clock tick
     /// (10 ms), all in that microsecond window, could fool it.
     ///
-    /// Processes that left the tree before the reap (a double-forked daemon
+    /// Processes that left the tree before the stop (a double-forked daemon
     /// whose parent exited) are out of its reach: register them too, or run
     /// the supervisor as a [`Subreaper`](crate::signal::Subreaper).
     ///
     /// ```no_run
-    /// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
-    /// use proctrack::registry::{ReapOutcome, ReapScope};
-    /// let report = registry.reap(ReapScope::Owner("build-42".into())).await?;
+    /// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
+    /// use proctrack::registry::{StopOutcome, StopScope};
+    /// let report = registry.stop(StopScope::Owner("build-42".into())).await?;
     /// for row in &report.rows {
-    ///     if let ReapOutcome::Killed(kill) = &row.outcome {
+    ///     if let StopOutcome::Killed(kill) = &row.outcome {
     ///         println!("killed {} processes of #{}", kill.killed.len(), row.entry.id());
     ///     }
     /// }
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn reap(&self, scope: ReapScope) -> Result<ReapReport> {
+    pub async fn stop(&self, scope: StopScope) -> Result<StopReport> {
         let rows = match scope {
-            ReapScope::Owner(owner) => self.by_owner(&owner).await?,
-            ReapScope::Row(id) => self.get(id).await?.into_iter().collect(),
-            ReapScope::AllRunning => self.running().await?,
+            StopScope::Owner(owner) => self.by_owner(&owner).await?,
+            StopScope::Row(id) => self.get(id).await?.into_iter().collect(),
+            StopScope::AllRunning => self.running().await?,
         };
         let rows = rows.into_iter().filter(Entry::is_running).collect();
-        self.reap_rows(rows).await
+        self.stop_rows(rows).await
     }
 
-    /// Reaps the running rows of every owner that `is_owner_alive` says is
+    /// Stops the running rows of every owner that `is_owner_alive` says is
     /// gone: the trees left behind by supervisors that crashed.
     ///
     /// How an owner is known to be gone is the caller's to say: an execution
     /// id the caller's own records call finished, or, for owners made by
-    /// [`owner_key`], [`process_owner_alive`].
+    /// [`owner_key`], [`process_owner_alive`]. It is asked once per owner, on
+    /// tokio's blocking pool (it may read `/proc`, as
+    /// [`process_owner_alive`] does), hence `Send + 'static`.
     ///
     /// ```no_run
-    /// # async fn demo(registry: proctrack::registry::Registry) -> proctrack::Result<()> {
+    /// # async fn demo(registry: proctrack::registry::Registry) -> Result<(), proctrack::registry::RegistryError> {
     /// let finished = ["build-40", "build-41"];
-    /// let report = registry.reap_stale(|owner| !finished.contains(&owner)).await?;
+    /// let report = registry.stop_stale(move |owner| !finished.contains(&owner)).await?;
     /// println!("killed {} rows", report.killed().count());
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn reap_stale(&self, is_owner_alive: impl Fn(&str) -> bool) -> Result<ReapReport> {
+    pub async fn stop_stale(
+        &self,
+        is_owner_alive: impl Fn(&str) -> bool + Send + 'static,
+    ) -> Result<StopReport> {
         let rows = self.running().await?;
-        let mut verdicts: HashMap<&str, bool> = HashMap::new();
-        for entry in &rows {
-            verdicts
-                .entry(entry.owner())
-                .or_insert_with(|| is_owner_alive(entry.owner()));
-        }
-        let stale: HashSet<String> = verdicts
-            .into_iter()
-            .filter(|&(_, alive)| !alive)
-            .map(|(owner, _)| owner.to_owned())
-            .collect();
+        let owners: HashSet<String> = rows.iter().map(|e| e.owner().to_owned()).collect();
+        // The caller's check may read /proc (process_owner_alive does), so it
+        // runs on the blocking pool, once per owner.
+        let stale: HashSet<String> = run_blocking(move || {
+            Ok(owners
+                .into_iter()
+                .filter(|owner| !is_owner_alive(owner))
+                .collect())
+        })
+        .await?;
         let rows = rows
             .into_iter()
             .filter(|entry| stale.contains(entry.owner()))
             .collect();
-        self.reap_rows(rows).await
+        self.stop_rows(rows).await
     }
 
-    async fn reap_rows(&self, rows: Vec<Entry>) -> Result<ReapReport> {
-        let mut report = ReapReport::default();
+    async fn stop_rows(&self, rows: Vec<Entry>) -> Result<StopReport> {
+        let mut report = StopReport::default();
         if rows.is_empty() {
             return Ok(report);
         }
-        let mut observer = Observer::open()?;
-        // Processes killed by an earlier row's tree kill in this reap.
+        let mut observer = run_blocking(Observer::open).await?;
+        // Processes killed by an earlier row's tree kill in this stop.
         let mut killed_by: HashMap<ProcessIdentity, RowId> = HashMap::new();
         for entry in rows {
             let id = entry.id();
             if let Some(&by) = killed_by.get(&entry.identity()) {
                 let words = format!("killed with the tree of row {by}");
                 let stored = self.finish(id, Some((Status::Killed, EndReason::Reaped)), &words);
-                report.rows.push(ReapedRow {
+                report.rows.push(StoppedRow {
                     entry: stored.await?.unwrap_or(entry),
-                    outcome: ReapOutcome::KilledWithTree(by),
+                    outcome: StopOutcome::KilledWithTree(by),
                 });
                 continue;
             }
-            if let Observed::Ended(ending) = observer.observe(&entry)? {
-                let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
-                let stored = self.mark_ended(&mut conn, id, ending, None).await?;
-                report.rows.push(ReapedRow {
-                    entry: stored.unwrap_or(entry),
-                    outcome: ReapOutcome::Ended,
-                });
-                continue;
-            }
+            // The look and the kill read /proc and block: both go to the
+            // blocking pool, in one step, and the observer comes back.
+            let row = entry.clone();
+            let options = self.kill_options.clone();
+            let (back, step) = run_blocking(move || {
+                let step = look_and_kill(&mut observer, &row, &options);
+                Ok((observer, step))
+            })
+            .await?;
+            observer = back;
+            let kill = match step? {
+                Step::Ended(ending) => {
+                    let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
+                    let stored = self.mark_ended(&mut conn, id, ending, None).await?;
+                    report.rows.push(StoppedRow {
+                        entry: stored.unwrap_or(entry),
+                        outcome: StopOutcome::Ended,
+                    });
+                    continue;
+                }
+                Step::Killed(kill) => kill,
+            };
             let identity = entry.identity();
-            let (stored, outcome) = match self.kill(identity).await {
+            let (stored, outcome) = match kill {
                 Ok(kill) => {
                     for member in &kill.killed {
                         killed_by.insert(member.identity, id);
@@ -408,47 +451,28 @@ impl Registry {
                         let done = Some((Status::Killed, EndReason::Reaped));
                         (
                             self.finish(id, done, &words).await?,
-                            ReapOutcome::Killed(kill),
+                            StopOutcome::Killed(kill),
                         )
                     } else if kill.already_gone.contains(&identity) {
                         let (status, reason) = Ending::Gone.outcome();
                         let done = Some((status, reason));
-                        (self.finish(id, done, &words).await?, ReapOutcome::Ended)
+                        (self.finish(id, done, &words).await?, StopOutcome::Ended)
                     } else {
                         (
                             self.finish(id, None, &words).await?,
-                            ReapOutcome::Survived(kill),
+                            StopOutcome::Survived(kill),
                         )
                     }
                 }
-                Err(Error::Refused { reason, .. }) => (None, ReapOutcome::Refused(reason)),
-                Err(other) => return Err(other),
+                Err(Error::Refused { reason, .. }) => (None, StopOutcome::Refused(reason)),
+                Err(other) => return Err(other.into()),
             };
-            report.rows.push(ReapedRow {
+            report.rows.push(StoppedRow {
                 entry: stored.unwrap_or(entry),
                 outcome,
             });
         }
         Ok(report)
-    }
-
-    /// Runs the blocking tree kill off the async threads.
-    async fn kill(&self, root: ProcessIdentity) -> Result<KillReport> {
-        let options: KillOptions = self.kill_options.clone();
-        match tokio::task::spawn_blocking(move || {
-            kill_tree(&mut crate::table::ProcessTable::new()?, root, &options)
-        })
-        .await
-        {
-            Ok(result) => result,
-            Err(join) => match join.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                Err(join) => Err(Error::Io {
-                    path: self.path.clone(),
-                    source: std::io::Error::other(join),
-                }),
-            },
-        }
     }
 
     /// Records the end of a running row (`done`), or only the kill report
