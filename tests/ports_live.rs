@@ -266,6 +266,8 @@ fn forked_child_and_parent_both_hold_the_socket() -> proctrack::Result<()> {
 fn holder_whose_parent_exited() -> proctrack::Result<()> {
     let _serial = serial();
     let mut h = holder("orphan");
+    // Keep the stdin pipe (the orphan waits on it) past reaping the root.
+    let _stdin = h.tree.child().stdin.take();
     h.tree.wait_root();
     let orphan = h.others[0];
     let report = PortFinder::open()?.holders(h.port, &Search::new())?;
