@@ -142,13 +142,20 @@
 //! # Ok::<(), proctrack::Error>(())
 //! ```
 //!
+//! The platform's reader is [`SystemSource`]: on Linux it reads `/proc`
+//! through one directory fd and a reused buffer; on macOS it asks libproc
+//! and `sysctl`. Hold one when you read
+//! repeatedly. The byte-level decoders of both live in [`parse`], apart from
+//! any I/O, and are tested on every platform.
+//!
 //! # Features
 //!
 //! | feature | what it adds | dependencies it brings |
 //! |---|---|---|
-//! | *(none)* | reading, the table, signals and tree kills, async waits | rustix (Linux), libproc (macOS), thiserror, tokio |
+//! | *(none)* | reading, the table, signals and tree kills, ports | rustix (Linux), libproc (macOS), thiserror |
+//! | `tokio` | async waits, the async `inspect` module | tokio |
 //! | `serde` | JSON forms of every data type and report (below) | serde |
-//! | `registry` | [`registry`]: SQLite file of spawned processes, reconcile, reap | sqlx with bundled SQLite |
+//! | `registry` | [`registry`]: SQLite file of spawned processes, reconcile, stop (implies `tokio`) | sqlx with bundled SQLite |
 //! | `schema` | a JSON Schema of the JSON forms (implies `serde`) | schemars |
 //!
 //! # JSON
@@ -195,7 +202,7 @@
 //! | Feature    | Adds |
 //! |------------|------|
 //! | `serde`    | `Serialize`/`Deserialize` on the public data types |
-//! | `tokio`    | [`ProcessHandle::exited`](signal::ProcessHandle::exited) (async wait) and the async [`inspect`] module |
+//! | `tokio`    | [`ProcessHandle::wait_async`](signal::ProcessHandle::wait_async) (async wait) and the async [`inspect`] module |
 //! | `registry` | [`registry`]: the SQLite file of spawned processes (async; turns on `tokio`) |
 #![cfg_attr(not(target_os = "macos"), forbid(unsafe_code))]
 // On macOS, `ffi` (and only it) needs `unsafe` for system calls libproc does
@@ -220,7 +227,6 @@ mod process;
 pub mod registry;
 pub mod signal;
 mod source;
-mod system;
 pub mod table;
 #[cfg(feature = "serde")]
 mod wire;
@@ -228,21 +234,22 @@ mod wire;
 #[cfg(target_os = "macos")]
 #[allow(unsafe_code)]
 mod ffi;
-#[cfg(target_os = "linux")]
-mod linux;
-#[cfg(target_os = "macos")]
-mod macos;
+/// The platform's process source, chosen once for the crate.
+#[cfg_attr(target_os = "linux", path = "linux/mod.rs")]
+#[cfg_attr(target_os = "macos", path = "macos/mod.rs")]
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "macos")),
+    path = "unsupported.rs"
+)]
+mod platform;
 
 pub use error::{Error, ParseError, Result};
 pub use identity::{BootId, ProcessIdentity, StartTime};
-#[cfg(target_os = "linux")]
-pub use linux::ProcReader;
-#[cfg(target_os = "macos")]
-pub use macos::LibprocReader;
+pub use parse::cmdline::CommandLine;
 pub use pid::Pid;
+pub use platform::SystemSource;
 pub use process::{Cwd, Liveness, ProcessInfo, ProcessInfoBuilder, State};
 pub use source::{MemorySource, ProcessSource, Sample};
-pub use system::SystemSource;
 
 /// Reads every process on the system. Processes that exit during the scan are
 /// left out.
@@ -252,7 +259,7 @@ pub use system::SystemSource;
 /// # Ok::<(), proctrack::Error>(())
 /// ```
 pub fn processes() -> Result<Vec<ProcessInfo>> {
-    system::processes()
+    SystemSource::open()?.processes()
 }
 
 /// Reads one process. [`Error::NotFound`] when no process has this pid.
@@ -263,7 +270,7 @@ pub fn processes() -> Result<Vec<ProcessInfo>> {
 /// # Ok::<(), proctrack::Error>(())
 /// ```
 pub fn process(pid: Pid) -> Result<ProcessInfo> {
-    system::process(pid)
+    SystemSource::open()?.process(pid)
 }
 
 /// Tells whether a process with this pid is alive, a zombie, or gone.
@@ -274,7 +281,7 @@ pub fn process(pid: Pid) -> Result<ProcessInfo> {
 /// # Ok::<(), proctrack::Error>(())
 /// ```
 pub fn exists(pid: Pid) -> Result<Liveness> {
-    system::exists(pid)
+    SystemSource::open()?.exists(pid)
 }
 
 /// README's examples compile and run as doctests, so they stay true.

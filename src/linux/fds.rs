@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use rustix::fs::{Mode, OFlags, RawDir};
 use rustix::io::Errno;
 
-use super::ProcReader;
+use super::SystemSource;
 use super::path::PidPath;
 use super::reader::{ReadMode, file_error, io_error, read_at};
 use crate::source::FdAccess;
@@ -18,7 +18,7 @@ use crate::{Pid, Result};
 /// `socket:[` as `/proc/<pid>/fd/N` links show a socket.
 const SOCKET_PREFIX: &[u8] = b"socket:[";
 
-impl ProcReader {
+impl SystemSource {
     /// Appends `(fd, inode)` for every socket `pid` holds open to `out`.
     /// With `owners` not empty, reads only a process of one of these users
     /// (the owner of `<pid>/fd`, its effective uid) and answers
@@ -140,7 +140,7 @@ mod tests {
                 source: e,
             })?;
         let fd = listener.as_raw_fd();
-        let mut reader = ProcReader::open()?;
+        let mut reader = SystemSource::open()?;
         let mut found = Vec::new();
         assert_eq!(
             reader.socket_fds(Pid::current(), &[], &mut found)?,

@@ -1,6 +1,6 @@
 //! Linux: listening sockets from sock_diag netlink (the kernel filters by
 //! port), `/proc/net/{tcp,tcp6,udp,udp6}` where netlink is refused; holders
-//! from the fd links under `/proc`, read through [`ProcReader`].
+//! from the fd links under `/proc`, read through [`SystemSource`].
 
 use std::ffi::CStr;
 use std::os::fd::OwnedFd;
@@ -12,7 +12,7 @@ use super::decode::{self, AF_INET, AF_INET6, Batch, RawSocket};
 use super::search::HolderSource;
 use super::{Protocol, io_error};
 use crate::source::FdAccess;
-use crate::{Error, Pid, ProcReader, ProcessIdentity, ProcessSource, Result};
+use crate::{Error, Pid, ProcessIdentity, ProcessSource, Result, SystemSource};
 
 /// Room for one netlink reply: the kernel sends at most 32 KiB per `recv`.
 const REPLY_BUFFER: usize = 64 * 1024;
@@ -20,7 +20,7 @@ const REPLY_BUFFER: usize = 64 * 1024;
 /// The platform's socket lister and holder source.
 #[derive(Debug)]
 pub(crate) struct Platform {
-    reader: ProcReader,
+    reader: SystemSource,
     /// `None` when netlink sock_diag is unavailable: `/proc/net` is read instead.
     diag: Option<OwnedFd>,
     seq: u32,
@@ -38,7 +38,7 @@ impl Platform {
         )
         .ok();
         Ok(Platform {
-            reader: ProcReader::open()?,
+            reader: SystemSource::open()?,
             diag,
             seq: 0,
             request: Vec::new(),
@@ -140,12 +140,12 @@ impl Platform {
         Ok(())
     }
 
-    pub(crate) fn holder_source(&mut self) -> &mut ProcReader {
+    pub(crate) fn holder_source(&mut self) -> &mut SystemSource {
         &mut self.reader
     }
 }
 
-impl HolderSource for ProcReader {
+impl HolderSource for SystemSource {
     fn pids(&mut self, out: &mut Vec<Pid>) -> Result<()> {
         self.list_pids(out)
     }
@@ -156,7 +156,7 @@ impl HolderSource for ProcReader {
         owners: &[u32],
         out: &mut Vec<(i32, u64)>,
     ) -> Result<FdAccess> {
-        ProcReader::socket_fds(self, pid, owners, out)
+        SystemSource::socket_fds(self, pid, owners, out)
     }
 
     fn parent(&mut self, pid: Pid) -> Result<Option<Pid>> {

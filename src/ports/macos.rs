@@ -11,7 +11,7 @@ use super::Protocol;
 use super::decode::{self, RawSocket, SOCKET_FDINFO_SIZE};
 use super::search::HolderSource;
 use crate::source::FdAccess;
-use crate::{Error, LibprocReader, Pid, ProcessIdentity, ProcessSource, Result};
+use crate::{Error, Pid, ProcessIdentity, ProcessSource, Result, SystemSource};
 
 /// The platform's socket lister and holder source.
 #[derive(Debug)]
@@ -22,7 +22,7 @@ pub(crate) struct Platform {
 /// What the last walk saw: each process's listening socket fds.
 #[derive(Debug)]
 pub(crate) struct Walk {
-    reader: LibprocReader,
+    reader: SystemSource,
     held: HashMap<Pid, Vec<(i32, u64)>>,
     not_permitted: Vec<Pid>,
     pids: Vec<Pid>,
@@ -33,7 +33,7 @@ impl Platform {
     pub(crate) fn open() -> Result<Platform> {
         Ok(Platform {
             holders: Walk {
-                reader: LibprocReader::open()?,
+                reader: SystemSource::open()?,
                 held: HashMap::new(),
                 not_permitted: Vec::new(),
                 pids: Vec::new(),

@@ -252,7 +252,7 @@ impl Search {
 /// Finds listening sockets and the processes that hold them.
 ///
 /// Holds what repeated queries reuse: on Linux a netlink socket and a
-/// [`ProcReader`](crate::ProcReader); keep one rather than opening one per
+/// [`SystemSource`](crate::SystemSource); keep one rather than opening one per
 /// query.
 #[derive(Debug)]
 pub struct PortFinder {

@@ -1,38 +1,4 @@
-//! Killing a whole process tree: [`kill_tree`] and [`kill_cwd`].
-//!
-//! Scanning a tree and then signalling each member misses the children forked
-//! in between, and a tree that keeps forking always has such children. So the
-//! kill freezes the tree first:
-//!
-//! 1. pin every member with a [`ProcessHandle`](super::ProcessHandle) (a pid
-//!    alone could be reused under us) and send it `SIGSTOP` (on macOS, where
-//!    a handle is a checked pid, the start time is checked again after the
-//!    stop and before every later signal: a stopped process cannot exit by
-//!    itself, so the pid stays its own);
-//! 2. list the children of every member, pin and stop the new ones, and
-//!    repeat until a round that started after every member was seen stopped
-//!    finds no new member: a stopped process cannot fork, so the set is
-//!    complete. On Linux the children come from
-//!    `/proc/<pid>/task/<tid>/children`, exact while the member is stopped,
-//!    so a round costs in proportion to the tree, not to the system; where
-//!    the platform has no such list, each round refreshes the table;
-//! 3. deliver the signal through the pins (`SIGCONT` after it, for signals a
-//!    stopped process would otherwise leave pending);
-//! 4. wait for the exits on the pidfds (kqueue on macOS); in graceful mode,
-//!    stop what is left after the grace period, find what it forked
-//!    meanwhile, and `SIGKILL` it all;
-//! 5. collect the exit status of every member that became our child on the
-//!    way (a subreaper adopts the orphans of a dying tree), by its pidfd,
-//!    never with a wait for "any child".
-//!
-//! Whatever goes wrong after the first `SIGSTOP` (an error, a panic), every
-//! member still stopped is sent `SIGCONT` before the call returns: a failed
-//! kill never leaves a frozen tree behind.
-//!
-//! A member that double-forks and lets the middle process exit before the
-//! tree is frozen reparents out of the tree (to pid 1, or to the nearest
-//! subreaper): the parent links that discovery follows are gone. A
-//! [`Subreaper`](super::Subreaper) keeps such orphans within reach.
+//! The tree-kill algorithm: [`kill_tree`], [`kill_cwd`] and the crate's `kill_roots`.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -44,8 +10,41 @@ use super::{Delivery, KillOptions, KillReport, Killed, Refusal, Signal};
 use crate::table::ProcessTable;
 use crate::{Error, Pid, ProcessIdentity, ProcessSource, Result};
 
-/// Kills `root` and all its descendants, race-free (see the
-/// [module docs](self) for how).
+/// Kills `root` and all its descendants, race-free.
+///
+/// Scanning a tree and then signalling each member misses the children forked
+/// in between, and a tree that keeps forking always has such children. So the
+/// kill freezes the tree first:
+///
+/// 1. pin every member with a [`ProcessHandle`](super::ProcessHandle) (a pid
+///    alone could be reused under us) and send it `SIGSTOP` (on macOS, where
+///    a handle is a checked pid, the start time is checked again after the
+///    stop and before every later signal: a stopped process cannot exit by
+///    itself, so the pid stays its own);
+/// 2. list the children of every member, pin and stop the new ones, and
+///    repeat until a round that started after every member was seen stopped
+///    finds no new member: a stopped process cannot fork, so the set is
+///    complete. On Linux the children come from
+///    `/proc/<pid>/task/<tid>/children`, exact while the member is stopped,
+///    so a round costs in proportion to the tree, not to the system; where
+///    the platform has no such list, each round refreshes the table;
+/// 3. deliver the signal through the pins (`SIGCONT` after it, for signals a
+///    stopped process would otherwise leave pending);
+/// 4. wait for the exits on the pidfds (kqueue on macOS); in graceful mode,
+///    stop what is left after the grace period, find what it forked
+///    meanwhile, and `SIGKILL` it all;
+/// 5. collect the exit status of every member that became our child on the
+///    way (a subreaper adopts the orphans of a dying tree), by its pidfd,
+///    never with a wait for "any child".
+///
+/// Whatever goes wrong after the first `SIGSTOP` (an error, a panic), every
+/// member still stopped is sent `SIGCONT` before the call returns: a failed
+/// kill never leaves a frozen tree behind.
+///
+/// A member that double-forks and lets the middle process exit before the
+/// tree is frozen reparents out of the tree (to pid 1, or to the nearest
+/// subreaper): the parent links that discovery follows are gone. A
+/// [`Subreaper`](super::Subreaper) keeps such orphans within reach.
 ///
 /// `table` is the caller's view of the processes: its source reads the
 /// tree's members, and where the platform cannot list one process's children

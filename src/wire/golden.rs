@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::parse::CommandLine;
+use crate::CommandLine;
 use crate::signal::{KillReport, Killed, Refusal, Signal};
 use crate::table::{ProcessTree, RefreshDiff, Reparented};
 use crate::{BootId, Cwd, Error, Pid, ProcessIdentity, ProcessInfo, StartTime, State};
@@ -291,7 +291,7 @@ mod registry {
         });
         kill.settled = true;
         kill.confirmed = true;
-        let mut killed = entry(1, &server(), Status::Killed, Some(EndReason::Reaped));
+        let mut killed = entry(1, &server(), Status::Killed, Some(EndReason::Stopped));
         killed.kill_report = Some("killed 4242".into());
         let report = StopReport {
             rows: vec![
@@ -300,7 +300,7 @@ mod registry {
                     outcome: StopOutcome::Killed(kill),
                 },
                 StoppedRow {
-                    entry: entry(2, &worker(), Status::Killed, Some(EndReason::Reaped)),
+                    entry: entry(2, &worker(), Status::Killed, Some(EndReason::Stopped)),
                     outcome: StopOutcome::KilledWithTree(RowId::from_raw(1)),
                 },
                 StoppedRow {

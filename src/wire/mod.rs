@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::parse::CommandLine;
+use crate::CommandLine;
 use crate::signal::Signal;
 use crate::{Cwd, Pid, ProcessIdentity, ProcessInfo, State};
 

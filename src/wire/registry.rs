@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{bytes_of, text};
-use crate::parse::CommandLine;
+use crate::CommandLine;
 use crate::registry::entry::{from_millis, to_millis};
 use crate::registry::{EndReason, Entry, RowId, Status};
 use crate::{Pid, ProcessIdentity};
