@@ -566,21 +566,21 @@ impl ProcessSource for SystemSource {
         Ok(true)
     }
 
-    fn all_threads_halted(&mut self, pid: Pid) -> Result<bool> {
+    fn thread_states(&mut self, pid: Pid, states: &mut Vec<State>) -> Result<()> {
+        states.clear();
         let root_path = self.root_path.clone();
-        let mut halted = true;
         let mut failure = None;
         self.for_each_thread(pid, "stat", |text| match parse::parse_stat(text) {
             Ok(stat) => {
-                halted = State::from_letter(stat.state).is_halted();
-                halted
+                states.push(State::from_letter(stat.state));
+                true
             }
             Err(cause) => {
                 failure = Some(parse_error(&root_path, pid, "task/stat", cause.into()));
                 false
             }
         })?;
-        failure.map_or(Ok(halted), Err)
+        failure.map_or(Ok(()), Err)
     }
 
     fn read_cwd(&mut self, identity: ProcessIdentity) -> Result<Cwd> {

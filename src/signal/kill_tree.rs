@@ -8,7 +8,7 @@ use super::guard::Protected;
 use super::signaller::{Signaller, SystemSignaller};
 use super::{Delivery, KillOptions, KillReport, Killed, Refusal, Signal};
 use crate::table::ProcessTable;
-use crate::{Error, Pid, ProcessIdentity, ProcessSource, Result};
+use crate::{Error, Pid, ProcessIdentity, ProcessSource, Result, State};
 
 /// Kills `root` and all its descendants, race-free.
 ///
@@ -249,6 +249,19 @@ impl<S: ProcessSource, G: Signaller> Drop for Killer<'_, S, G> {
             }
         }
     }
+}
+
+/// Whether a thread in `state`, of a process that was sent `SIGSTOP`, can
+/// still create a child: not when it is stopped or dead, and not in
+/// uninterruptible sleep either. Such a thread is inside the kernel; it
+/// stops before it returns to user space, and a `fork` it is in the middle
+/// of fails and is restarted after the stop: the kernel aborts a fork that
+/// finds a signal pending before it links the child in (`copy_process`), and
+/// it checks under the same lock the signal is queued with. Counting it as
+/// frozen matters for a thread in `vfork`: it waits, uninterruptibly, for a
+/// child that we hold stopped, and would never stop itself.
+fn cannot_fork(state: State) -> bool {
+    state.is_halted() || state == State::DiskSleep
 }
 
 impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
@@ -502,33 +515,34 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
         result.map(|()| found)
     }
 
-    /// True when every member that may still run is halted: all its threads,
-    /// for a multi-threaded one.
+    /// True when every member that may still run cannot fork any more:
+    /// every thread of it [`cannot_fork`].
     fn all_stopped(&mut self) -> Result<bool> {
         let source = self.table.source_mut();
+        let mut states = Vec::new();
         for member in &self.members {
             if !member.stopped {
                 continue;
             }
             let identity = member.identity;
-            let halted = match source.sample(identity.pid()) {
+            let frozen = match source.sample(identity.pid()) {
                 Ok(now) if now.start_time == identity.start_time() => {
-                    if now.state.is_halted() && now.threads > 1 {
-                        match source.all_threads_halted(identity.pid()) {
-                            Ok(halted) => halted,
-                            // Gone since the sample counts as halted.
+                    if cannot_fork(now.state) && now.threads > 1 {
+                        match source.thread_states(identity.pid(), &mut states) {
+                            Ok(()) => states.iter().all(|state| cannot_fork(*state)),
+                            // Gone since the sample counts as frozen.
                             Err(Error::NotFound { .. }) => true,
                             Err(other) => return Err(other),
                         }
                     } else {
-                        now.state.is_halted()
+                        cannot_fork(now.state)
                     }
                 }
                 // Reaped already.
                 Ok(_) | Err(Error::NotFound { .. }) => true,
                 Err(other) => return Err(other),
             };
-            if !halted {
+            if !frozen {
                 return Ok(false);
             }
         }

@@ -99,12 +99,15 @@ pub trait ProcessSource {
         Ok(false)
     }
 
-    /// True when every thread of `pid` is halted (stopped or exited; see
-    /// [`State::is_halted`]). A group stop reaches threads one by one, and a
-    /// thread still running could fork. The default asks the sample, right
-    /// for platforms that stop a process as a whole.
-    fn all_threads_halted(&mut self, pid: Pid) -> Result<bool> {
-        Ok(self.sample(pid)?.state.is_halted())
+    /// Fills `states` with the scheduler state of every thread of `pid`.
+    /// A group stop reaches threads one by one, and a thread still running
+    /// could fork. The default gives the sample's state, right for platforms
+    /// that stop a process as a whole.
+    fn thread_states(&mut self, pid: Pid, states: &mut Vec<State>) -> Result<()> {
+        states.clear();
+        let state = self.sample(pid)?.state;
+        states.push(state);
+        Ok(())
     }
 }
 
