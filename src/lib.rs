@@ -121,7 +121,7 @@
 //! assert_eq!(found.running.len(), 1);
 //! let stopped = registry.stop(StopScope::Owner("build-42".into())).await?;
 //! assert!(stopped.is_complete());
-//! server.wait()?; // a stop leaves the exit status to the parent: us
+//! server.wait()?; // killed; its exit status is left to its parent, us
 //! # registry.close().await;
 //! # let _ = std::fs::remove_file(&file);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -155,7 +155,7 @@
 //!
 //! | feature | what it adds | dependencies it brings |
 //! |---|---|---|
-//! | *(none)* | reading, the table, signals and tree kills | rustix (Linux), libproc (macOS), thiserror |
+//! | *(none)* | reading, the table, signals and tree kills, ports | rustix (Linux), libproc (macOS), thiserror |
 //! | `tokio` | async waiting ([`ProcessHandle::wait_async`](signal::ProcessHandle::wait_async)), the async `inspect` module | tokio |
 //! | `serde` | JSON forms of every data type and report (below) | serde |
 //! | `registry` | [`registry`]: SQLite file of spawned processes, reconcile, stop (implies `tokio`) | sqlx with bundled SQLite |
@@ -213,6 +213,7 @@ mod identity;
 pub mod inspect;
 pub mod parse;
 mod pid;
+pub mod ports;
 mod process;
 #[cfg(feature = "registry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "registry")))]

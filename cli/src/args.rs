@@ -11,7 +11,8 @@ Exit codes:
   0  everything asked for was done
   1  partly done: a target was missing, refused (pid 1, proctrack itself or
      one of its ancestors, a kernel thread), denied or survived, a --cwd
-     directory does not exist, or reading processes failed
+     directory does not exist, nothing listens on a --port / port, or
+     reading processes failed
   2  usage error: an unknown option or a value that is not valid";
 
 /// Know which processes a tool started, what those started, and stop them
@@ -49,6 +50,31 @@ pub enum Command {
     /// busiest ones, every interval.
     #[command(after_help = EXIT_CODES)]
     Watch(WatchArgs),
+    /// Show who holds a port: every process that has the listening TCP or
+    /// bound UDP socket open (IPv4 and IPv6), with its command, working
+    /// directory and tree.
+    #[command(after_help = EXIT_CODES)]
+    Port(PortArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// The port.
+    pub port: u16,
+    /// Only TCP sockets.
+    #[arg(long, conflicts_with = "udp")]
+    pub tcp: bool,
+    /// Only UDP sockets.
+    #[arg(long)]
+    pub udp: bool,
+    /// Read every process's open files, not only until each socket has a
+    /// holder and the holders' families are read: also finds a process that
+    /// was handed the socket by an unrelated one.
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON: the sockets with their holders, and each holder's tree.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -78,7 +104,7 @@ pub struct PsArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("target").required(true).args(["pids", "cwd"]))]
+#[command(group = clap::ArgGroup::new("target").required(true).args(["pids", "cwd", "port"]))]
 pub struct KillArgs {
     /// The roots of the trees to kill.
     #[arg(value_name = "PID", value_parser = parse_pid, allow_negative_numbers = true)]
@@ -87,6 +113,11 @@ pub struct KillArgs {
     /// removed directory matches by the path it had), each with its tree.
     #[arg(long, value_name = "DIR", conflicts_with = "pids")]
     pub cwd: Option<PathBuf>,
+    /// Kill what holds PORT (TCP or UDP): for each holder, the tree under
+    /// its highest ancestor that holds the port too (a server and its
+    /// workers), never only the leaf.
+    #[arg(long, value_name = "PORT", conflicts_with_all = ["pids", "cwd"])]
+    pub port: Option<u16>,
     /// Seconds between SIGTERM and SIGKILL; 0 sends SIGKILL at once.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
     pub grace: Duration,

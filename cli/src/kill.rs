@@ -13,7 +13,7 @@ use crate::output::{self, Out, Style};
 use crate::{Error, Outcome};
 
 /// The width of a row's first column: "killed by SIGTERM".
-const TAG: usize = 17;
+pub const TAG: usize = 17;
 
 /// `kill --json`: what happened.
 #[derive(Serialize)]
@@ -187,7 +187,7 @@ pub fn run(args: &KillArgs, out: &mut Out) -> Result<Outcome, Error> {
 }
 
 #[derive(Default)]
-struct Counts {
+pub struct Counts {
     killed: usize,
     gone: usize,
     denied: usize,
@@ -196,7 +196,7 @@ struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, outcome: KillOutcome) {
+    pub fn add(&mut self, outcome: KillOutcome) {
         match outcome {
             KillOutcome::AlreadyGone => self.gone += 1,
             KillOutcome::Denied => self.denied += 1,
@@ -217,7 +217,7 @@ impl std::fmt::Display for Counts {
     }
 }
 
-fn member_line(
+pub fn member_line(
     out: &mut Out,
     tag: &str,
     pid: Pid,

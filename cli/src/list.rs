@@ -136,14 +136,14 @@ fn resolve(dir: &Path) -> (PathBuf, bool) {
     }
 }
 
-fn print_header(out: &mut Out) -> Result<(), Error> {
+pub fn print_header(out: &mut Out) -> Result<(), Error> {
     let header = format!("{:>7} {:>7} {:>9}  COMMAND", "PID", "PPID", "RSS");
     let header = out.paint(Style::Dim, &header);
     out.plain(&header)?;
     Ok(())
 }
 
-fn print_row(out: &mut Out, process: &ProcessInfo, depth: usize) -> Result<(), Error> {
+pub fn print_row(out: &mut Out, process: &ProcessInfo, depth: usize) -> Result<(), Error> {
     let ppid = process.parent().map_or(0, Pid::as_raw);
     let pid = format!("{:>7}", process.pid());
     let indent = "  ".repeat(depth);

@@ -7,6 +7,7 @@ mod args;
 mod kill;
 mod list;
 mod output;
+mod port;
 mod watch;
 
 use std::io;
@@ -33,7 +34,11 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Tree(tree) => list::tree(tree, &mut out),
         Command::Ps(ps) => list::ps(ps, &mut out),
-        Command::Kill(kill) => kill::run(kill, &mut out),
+        Command::Kill(kill) => match kill.port {
+            Some(port) => port::kill(kill, port, &mut out),
+            None => kill::run(kill, &mut out),
+        },
+        Command::Port(port) => port::show(port, &mut out),
         Command::Watch(watch) => watch::run(watch, &mut out),
     };
     let result = result.and_then(|outcome| out.flush().map(|()| outcome));

@@ -62,7 +62,7 @@ pub fn run(args: &WatchArgs, out: &mut Out) -> Result<Outcome, Error> {
         let mut busiest: Vec<Busy> = table
             .iter()
             .filter_map(|p| {
-                table.cpu_percent(p.pid()).map(|cpu_percent| Busy {
+                p.cpu_percent().map(|cpu_percent| Busy {
                     identity: p.identity(),
                     name: p.name().to_string_lossy(),
                     cpu_percent,

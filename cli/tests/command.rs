@@ -313,6 +313,117 @@ fn kill_by_directory_kills_the_tree_standing_there() {
     }
 }
 
+/// A python3 server that listens on a port and forks a child that shares
+/// the socket; both wait on stdin. Dropping it kills and reaps both.
+struct Server {
+    child: Child,
+    forked: Pid,
+    port: u16,
+}
+
+impl Server {
+    fn start() -> Server {
+        const SCRIPT: &str = "import os, socket, sys\n\
+s = socket.socket()\n\
+s.bind(('127.0.0.1', 0))\n\
+s.listen()\n\
+r, w = os.pipe()\n\
+pid = os.fork()\n\
+if pid == 0:\n    os.write(w, b'x')\n    sys.stdin.read()\n    os._exit(0)\n\
+os.read(r, 1)\n\
+print(s.getsockname()[1], pid, flush=True)\n\
+sys.stdin.read()\n";
+        let mut child = Command::new("/usr/bin/python3")
+            .args(["-c", SCRIPT])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 starts");
+        let stdout = child.stdout.take().expect("piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the server reports");
+        let mut words = line.split_whitespace();
+        let port = words.next().and_then(|w| w.parse().ok());
+        let forked = words.next().and_then(|w| w.parse::<i64>().ok());
+        let server = Server {
+            child,
+            forked: forked
+                .and_then(|raw| Pid::try_from(raw).ok())
+                .unwrap_or(Pid::current()),
+            port: port.unwrap_or(0),
+        };
+        assert!(
+            server.port != 0 && server.forked != Pid::current(),
+            "bad report {line:?}"
+        );
+        server
+    }
+
+    fn pids(&self) -> Vec<Pid> {
+        let mut pids = vec![Pid::try_from(self.child.id()).expect("valid"), self.forked];
+        pids.sort_unstable();
+        pids
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Both are ours until reaped (the forked one comes to us, the
+        // subreaper, when the server dies): signalling by pid is safe.
+        for pid in self.pids() {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid.as_raw()) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+        let _ = self.child.wait();
+        reap(self.forked);
+    }
+}
+
+#[test]
+fn port_shows_every_holder_and_kill_port_kills_the_tree() {
+    let _serial = serial();
+    let server = Server::start();
+    let port = server.port.to_string();
+
+    let output = proctrack(&["port", "--json", &port]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let shown = parse(&output.stdout);
+    let holders = &shown["listeners"][0]["holders"];
+    let mut held: Vec<Pid> = holders
+        .as_array()
+        .expect("holders")
+        .iter()
+        .map(|h| Pid::try_from(h["identity"]["pid"].as_i64().expect("pid")).expect("valid"))
+        .collect();
+    held.sort_unstable();
+    assert_eq!(held, server.pids(), "{shown}");
+    let text = stdout(&proctrack(&["port", &port]));
+    assert!(text.contains(&format!("tcp 127.0.0.1:{port}")), "{text}");
+    assert!(text.contains("2 holders"), "{text}");
+
+    let output = proctrack(&["kill", "--port", &port, "--dry-run"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    assert!(
+        text.contains("dry run: 2 would be killed, 0 refused"),
+        "{text}"
+    );
+    for pid in server.pids() {
+        assert_eq!(alive(pid), Liveness::Alive, "pid {pid} after --dry-run");
+    }
+
+    let output = proctrack(&["kill", "--port", &port, "--grace", "5"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    assert!(text.contains("2 killed"), "{text}");
+    let output = proctrack(&["port", &port]);
+    assert_eq!(output.status.code(), Some(1), "nothing listens any more");
+    assert!(stderr(&output).contains(&format!("nothing listens on port {port}")));
+}
+
 fn parse(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)))

@@ -33,12 +33,6 @@ impl<S: ProcessSource> ProcessTable<S> {
             .filter(|info| info.identity() == identity)
     }
 
-    /// CPU use of `pid` between the last two samples, in percent of one CPU
-    /// (so up to 100 × threads). `None` until the process was sampled twice.
-    pub fn cpu_percent(&self, pid: Pid) -> Option<f32> {
-        self.rows.get(pid).and_then(|row| row.cpu_percent)
-    }
-
     /// The parent of `pid`, when the edge is trusted: the parent is in the
     /// table and not younger than the child.
     pub fn parent(&self, pid: Pid) -> Option<&ProcessInfo> {

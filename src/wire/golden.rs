@@ -40,6 +40,7 @@ fn server() -> ProcessInfo {
         .rss_bytes(73_400_320)
         .cpu_time(Duration::from_millis(1_250), Duration::from_millis(310))
         .group_and_session(Some(pid(4100)), Some(pid(4000)))
+        .cpu_percent(Some(12.5))
         .threads(11)
         .build()
 }

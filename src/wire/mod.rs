@@ -66,6 +66,10 @@ pub(crate) struct ProcessInfoJson<'a> {
     session: Option<Pid>,
     threads: u32,
     kernel_thread: bool,
+    /// CPU use between a table's last two samples, percent of one CPU (up
+    /// to 100 × threads); null until sampled twice.
+    #[serde(default)]
+    cpu_percent: Option<f32>,
 }
 
 fn micros(nanos: u64) -> u64 {
@@ -104,6 +108,7 @@ impl Serialize for ProcessInfo {
             session: self.session,
             threads: self.threads,
             kernel_thread: self.kernel_thread,
+            cpu_percent: self.cpu_percent(),
         }
         .serialize(serializer)
     }
@@ -131,6 +136,7 @@ impl<'de> Deserialize<'de> for ProcessInfo {
             .group_and_session(json.process_group, json.session)
             .threads(json.threads)
             .kernel_thread(json.kernel_thread)
+            .cpu_percent(json.cpu_percent)
             .build())
     }
 }
