@@ -131,12 +131,11 @@
 //!
 //! ## One-shot reads
 //!
-//! Without a table: every process once, one process, and whether a pid lives.
+//! To list processes, build a [`ProcessTable`](table::ProcessTable): it is
+//! the one model of them. Without a table: one process, and whether a pid
+//! lives.
 //!
 //! ```no_run
-//! for process in proctrack::processes()? {
-//!     println!("{:>7} {:?} {}", process.pid(), process.name(), process.cmdline());
-//! }
 //! let me = proctrack::process(proctrack::Pid::current())?;
 //! assert_eq!(proctrack::exists(me.pid())?, proctrack::Liveness::Alive);
 //! # Ok::<(), proctrack::Error>(())
@@ -243,17 +242,6 @@ pub use pid::Pid;
 pub use platform::SystemSource;
 pub use process::{Cwd, Liveness, ProcessInfo, ProcessInfoBuilder, State};
 pub use source::{MemorySource, ProcessSource, Sample};
-
-/// Reads every process on the system. Processes that exit during the scan are
-/// left out.
-///
-/// ```no_run
-/// let count = proctrack::processes()?.len();
-/// # Ok::<(), proctrack::Error>(())
-/// ```
-pub fn processes() -> Result<Vec<ProcessInfo>> {
-    SystemSource::open()?.processes()
-}
 
 /// Reads one process. [`Error::NotFound`] when no process has this pid.
 ///
