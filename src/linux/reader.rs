@@ -50,6 +50,9 @@ pub struct SystemSource {
     pub(super) dirents: Vec<MaybeUninit<u8>>,
     /// Whether `task/<tid>/children` exists here; asked on first use.
     children_files: Option<bool>,
+    /// The device of sockfs (where every socket's inode lives), `Some(None)`
+    /// when it cannot be learnt; asked on first use.
+    pub(super) sockfs_device: Option<Option<u64>>,
 }
 
 impl SystemSource {
@@ -78,6 +81,7 @@ impl SystemSource {
             buf: vec![0; READ_BUFFER],
             dirents: vec![MaybeUninit::uninit(); DIRENT_BUFFER],
             children_files: None,
+            sockfs_device: None,
         };
         let boot_path = reader.root_path.join(OsStr::from_bytes(BOOT_ID.to_bytes()));
         let len = read_at(
