@@ -1,0 +1,276 @@
+//! An HTTP API and a live tree view of the processes (feature `http`), as an
+//! [`axum::Router`] that an axum application nests or serves on its own.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /` | the tree view: one static page |
+//! | `GET /api/processes` | the process trees as JSON (`{"trees": [...], "count": n}`); `?root=PID` one tree, `?cwd=DIR` the trees of the processes standing in `DIR`, `?name=NAME` the trees of the processes of that name |
+//! | `GET /api/processes/{pid}` | one process |
+//! | `POST /api/processes/{pid}/kill` | kills the tree of that process: body [`KillRequest`], answer [`KillReport`](crate::signal::KillReport) |
+//! | `GET /api/ports/{port}` | who holds a port: a [`PortReport`](crate::ports::PortReport) |
+//!
+//! Not yet: `GET /api/events` (server-sent events from the events tracker,
+//! issue 11: until it lands the page refreshes `/api/processes` every half
+//! second) and `GET /api/jobs` (TODO: once the supervisor of issue 13
+//! exists, it is served when the application hands one over).
+//!
+//! Every error is a status with a JSON body `{"error": "<code>", "message":
+//! "<what is wrong and what to do>"}`.
+//!
+//! # Security
+//!
+//! - Every route checks the `Host` header against the bound address,
+//!   `localhost`, `127.0.0.1` and `[::1]` (with the bound port), and the
+//!   names the application adds ([`ApiConfig::allow_host`]): a page of
+//!   another site whose name was made to resolve to 127.0.0.1 (DNS
+//!   rebinding) gets 403.
+//! - Every mutating route needs `Authorization: Bearer <token>` (401
+//!   otherwise; compared in constant time), and a request with an `Origin`
+//!   that is not one of the allowed hosts gets 403, so a page in the user's
+//!   browser cannot post to the API.
+//! - Request bodies are bounded ([`MAX_BODY`]; 413 beyond).
+//! - A kill names the process by identity (pid and start time): a pid now
+//!   held by another process is 409, never signalled. The guard rails of
+//!   [`Guard::new`](crate::signal::Guard::new) hold: pid 1, the server
+//!   itself and its ancestors are 403.
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use proctrack::http::{ApiConfig, ApiState, Token, router};
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let token = Token::generate()?;
+//! println!("token: {token}");
+//! let state = ApiState::new(ApiConfig::new(listener.local_addr()?, token))?;
+//! axum::serve(listener, router(state)).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod routes;
+mod security;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use crate::Result;
+use crate::table::ProcessTable;
+
+pub use error::ApiError;
+pub use routes::KillRequest;
+
+/// The largest request body accepted, in bytes: a kill request is far smaller.
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// The bearer token that mutating routes require.
+///
+/// Its `Display` is the secret itself (to print once, or to put in a URL
+/// fragment); its `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// A new random token: 32 bytes from the operating system's random
+    /// source (`/dev/urandom`), as 64 hex digits.
+    pub fn generate() -> Result<Token> {
+        use std::io::Read;
+        let path = "/dev/urandom";
+        let io = |source| crate::Error::Io {
+            path: Some(path.into()),
+            source,
+        };
+        let mut bytes = [0_u8; 32];
+        std::fs::File::open(path)
+            .and_then(|mut file| file.read_exact(&mut bytes))
+            .map_err(io)?;
+        Ok(Token(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+    }
+
+    /// A token the embedding application chose (at least 16 characters of
+    /// its own randomness); `None` when it is shorter, or holds characters
+    /// a header cannot carry.
+    pub fn new(secret: impl Into<String>) -> Option<Token> {
+        let secret = secret.into();
+        let fits = secret.len() >= 16 && secret.bytes().all(|b| b.is_ascii_graphic());
+        fits.then_some(Token(secret))
+    }
+
+    /// Whether `offered` is this token, in time that does not depend on
+    /// where they differ.
+    pub(crate) fn matches(&self, offered: &[u8]) -> bool {
+        let expected = self.0.as_bytes();
+        if offered.len() != expected.len() {
+            return false;
+        }
+        let difference = expected
+            .iter()
+            .zip(offered)
+            .fold(0_u8, |acc, (a, b)| acc | (a ^ b));
+        std::hint::black_box(difference) == 0
+    }
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(…)")
+    }
+}
+
+/// What the API accepts: its address (for the Host check), its token, and
+/// any further host names.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    bound: SocketAddr,
+    token: Token,
+    hosts: Vec<String>,
+    max_age: Duration,
+}
+
+impl ApiConfig {
+    /// The API as served on `bound` (the listener's local address), with
+    /// `token` for mutating routes.
+    pub fn new(bound: SocketAddr, token: Token) -> ApiConfig {
+        ApiConfig {
+            bound,
+            token,
+            hosts: Vec::new(),
+            max_age: Duration::from_millis(200),
+        }
+    }
+
+    /// Also accepts `Host: <name>` (as sent: `name:port`, or `name` for
+    /// the scheme's default port), for an app served under a name of its own.
+    pub fn allow_host(mut self, name: impl Into<String>) -> ApiConfig {
+        self.hosts.push(name.into().to_ascii_lowercase());
+        self
+    }
+
+    /// How old a listing may be before a read refreshes the table (200 ms
+    /// by default): many clients at once share one refresh.
+    pub fn max_age(mut self, max_age: Duration) -> ApiConfig {
+        self.max_age = max_age;
+        self
+    }
+
+    /// The hosts a request may name: the bound address, the loopback names
+    /// with the bound port, and the added names.
+    pub(crate) fn allowed_hosts(&self) -> Vec<String> {
+        let port = self.bound.port();
+        let mut hosts = vec![
+            self.bound.to_string(),
+            format!("localhost:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("[::1]:{port}"),
+        ];
+        hosts.extend(self.hosts.iter().cloned());
+        hosts
+    }
+}
+
+/// The state the routes share: the configuration and one process table.
+#[derive(Clone)]
+pub struct ApiState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ApiConfig,
+    hosts: Vec<String>,
+    table: Mutex<Snapshot>,
+}
+
+/// The table and when it was last refreshed.
+pub(crate) struct Snapshot {
+    pub(crate) table: ProcessTable,
+    pub(crate) refreshed: Instant,
+}
+
+impl ApiState {
+    /// The state for `config`, with a table read now from the system.
+    pub fn new(config: ApiConfig) -> Result<ApiState> {
+        let table = ProcessTable::new()?;
+        Ok(ApiState {
+            inner: Arc::new(Inner {
+                hosts: config.allowed_hosts(),
+                config,
+                table: Mutex::new(Snapshot {
+                    table,
+                    refreshed: Instant::now(),
+                }),
+            }),
+        })
+    }
+
+    pub(crate) fn config(&self) -> &ApiConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn hosts(&self) -> &[String] {
+        &self.inner.hosts
+    }
+
+    /// Runs `read` on the table, refreshed first when older than the
+    /// configured age (or always, with `fresh`), on a blocking thread.
+    pub(crate) async fn with_table<T: Send + 'static>(
+        &self,
+        fresh: bool,
+        read: impl FnOnce(&mut ProcessTable) -> T + Send + 'static,
+    ) -> std::result::Result<T, ApiError> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic in another request poisons the lock, not the table.
+            let mut snapshot = state
+                .inner
+                .table
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if fresh || snapshot.refreshed.elapsed() >= state.inner.config.max_age {
+                snapshot.table.refresh()?;
+                snapshot.refreshed = Instant::now();
+            }
+            Ok(read(&mut snapshot.table))
+        })
+        .await
+        .map_err(|_| ApiError::internal("the request's worker thread failed"))?
+    }
+}
+
+/// The API and the tree view, for `state`. Nest it (`Router::nest`) or
+/// serve it as it is.
+pub fn router(state: ApiState) -> Router {
+    let mutating = Router::new()
+        .route("/api/processes/{pid}/kill", post(routes::kill))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::check_mutation,
+        ));
+    Router::new()
+        .route("/", get(routes::page))
+        .route("/app.js", get(routes::script))
+        .route("/style.css", get(routes::style))
+        .route("/api/processes", get(routes::processes))
+        .route("/api/processes/{pid}", get(routes::process))
+        .route("/api/ports/{port}", get(routes::port))
+        .merge(mutating)
+        .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::check_host,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,170 @@
+// The tree view: fetches /api/processes, flattens the trees once per
+// listing (O(n)), and renders only the rows in view, so thousands of
+// processes stay fast. No build step: this file is served as it is.
+"use strict";
+
+const ROW = 24;
+const REFRESH_MS = 500;
+const $ = (id) => document.getElementById(id);
+
+let flat = [];            // every process in depth-first order
+let rows = [];            // the ones shown now
+const collapsed = new Set();
+let pending = null;       // the process a kill waits confirmation for
+
+const params = new URLSearchParams(location.hash.slice(1));
+if (params.get("token")) $("token").value = params.get("token");
+
+function flatten(trees) {
+  const out = [];
+  const stack = [];
+  for (let i = trees.length - 1; i >= 0; i--) stack.push([trees[i], 0]);
+  while (stack.length) {
+    const [node, depth] = stack.pop();
+    if (node === null) { out[depth].end = out.length; continue; }
+    const p = node.process;
+    const index = out.length;
+    out.push({ p, depth, kids: node.children.length, end: 0,
+               text: (p.identity.pid + " " + p.name + " " + p.cmdline.join(" ") + " " +
+                      (p.cwd.path || "")).toLowerCase() });
+    stack.push([null, index]);
+    for (let i = node.children.length - 1; i >= 0; i--) stack.push([node.children[i], depth + 1]);
+  }
+  return out;
+}
+
+// Matches, their ancestors (for context) and their subtrees; collapsed
+// subtrees hidden. One pass forward, one backward.
+function select() {
+  const query = $("filter").value.trim().toLowerCase();
+  const show = new Uint8Array(flat.length);
+  if (query) {
+    let until = -1;
+    for (let i = 0; i < flat.length; i++) {
+      if (i < until) { show[i] = 1; continue; }
+      if (flat[i].text.includes(query)) { show[i] = 2; until = flat[i].end; }
+    }
+    // An ancestor is shown when some row in its range is.
+    for (let i = flat.length - 1; i >= 0; i--) {
+      if (show[i]) continue;
+      for (let j = i + 1; j < flat[i].end; j = flat[j].end) {
+        if (show[j]) { show[i] = 1; break; }
+      }
+    }
+  } else {
+    show.fill(1);
+  }
+  rows = [];
+  for (let i = 0; i < flat.length; i++) {
+    if (!show[i]) continue;
+    rows.push({ row: flat[i], match: show[i] === 2 });
+    if (collapsed.has(flat[i].p.identity.pid)) {
+      const end = flat[i].end;
+      while (i + 1 < end) i++;
+    }
+  }
+  $("spacer").style.height = rows.length * ROW + "px";
+  $("status").textContent = `${flat.length} processes, ${rows.length} shown`;
+  render();
+}
+
+function bytes(n) {
+  if (n >= 1 << 30) return (n / (1 << 30)).toFixed(1) + " G";
+  if (n >= 1 << 20) return (n / (1 << 20)).toFixed(1) + " M";
+  return Math.round(n / 1024) + " K";
+}
+
+function cell(cls, text) {
+  const span = document.createElement("span");
+  span.className = cls;
+  span.textContent = text;
+  return span;
+}
+
+function render() {
+  const view = $("viewport");
+  const first = Math.max(0, Math.floor(view.scrollTop / ROW) - 10);
+  const last = Math.min(rows.length, first + Math.ceil(view.clientHeight / ROW) + 20);
+  const box = $("rows");
+  box.style.top = first * ROW + "px";
+  const fragment = document.createDocumentFragment();
+  for (let i = first; i < last; i++) {
+    const { row, match } = rows[i];
+    const p = row.p;
+    const pid = p.identity.pid;
+    const div = document.createElement("div");
+    div.className = match ? "row match" : "row";
+    div.dataset.pid = pid;
+    div.appendChild(cell("pid", pid));
+    const name = cell("name", "");
+    name.style.paddingLeft = row.depth * 14 + "px";
+    const toggle = cell("toggle", row.kids ? (collapsed.has(pid) ? "▸" : "▾") : "");
+    toggle.onclick = () => { collapsed.has(pid) ? collapsed.delete(pid) : collapsed.add(pid); select(); };
+    name.appendChild(toggle);
+    name.appendChild(document.createTextNode(p.cmdline.length ? p.cmdline.join(" ") : "[" + p.name + "]"));
+    name.title = p.cmdline.join(" ");
+    div.appendChild(name);
+    div.appendChild(cell("cwd", p.cwd.path || ""));
+    div.appendChild(cell("num", p.cpu_percent == null ? "–" : p.cpu_percent.toFixed(1)));
+    div.appendChild(cell("num", bytes(p.rss_bytes)));
+    const act = cell("act", "");
+    const kill = document.createElement("button");
+    kill.className = "kill";
+    kill.textContent = "kill";
+    kill.onclick = () => ask(row);
+    act.appendChild(kill);
+    div.appendChild(act);
+    fragment.appendChild(div);
+  }
+  box.replaceChildren(fragment);
+}
+
+function ask(row) {
+  const size = row.end - flat.indexOf(row);
+  pending = row.p;
+  $("confirm-text").textContent =
+    `Kill process ${row.p.identity.pid} (${row.p.name}) and its tree of ${size} process(es)?` +
+    " SIGTERM, then SIGKILL after 2 s.";
+  $("confirm").hidden = false;
+}
+
+async function kill() {
+  const p = pending;
+  $("confirm").hidden = true;
+  const response = await fetch(`api/processes/${p.identity.pid}/kill`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "Authorization": "Bearer " + $("token").value },
+    body: JSON.stringify({ start_time: p.identity.start_time, signal: "SIGTERM", grace_ms: 2000 }),
+  });
+  const body = await response.json();
+  $("status").textContent = response.ok
+    ? `killed ${body.killed.length}, already gone ${body.already_gone.length}, survived ${body.survived.length}`
+    : `kill failed: ${body.message}`;
+  refresh();
+}
+
+let inFlight = false;
+async function refresh() {
+  if (inFlight) return;
+  inFlight = true;
+  try {
+    const response = await fetch("api/processes");
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.message);
+    flat = flatten(body.trees);
+    select();
+  } catch (error) {
+    $("status").textContent = "cannot list: " + error.message;
+  } finally {
+    inFlight = false;
+  }
+}
+
+$("filter").addEventListener("input", select);
+$("viewport").addEventListener("scroll", render);
+window.addEventListener("resize", render);
+$("confirm-kill").onclick = kill;
+$("confirm-cancel").onclick = () => { $("confirm").hidden = true; };
+// TODO(issue 11): follow GET /api/events once the events tracker serves it.
+refresh();
+setInterval(refresh, REFRESH_MS);

@@ -1,0 +1,233 @@
+//! The handlers: each parses, calls the library on a blocking thread, and
+//! formats. No logic of their own.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiState};
+use crate::ports::{PortFinder, Search};
+use crate::signal::{KillOptions, KillReport, Signal, kill_tree};
+use crate::table::{ProcessTable, ProcessTree};
+use crate::{Pid, ProcessInfo, StartTime};
+
+/// The longest grace period a request may ask for: the kill holds the table
+/// (and so every other request) while it waits.
+const MAX_GRACE: Duration = Duration::from_secs(30);
+
+/// The body of `POST /api/processes/{pid}/kill`.
+///
+/// ```json
+/// {"start_time": 123456, "signal": "SIGTERM", "grace_ms": 2000}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillRequest {
+    /// The process's start time, as `identity.start_time` in its JSON: if
+    /// the pid now belongs to another process the answer is 409.
+    pub start_time: StartTime,
+    /// The first signal (`"SIGKILL"` when absent).
+    #[serde(default)]
+    pub signal: Option<Signal>,
+    /// With a value: after the first signal wait up to this many
+    /// milliseconds (at most 30 000), then `SIGKILL` what is left.
+    #[serde(default)]
+    pub grace_ms: Option<u64>,
+}
+
+impl KillRequest {
+    fn options(&self) -> KillOptions {
+        let grace = self
+            .grace_ms
+            .map(|ms| Duration::from_millis(ms).min(MAX_GRACE));
+        KillOptions::new()
+            .signal(self.signal.unwrap_or(Signal::Kill))
+            .grace(grace)
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Filter {
+    root: Option<String>,
+    cwd: Option<PathBuf>,
+    name: Option<String>,
+}
+
+fn parse_pid(text: &str) -> Result<Pid, ApiError> {
+    text.parse::<Pid>().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_pid",
+            format!("{text:?} is not a pid: a pid is a whole number in 1..={}", i32::MAX),
+        )
+    })
+}
+
+/// JSON already encoded on the blocking thread.
+fn json(bytes: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], Bytes::from(bytes)).into_response()
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(value).map_err(|e| ApiError::internal(format!("cannot encode JSON: {e}")))
+}
+
+#[derive(Serialize)]
+struct Trees {
+    count: usize,
+    trees: Vec<ProcessTree>,
+}
+
+/// The trees of the outermost of `matches`.
+fn trees_of(table: &ProcessTable, matches: Vec<Pid>) -> Trees {
+    let trees: Vec<ProcessTree> = table
+        .outermost(matches)
+        .iter()
+        .filter_map(|process| table.tree(process.pid()))
+        .collect();
+    Trees {
+        count: trees.iter().map(ProcessTree::len).sum(),
+        trees,
+    }
+}
+
+pub(crate) async fn processes(
+    State(state): State<ApiState>,
+    filter: Result<Query<Filter>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(filter) = filter.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let root = filter.root.as_deref().map(parse_pid).transpose()?;
+    let bytes = state
+        .with_table(false, move |table| {
+            let trees = if let Some(root) = root {
+                let tree = table.tree(root).ok_or(crate::Error::NotFound { pid: root })?;
+                Trees {
+                    count: tree.len(),
+                    trees: vec![tree],
+                }
+            } else if let Some(dir) = &filter.cwd {
+                let found = table.find_by_cwd_prefix(dir).iter().map(|p| p.pid()).collect();
+                trees_of(table, found)
+            } else if let Some(name) = &filter.name {
+                let found = table.find_by_name(name).iter().map(|p| p.pid()).collect();
+                trees_of(table, found)
+            } else {
+                let roots = table.roots().iter().map(|p| p.pid()).collect();
+                trees_of(table, roots)
+            };
+            encode(&trees)
+        })
+        .await??;
+    Ok(json(bytes))
+}
+
+pub(crate) async fn process(
+    State(state): State<ApiState>,
+    Path(pid): Path<String>,
+) -> Result<Response, ApiError> {
+    let pid = parse_pid(&pid)?;
+    let bytes = state
+        .with_table(false, move |table| {
+            let process: &ProcessInfo = table.get(pid).ok_or(crate::Error::NotFound { pid })?;
+            encode(process)
+        })
+        .await??;
+    Ok(json(bytes))
+}
+
+pub(crate) async fn kill(
+    State(state): State<ApiState>,
+    Path(pid): Path<String>,
+    body: Result<Json<KillRequest>, JsonRejection>,
+) -> Result<Json<KillReport>, ApiError> {
+    let pid = parse_pid(&pid)?;
+    let Json(request) = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "body_too_large",
+                format!("the body is larger than {} bytes", super::MAX_BODY),
+            )
+        } else {
+            ApiError::bad_request(format!(
+                "{}; send JSON like {{\"start_time\": 123, \"signal\": \"SIGTERM\", \"grace_ms\": 2000}}",
+                rejection.body_text()
+            ))
+        }
+    })?;
+    let report = state
+        .with_table(true, move |table| {
+            let stale = |now: &str| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "stale_identity",
+                    format!(
+                        "process {pid} with start time {} {now}: nothing was signalled; list the processes again",
+                        request.start_time.as_raw()
+                    ),
+                )
+            };
+            let identity = match table.get(pid) {
+                None => return Err(stale("has exited")),
+                Some(process) if process.identity().start_time() != request.start_time => {
+                    return Err(stale("has exited, and its pid now belongs to another process"));
+                }
+                Some(process) => process.identity(),
+            };
+            Ok(kill_tree(table, identity, &request.options())?)
+        })
+        .await??;
+    Ok(Json(report))
+}
+
+pub(crate) async fn port(
+    State(state): State<ApiState>,
+    Path(port): Path<String>,
+) -> Result<Response, ApiError> {
+    let port: u16 = port
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{port:?} is not a port: use 0..=65535")))?;
+    let bytes = state
+        .with_table(false, move |_| {
+            let report = PortFinder::open()?.holders(port, &Search::new())?;
+            encode(&report)
+        })
+        .await??;
+    Ok(json(bytes))
+}
+
+pub(crate) async fn page() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("page/index.html"),
+    )
+        .into_response()
+}
+
+pub(crate) async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("page/app.js"),
+    )
+        .into_response()
+}
+
+pub(crate) async fn style() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("page/style.css"),
+    )
+        .into_response()
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route: see GET / or /api/processes")
+}
