@@ -55,6 +55,23 @@ pub enum Command {
     /// directory and tree.
     #[command(after_help = EXIT_CODES)]
     Port(PortArgs),
+    /// Serve the HTTP API and a live tree view in the browser (needs the
+    /// `serve` feature: `cargo install --path cli --features serve`).
+    ///
+    /// Prints the address with a fresh token once; killing from the page or
+    /// the API needs that token.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The port to listen on (0: any free one).
+    #[arg(long, default_value_t = 8787)]
+    pub port: u16,
+    /// The address to listen on. Anything but loopback lets other machines
+    /// list your processes.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
 }
 
 #[derive(Debug, Args)]

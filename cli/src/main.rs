@@ -8,6 +8,7 @@ mod kill;
 mod list;
 mod output;
 mod port;
+mod serve;
 mod watch;
 
 use std::io;
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         },
         Command::Port(port) => port::show(port, &mut out),
         Command::Watch(watch) => watch::run(watch, &mut out),
+        Command::Serve(serve) => serve::run(serve),
     };
     let result = result.and_then(|outcome| out.flush().map(|()| outcome));
     match result {

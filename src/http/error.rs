@@ -49,7 +49,9 @@ impl From<Error> for ApiError {
         let message = error.to_string();
         match error {
             Error::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
-            Error::InvalidPid { .. } => ApiError::new(StatusCode::BAD_REQUEST, "invalid_pid", message),
+            Error::InvalidPid { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_pid", message)
+            }
             Error::Refused { .. } => ApiError::new(StatusCode::FORBIDDEN, "refused", message),
             Error::PermissionDenied { .. } => ApiError::new(
                 StatusCode::FORBIDDEN,

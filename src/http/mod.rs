@@ -37,13 +37,14 @@
 //! ```no_run
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use proctrack::http::{ApiConfig, ApiState, Token, router};
+//! use proctrack::http::{ApiConfig, ApiState, Token, serve};
 //!
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let token = Token::generate()?;
 //! println!("token: {token}");
 //! let state = ApiState::new(ApiConfig::new(listener.local_addr()?, token))?;
-//! axum::serve(listener, router(state)).await?;
+//! serve(listener, state).await?; // or nest `router(state)` in your app
+
 //! # Ok(())
 //! # }
 //! ```
@@ -247,6 +248,12 @@ impl ApiState {
         .await
         .map_err(|_| ApiError::internal("the request's worker thread failed"))?
     }
+}
+
+/// Serves [`router`]`(state)` on `listener` until the process ends (or an
+/// accept error that is not transient).
+pub async fn serve(listener: tokio::net::TcpListener, state: ApiState) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).await
 }
 
 /// The API and the tree view, for `state`. Nest it (`Router::nest`) or

@@ -65,14 +65,21 @@ fn parse_pid(text: &str) -> Result<Pid, ApiError> {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_pid",
-            format!("{text:?} is not a pid: a pid is a whole number in 1..={}", i32::MAX),
+            format!(
+                "{text:?} is not a pid: a pid is a whole number in 1..={}",
+                i32::MAX
+            ),
         )
     })
 }
 
 /// JSON already encoded on the blocking thread.
 fn json(bytes: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], Bytes::from(bytes)).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Bytes::from(bytes),
+    )
+        .into_response()
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ApiError> {
@@ -107,13 +114,19 @@ pub(crate) async fn processes(
     let bytes = state
         .with_table(false, move |table| {
             let trees = if let Some(root) = root {
-                let tree = table.tree(root).ok_or(crate::Error::NotFound { pid: root })?;
+                let tree = table
+                    .tree(root)
+                    .ok_or(crate::Error::NotFound { pid: root })?;
                 Trees {
                     count: tree.len(),
                     trees: vec![tree],
                 }
             } else if let Some(dir) = &filter.cwd {
-                let found = table.find_by_cwd_prefix(dir).iter().map(|p| p.pid()).collect();
+                let found = table
+                    .find_by_cwd_prefix(dir)
+                    .iter()
+                    .map(|p| p.pid())
+                    .collect();
                 trees_of(table, found)
             } else if let Some(name) = &filter.name {
                 let found = table.find_by_name(name).iter().map(|p| p.pid()).collect();
@@ -229,5 +242,9 @@ pub(crate) async fn style() -> Response {
 }
 
 pub(crate) async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route: see GET / or /api/processes")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_route",
+        "no such route: see GET / or /api/processes",
+    )
 }

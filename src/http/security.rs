@@ -27,11 +27,18 @@ pub(crate) async fn check_host(
         Some(host) => ApiError::new(
             StatusCode::FORBIDDEN,
             "foreign_host",
-            format!("Host {host:?} is not this server's; open it as http://{}/", state.config().bound),
+            format!(
+                "Host {host:?} is not this server's; open it as http://{}/",
+                state.config().bound
+            ),
         )
         .into_response(),
-        None => ApiError::new(StatusCode::FORBIDDEN, "foreign_host", "the request names no Host")
-            .into_response(),
+        None => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "foreign_host",
+            "the request names no Host",
+        )
+        .into_response(),
     }
 }
 
@@ -81,5 +88,8 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 fn is_allowed(state: &ApiState, host: &str) -> bool {
-    state.hosts().iter().any(|allowed| allowed.eq_ignore_ascii_case(host))
+    state
+        .hosts()
+        .iter()
+        .any(|allowed| allowed.eq_ignore_ascii_case(host))
 }
