@@ -5,7 +5,10 @@ use super::diff::Reparented;
 use super::pid_hash::PidMap;
 use super::rows::Rows;
 use crate::parse::CommandLine;
-use crate::{BootId, Cwd, Error, Pid, ProcessInfo, ProcessSource, Result, Sample, SystemSource};
+use crate::{
+    BootId, Cwd, Error, Pid, ProcessIdentity, ProcessInfo, ProcessSource, Result, Sample,
+    SystemSource,
+};
 
 /// When the table re-reads a process's working directory.
 ///
@@ -100,7 +103,15 @@ impl<S: ProcessSource> ProcessTable<S> {
     /// Builds a table over any source (a `ProcReader` on a
     /// fixture directory, say) and fills it.
     pub fn with_source(source: S, options: TableOptions) -> Result<ProcessTable<S>> {
-        let mut table = ProcessTable {
+        let mut table = ProcessTable::empty(source, options);
+        table.refresh()?;
+        Ok(table)
+    }
+
+    /// A table with no rows yet: for the event tracker, which fills it with
+    /// one subtree instead of every process.
+    pub(crate) fn empty(source: S, options: TableOptions) -> ProcessTable<S> {
+        ProcessTable {
             boot_id: source.boot_id(),
             source,
             options,
@@ -110,9 +121,16 @@ impl<S: ProcessSource> ProcessTable<S> {
             gone: Vec::new(),
             epoch: 0,
             clock: Instant::now(),
-        };
-        table.refresh()?;
-        Ok(table)
+        }
+    }
+
+    /// Removes the row of `pid` without reading anything, and returns the
+    /// identity it had: for callers told by the kernel that the process
+    /// exited (or that it left the part of the tree they follow).
+    pub(crate) fn remove_pid(&mut self, pid: Pid) -> Option<ProcessIdentity> {
+        let mut diff = RefreshDiff::default();
+        self.remove(pid, &mut diff);
+        diff.exited.pop()
     }
 
     /// The options the table was built with.
