@@ -1,0 +1,591 @@
+//! The table kept current by events: [`Tracker`].
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::connector::Connector;
+use super::decode::{KernelEvent, Message};
+use super::event::{Event, EventKind, Exit, Origin};
+use super::probe::{DEFAULT_ACK_TIMEOUT, EventSource, Probe, ProbeReason};
+use crate::table::{ProcessTable, RefreshDiff, TableOptions};
+use crate::{Error, Pid, ProcessIdentity, ProcessSource, Result, SystemSource};
+
+/// Which processes a [`Tracker`] follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every process on the system.
+    All,
+    /// One process and everything under it. Nothing outside it is read, so
+    /// the cost does not grow with the host. A process that leaves the
+    /// subtree by being reparented outside it (its parent died and no
+    /// subreaper inside holds it) leaves the table too.
+    Subtree(Pid),
+}
+
+/// How a [`Tracker`] gets its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TrackerOptions {
+    /// How the table refreshes.
+    pub table: TableOptions,
+    /// The netlink socket's receive buffer (`SO_RCVBUF`), bytes; `None`
+    /// keeps the system's default. A small one loses events under load
+    /// (each loss costs a resync).
+    pub receive_buffer: Option<usize>,
+    /// How long to wait for the kernel's answer to the listen request.
+    pub ack_timeout: Duration,
+    /// The interval between refreshes when polling.
+    pub poll_interval: Duration,
+    /// Poll even where the proc connector works.
+    pub polling: bool,
+}
+
+impl Default for TrackerOptions {
+    fn default() -> Self {
+        TrackerOptions {
+            table: TableOptions::default(),
+            receive_buffer: Some(4 << 20),
+            ack_timeout: DEFAULT_ACK_TIMEOUT,
+            poll_interval: Duration::from_secs(1),
+            polling: false,
+        }
+    }
+}
+
+impl TrackerOptions {
+    /// Sets [`receive_buffer`](Self::receive_buffer).
+    pub fn receive_buffer(mut self, bytes: Option<usize>) -> Self {
+        self.receive_buffer = bytes;
+        self
+    }
+
+    /// Sets [`poll_interval`](Self::poll_interval).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Sets [`polling`](Self::polling).
+    pub fn polling(mut self, polling: bool) -> Self {
+        self.polling = polling;
+        self
+    }
+
+    /// Sets [`table`](Self::table).
+    pub fn table(mut self, table: TableOptions) -> Self {
+        self.table = table;
+        self
+    }
+}
+
+/// A [`ProcessTable`] kept current by process events, and the events.
+///
+/// With the proc connector, the table changes only when the kernel reports
+/// something: a new process is read once (pinned, through the table's
+/// source), an exit removes its row without reading anything, an exec
+/// re-reads the process. [`sync`](Self::sync) with nothing new costs no
+/// `/proc` read at all. Without the connector (see [`probe`](super::probe))
+/// the tracker refreshes the table at an interval and reports the same
+/// events, found by difference; callers never branch.
+///
+/// Lost kernel events (a per-CPU sequence gap, `ENOBUFS`) are never silent:
+/// the tracker resyncs with one refresh and reports what it found with
+/// [`Origin::Resync`].
+///
+/// Rows leave the table when their process exits, not when it is reaped:
+/// zombies are not kept.
+///
+/// ```no_run
+/// use proctrack::events::Tracker;
+///
+/// let mut tracker = Tracker::all()?;
+/// println!("events from: {}", tracker.probe());
+/// for event in &mut tracker {
+///     println!("{}", event?);
+/// }
+/// # Ok::<(), proctrack::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Tracker<S: ProcessSource = SystemSource> {
+    table: ProcessTable<S>,
+    scope: Scope,
+    /// Subtree scope: the pids the events put in the subtree, read or not (a
+    /// short-lived member may vanish before it is read, and its children
+    /// still belong).
+    members: HashSet<Pid>,
+    /// Rows a re-read found gone before the kernel's exit event came: the
+    /// event still reports the identity.
+    awaiting_exit: HashMap<Pid, ProcessIdentity>,
+    connector: Option<Connector>,
+    probe: Probe,
+    poll_interval: Duration,
+    next_poll: Instant,
+    last_seq: HashMap<u32, u32>,
+    messages: Vec<Message>,
+    pending: VecDeque<Event>,
+    resyncs: u64,
+    #[cfg(feature = "tokio")]
+    async_fd: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+}
+
+impl Tracker<SystemSource> {
+    /// Follows every process on this system.
+    pub fn all() -> Result<Tracker<SystemSource>> {
+        Tracker::with_source(
+            crate::system::open()?,
+            Scope::All,
+            TrackerOptions::default(),
+        )
+    }
+
+    /// Follows `root` and everything under it, reading nothing else.
+    pub fn track(root: Pid) -> Result<Tracker<SystemSource>> {
+        Tracker::with_source(
+            crate::system::open()?,
+            Scope::Subtree(root),
+            TrackerOptions::default(),
+        )
+    }
+}
+
+impl<S: ProcessSource> Tracker<S> {
+    /// A tracker over any source. The proc connector reports this system's
+    /// processes: for another source (a fixture, a `MemorySource`) set
+    /// [`TrackerOptions::polling`].
+    ///
+    /// Subscribes before the first scan, so nothing that happens during the
+    /// scan is missed. [`Error::NotFound`] when a subtree's root is gone.
+    pub fn with_source(source: S, scope: Scope, options: TrackerOptions) -> Result<Tracker<S>> {
+        let (connector, probe) = if options.polling {
+            (None, Probe::polling(ProbeReason::Requested))
+        } else {
+            match Connector::open(options.receive_buffer, options.ack_timeout) {
+                Ok((connector, probe)) => (Some(connector), probe),
+                Err(reason) => (None, Probe::polling(reason)),
+            }
+        };
+        let mut tracker = Tracker {
+            table: ProcessTable::empty(source, options.table),
+            scope,
+            members: HashSet::new(),
+            awaiting_exit: HashMap::new(),
+            connector,
+            probe,
+            poll_interval: options.poll_interval,
+            next_poll: Instant::now() + options.poll_interval,
+            last_seq: HashMap::new(),
+            messages: Vec::new(),
+            pending: VecDeque::new(),
+            resyncs: 0,
+            #[cfg(feature = "tokio")]
+            async_fd: None,
+        };
+        tracker.rescan()?;
+        if let Scope::Subtree(root) = scope
+            && tracker.table.get(root).is_none()
+        {
+            return Err(Error::NotFound { pid: root });
+        }
+        Ok(tracker)
+    }
+
+    /// The table, current as of the last event handled.
+    pub fn table(&self) -> &ProcessTable<S> {
+        &self.table
+    }
+
+    /// Which source runs, and why.
+    pub fn probe(&self) -> Probe {
+        self.probe
+    }
+
+    /// What the tracker follows.
+    pub fn scope(&self) -> Scope {
+        self.scope
+    }
+
+    /// How many times lost kernel events made the tracker resync.
+    pub fn resyncs(&self) -> u64 {
+        self.resyncs
+    }
+
+    /// Applies every event waiting, without blocking, and returns how many
+    /// events are ready to take. With the proc connector and nothing new this
+    /// reads nothing from `/proc`. When polling, this refreshes now.
+    pub fn sync(&mut self) -> Result<usize> {
+        if self.connector.is_some() {
+            self.drain()?;
+        } else {
+            self.poll_now()?;
+        }
+        Ok(self.pending.len())
+    }
+
+    /// The next event, waiting at most `timeout` (forever with `None`);
+    /// `Ok(None)` when the time ran out first.
+    pub fn wait_event(&mut self, timeout: Option<Duration>) -> Result<Option<Event>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Ok(Some(event));
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|left| left.is_zero()) {
+                return Ok(None);
+            }
+            match &self.connector {
+                Some(connector) => {
+                    if connector.wait(left).map_err(io_error)? {
+                        self.drain()?;
+                    }
+                }
+                None => {
+                    let until_poll = self.next_poll.saturating_duration_since(Instant::now());
+                    match left {
+                        Some(left) if left < until_poll => std::thread::sleep(left),
+                        _ => {
+                            std::thread::sleep(until_poll);
+                            self.poll_now()?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next event; async, on tokio's reactor (the netlink socket is
+    /// waited on with `AsyncFd`). Reading a new process's `/proc` files is
+    /// done inline: a few microseconds each.
+    #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    pub async fn next_async(&mut self) -> Result<Event> {
+        use tokio::io::Interest;
+        use tokio::io::unix::AsyncFd;
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Ok(event);
+            }
+            let Some(connector) = &self.connector else {
+                tokio::time::sleep_until(self.next_poll.into()).await;
+                self.poll_now()?;
+                continue;
+            };
+            if self.async_fd.is_none() {
+                let fd = connector.fd().try_clone_to_owned().map_err(|e| Error::Io {
+                    path: None,
+                    source: e,
+                })?;
+                // Deprecated because an arbitrary `AsRawFd` could change or
+                // close its fd while registered; an `OwnedFd` cannot, so the
+                // safe constructor is sound (as in `signal/wait.rs`).
+                #[allow(deprecated)]
+                let async_fd =
+                    AsyncFd::with_interest(fd, Interest::READABLE).map_err(|e| Error::Io {
+                        path: None,
+                        source: e,
+                    })?;
+                self.async_fd = Some(async_fd);
+            }
+            let Some(async_fd) = &self.async_fd else {
+                continue;
+            };
+            let mut guard = async_fd.readable().await.map_err(|e| Error::Io {
+                path: None,
+                source: e,
+            })?;
+            // The drain reads until EAGAIN, so the readiness is spent.
+            guard.clear_ready();
+            self.drain()?;
+        }
+    }
+
+    fn poll_now(&mut self) -> Result<()> {
+        self.next_poll = Instant::now() + self.poll_interval;
+        let diff = self.rescan()?;
+        self.push_diff(diff, Origin::Poll);
+        Ok(())
+    }
+
+    /// Reads the socket dry and applies what it held; resyncs after a loss.
+    fn drain(&mut self) -> Result<()> {
+        let Some(connector) = &mut self.connector else {
+            return Ok(());
+        };
+        let mut messages = std::mem::take(&mut self.messages);
+        messages.clear();
+        let drained = connector.drain(&mut messages).map_err(io_error)?;
+        let mut lost = drained.lost;
+        for message in messages.drain(..) {
+            let (cpu, seq, event) = match message {
+                Message::Event { cpu, seq, event } => (cpu, seq, Some(event)),
+                Message::Ack { cpu, seq, .. } => (cpu, seq, None),
+                _ => continue,
+            };
+            if let Some(last) = self.last_seq.insert(cpu, seq)
+                && seq != last.wrapping_add(1)
+            {
+                lost = true;
+            }
+            if let Some(event) = event {
+                self.apply(event);
+            }
+        }
+        self.messages = messages;
+        if lost {
+            self.resyncs += 1;
+            self.awaiting_exit.clear();
+            let diff = self.rescan()?;
+            self.push_diff(diff, Origin::Resync);
+        }
+        Ok(())
+    }
+
+    /// One kernel event into the table, and out as events.
+    fn apply(&mut self, event: KernelEvent) {
+        match event {
+            KernelEvent::Fork {
+                parent_tgid,
+                child_pid,
+                child_tgid,
+                ..
+            } if child_pid == child_tgid => {
+                let Ok(child) = Pid::try_from(child_tgid) else {
+                    return;
+                };
+                if let Scope::Subtree(_) = self.scope {
+                    match Pid::try_from(parent_tgid) {
+                        Ok(parent) if self.members.contains(&parent) => {}
+                        _ => return,
+                    }
+                    self.members.insert(child);
+                }
+                self.awaiting_exit.remove(&child);
+                let diff = self.table.refresh_pids(&[child]);
+                self.push_diff(diff, Origin::Kernel);
+            }
+            KernelEvent::Exec { tgid, .. } => {
+                let Some(pid) = self.member(tgid) else { return };
+                let diff = self.table.refresh_pids(&[pid]);
+                let already = diff.execed.iter().any(|p| p.pid() == pid)
+                    || diff.spawned.iter().any(|p| p.pid() == pid);
+                self.push_diff(diff, Origin::Kernel);
+                if !already && let Some(info) = self.table.get(pid) {
+                    self.push(EventKind::Exec {
+                        process: info.identity(),
+                    });
+                }
+            }
+            KernelEvent::Exit {
+                pid,
+                tgid,
+                exit_code,
+                ..
+            } if pid == tgid => {
+                let Some(pid) = self.member(tgid) else { return };
+                // The kernel reparents the children before it reports the
+                // exit: re-read them to learn their new parent.
+                let orphans: Vec<Pid> = self.table.children(pid).iter().map(|c| c.pid()).collect();
+                let process = self
+                    .table
+                    .remove_pid(pid)
+                    .or_else(|| self.awaiting_exit.remove(&pid));
+                if let Scope::Subtree(_) = self.scope {
+                    self.members.remove(&pid);
+                }
+                self.push(EventKind::Exited {
+                    pid,
+                    process,
+                    exit: Exit::from_wait_status(exit_code),
+                });
+                if !orphans.is_empty() {
+                    let diff = self.table.refresh_pids(&orphans);
+                    self.push_diff(diff, Origin::Kernel);
+                    self.prune(&orphans);
+                }
+            }
+            KernelEvent::Comm { pid, tgid, .. } if pid == tgid => {
+                self.reread_and_report(tgid, |process| EventKind::Renamed { process });
+            }
+            KernelEvent::Sid { tgid, .. } => {
+                self.reread_and_report(tgid, |process| EventKind::NewSession { process });
+            }
+            _ => {}
+        }
+    }
+
+    fn reread_and_report(&mut self, tgid: i32, kind: impl Fn(ProcessIdentity) -> EventKind) {
+        let Some(pid) = self.member(tgid) else { return };
+        let diff = self.table.refresh_pids(&[pid]);
+        self.push_diff(diff, Origin::Kernel);
+        if let Some(info) = self.table.get(pid) {
+            self.push(kind(info.identity()));
+        }
+    }
+
+    /// The pid of a process the tracker follows, if `tgid` is one.
+    fn member(&self, tgid: i32) -> Option<Pid> {
+        let pid = Pid::try_from(tgid).ok()?;
+        match self.scope {
+            Scope::All => Some(pid),
+            Scope::Subtree(_) => self.members.contains(&pid).then_some(pid),
+        }
+    }
+
+    /// Subtree scope: drops `moved` processes (and what is under them) whose
+    /// parent is no longer in the subtree. No event: they did not exit.
+    fn prune(&mut self, moved: &[Pid]) {
+        let Scope::Subtree(root) = self.scope else {
+            return;
+        };
+        for &pid in moved {
+            let Some(info) = self.table.get(pid) else {
+                continue;
+            };
+            let inside = pid == root
+                || info
+                    .parent()
+                    .is_some_and(|parent| self.members.contains(&parent));
+            if inside {
+                continue;
+            }
+            let mut gone: Vec<Pid> = self
+                .table
+                .descendants(pid)
+                .iter()
+                .map(|d| d.pid())
+                .collect();
+            gone.push(pid);
+            for pid in gone {
+                self.table.remove_pid(pid);
+                self.members.remove(&pid);
+            }
+        }
+    }
+
+    /// Brings the table up to date by reading: every process (all), or the
+    /// subtree found through the source's children lists (subtree).
+    fn rescan(&mut self) -> Result<RefreshDiff> {
+        let Scope::Subtree(root) = self.scope else {
+            return self.table.refresh();
+        };
+        let before = std::mem::take(&mut self.members);
+        let known: Vec<Pid> = self.table.iter().map(|info| info.pid()).collect();
+        let mut diff = self.table.refresh_pids(&known);
+        if self.table.get(root).is_none() {
+            merge(&mut diff, self.table.refresh_pids(&[root]));
+        }
+        let mut queue = vec![root];
+        let mut children = Vec::new();
+        while let Some(pid) = queue.pop() {
+            match self.table.source_mut().children(pid, &mut children) {
+                Ok(true) => {}
+                Ok(false) => {
+                    // No per-process children lists here: one full refresh.
+                    merge(&mut diff, self.table.refresh()?);
+                    break;
+                }
+                Err(Error::NotFound { .. }) => continue,
+                Err(other) => {
+                    diff.errors.push(other);
+                    continue;
+                }
+            }
+            let new: Vec<Pid> = children
+                .iter()
+                .copied()
+                .filter(|&child| self.table.get(child).is_none())
+                .collect();
+            merge(&mut diff, self.table.refresh_pids(&new));
+            queue.extend_from_slice(&children);
+        }
+        // Keep the subtree; everything else leaves without an event.
+        let mut inside: HashSet<Pid> = self
+            .table
+            .descendants(root)
+            .iter()
+            .map(|d| d.pid())
+            .collect();
+        if self.table.get(root).is_some() {
+            inside.insert(root);
+        }
+        let outside: Vec<Pid> = self
+            .table
+            .iter()
+            .map(|info| info.pid())
+            .filter(|pid| !inside.contains(pid))
+            .collect();
+        for pid in outside {
+            self.table.remove_pid(pid);
+        }
+        diff.spawned.retain(|p| inside.contains(&p.pid()));
+        diff.execed.retain(|p| inside.contains(&p.pid()));
+        diff.exited.retain(|p| before.contains(&p.pid()));
+        diff.reparented
+            .retain(|r| inside.contains(&r.identity.pid()));
+        self.members = inside;
+        Ok(diff)
+    }
+
+    fn push(&mut self, kind: EventKind) {
+        self.push_with(kind, Origin::Kernel);
+    }
+
+    fn push_with(&mut self, kind: EventKind, origin: Origin) {
+        self.pending.push_back(Event { kind, origin });
+    }
+
+    /// A refresh's findings as events. Exits found by a re-read the kernel
+    /// will report itself (with the exit code) wait for that report.
+    fn push_diff(&mut self, diff: RefreshDiff, origin: Origin) {
+        for process in diff.spawned {
+            let parent = self
+                .table
+                .get_identity(process)
+                .and_then(|info| info.parent());
+            self.push_with(EventKind::Spawned { process, parent }, origin);
+        }
+        for process in diff.execed {
+            self.push_with(EventKind::Exec { process }, origin);
+        }
+        for process in diff.exited {
+            if origin == Origin::Kernel {
+                self.awaiting_exit.insert(process.pid(), process);
+            } else {
+                self.push_with(
+                    EventKind::Exited {
+                        pid: process.pid(),
+                        process: Some(process),
+                        exit: Exit::Unknown,
+                    },
+                    origin,
+                );
+            }
+        }
+    }
+
+    /// Whether events come from the kernel or from polling.
+    pub fn source(&self) -> EventSource {
+        self.probe.source()
+    }
+}
+
+/// Blocks for each next event; never ends (errors are items).
+impl<S: ProcessSource> Iterator for Tracker<S> {
+    type Item = Result<Event>;
+
+    fn next(&mut self) -> Option<Result<Event>> {
+        self.wait_event(None).transpose()
+    }
+}
+
+fn merge(into: &mut RefreshDiff, from: RefreshDiff) {
+    into.spawned.extend(from.spawned);
+    into.exited.extend(from.exited);
+    into.execed.extend(from.execed);
+    into.reparented.extend(from.reparented);
+    into.errors.extend(from.errors);
+}
+
+fn io_error(source: std::io::Error) -> Error {
+    Error::Io { path: None, source }
+}
