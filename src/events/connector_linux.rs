@@ -45,13 +45,6 @@ impl Connector {
             Some(netlink::CONNECTOR),
         )
         .map_err(|errno| ProbeReason::SocketFailed(errno.raw_os_error()))?;
-        if let Some(bytes) = receive_buffer {
-            // The forced size needs CAP_NET_ADMIN; the plain one is capped
-            // by net.core.rmem_max.
-            rustix::net::sockopt::set_socket_recv_buffer_size_force(&socket, bytes)
-                .or_else(|_| rustix::net::sockopt::set_socket_recv_buffer_size(&socket, bytes))
-                .map_err(|errno| ProbeReason::SocketFailed(errno.raw_os_error()))?;
-        }
         match rustix::net::bind(&socket, &SocketAddrNetlink::new(0, CN_IDX_PROC)) {
             Ok(()) => {}
             Err(Errno::PERM | Errno::ACCESS) => return Err(ProbeReason::NotPermitted),
@@ -66,6 +59,15 @@ impl Connector {
         let filtered = connector.subscribe(Some(PROC_EVENT_ALL), 1, ack_timeout)?;
         if !filtered && !connector.subscribe(None, 2, ack_timeout)? {
             return Err(ProbeReason::NoAnswer);
+        }
+        if let Some(bytes) = receive_buffer {
+            // Set once subscribed, so that a small buffer cannot lose the ack
+            // to other processes' events. The forced size needs
+            // CAP_NET_ADMIN; the plain one is capped by net.core.rmem_max.
+            let socket = &connector.socket;
+            rustix::net::sockopt::set_socket_recv_buffer_size_force(socket, bytes)
+                .or_else(|_| rustix::net::sockopt::set_socket_recv_buffer_size(socket, bytes))
+                .map_err(|errno| ProbeReason::SocketFailed(errno.raw_os_error()))?;
         }
         let reason = if privileged {
             ProbeReason::Privileged
