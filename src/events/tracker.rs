@@ -116,6 +116,9 @@ pub struct Tracker<S: ProcessSource = SystemSource> {
     /// Rows a re-read found gone before the kernel's exit event came: the
     /// event still reports the identity.
     awaiting_exit: HashMap<Pid, ProcessIdentity>,
+    /// Exited but unreaped processes the last rescan found and dropped: the
+    /// next rescan meets them again and must not call them new.
+    zombies: HashSet<ProcessIdentity>,
     connector: Option<Connector>,
     probe: Probe,
     poll_interval: Duration,
@@ -169,6 +172,7 @@ impl<S: ProcessSource> Tracker<S> {
             scope,
             members: HashSet::new(),
             awaiting_exit: HashMap::new(),
+            zombies: HashSet::new(),
             connector,
             probe,
             poll_interval: options.poll_interval,
@@ -365,7 +369,7 @@ impl<S: ProcessSource> Tracker<S> {
             }
             KernelEvent::Exec { tgid, .. } => {
                 let Some(pid) = self.member(tgid) else { return };
-                let diff = self.table.refresh_pids(&[pid]);
+                let diff = self.table.refresh_exec(pid);
                 let already = diff.execed.iter().any(|p| p.pid() == pid)
                     || diff.spawned.iter().any(|p| p.pid() == pid);
                 self.push_diff(diff, Origin::Kernel);
@@ -465,9 +469,39 @@ impl<S: ProcessSource> Tracker<S> {
     /// Brings the table up to date by reading: every process (all), or the
     /// subtree found through the source's children lists (subtree).
     fn rescan(&mut self) -> Result<RefreshDiff> {
-        let Scope::Subtree(root) = self.scope else {
-            return self.table.refresh();
+        let mut diff = match self.scope {
+            Scope::All => self.table.refresh()?,
+            Scope::Subtree(root) => self.rescan_subtree(root)?,
         };
+        self.drop_zombies(&mut diff);
+        Ok(diff)
+    }
+
+    /// A refresh reads exited, unreaped processes too; the kernel's exit
+    /// event removes a row at exit. Rows from a rescan follow the events'
+    /// rule, so that polling and the connector report the same things.
+    fn drop_zombies(&mut self, diff: &mut RefreshDiff) {
+        let found: HashSet<ProcessIdentity> = self
+            .table
+            .iter()
+            .filter(|info| info.state().has_exited())
+            .map(|info| info.identity())
+            .collect();
+        for zombie in &found {
+            self.table.remove_pid(zombie.pid());
+            self.members.remove(&zombie.pid());
+            let new = diff.spawned.contains(zombie);
+            if new && self.zombies.contains(zombie) {
+                // Dropped last time already: neither new nor exited.
+                diff.spawned.retain(|p| p != zombie);
+            } else if !diff.exited.contains(zombie) {
+                diff.exited.push(*zombie);
+            }
+        }
+        self.zombies = found;
+    }
+
+    fn rescan_subtree(&mut self, root: Pid) -> Result<RefreshDiff> {
         let before = std::mem::take(&mut self.members);
         let known: Vec<Pid> = self.table.iter().map(|info| info.pid()).collect();
         let mut diff = self.table.refresh_pids(&known);

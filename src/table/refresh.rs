@@ -172,6 +172,21 @@ impl<S: ProcessSource> ProcessTable<S> {
         diff
     }
 
+    /// Re-reads `pid` in full, as after an exec, whatever its cheap sample
+    /// shows: for callers the kernel told that it ran a new program. (A row
+    /// read in the middle of that exec may already hold the new program's
+    /// markers with the old command line.)
+    pub(crate) fn refresh_exec(&mut self, pid: Pid) -> RefreshDiff {
+        let mut diff = RefreshDiff::default();
+        let now = self.now();
+        if self.rows.get(pid).is_some() {
+            self.reread_after_exec(pid, now, Exec::Yes, &mut diff);
+        } else {
+            self.insert_new(pid, now, &mut diff);
+        }
+        diff
+    }
+
     fn now(&self) -> u64 {
         u64::try_from(self.clock.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
