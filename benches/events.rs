@@ -14,7 +14,7 @@
 //! - cost per event: 200 `sleep`s spawned in a burst, then one `sync`
 //!   handles their fork and exec events (a full read each, pinned); then they
 //!   are killed and one `sync` handles the 200 exits (no read). Against one
-//!   full read of a process (`ProcReader::process`: stat + cmdline + cwd).
+//!   full read of a process (`SystemSource::process`: stat + cmdline + cwd).
 //!
 //! The closing table gives medians of interleaved rounds and their ratios.
 
@@ -39,7 +39,7 @@ mod linux {
     use criterion::Criterion;
     use proctrack::events::{EventSource, Scope, Tracker, TrackerOptions};
     use proctrack::table::ProcessTable;
-    use proctrack::{Pid, ProcReader};
+    use proctrack::{Pid, SystemSource};
 
     use crate::population::Population;
 
@@ -51,7 +51,7 @@ mod linux {
         let big = Population::spawn(4, 500).expect("spawning the population");
         println!("population: {} extra processes", big.len());
         let me = Pid::current();
-        let open = || ProcReader::open().expect("open /proc");
+        let open = || SystemSource::open().expect("open /proc");
         let mut tracker =
             Tracker::with_source(open(), Scope::Subtree(me), TrackerOptions::default())
                 .expect("a tracker");
@@ -163,12 +163,12 @@ mod linux {
         println!("torn down: {reaped} processes reaped");
     }
 
-    fn drain(tracker: &mut Tracker<ProcReader>) {
+    fn drain(tracker: &mut Tracker<SystemSource>) {
         while let Ok(Some(_)) = tracker.wait_event(Some(Duration::ZERO)) {}
     }
 
     /// One sync and the number of events it produced (then taken).
-    fn timed_sync(tracker: &mut Tracker<ProcReader>) -> (Duration, usize) {
+    fn timed_sync(tracker: &mut Tracker<SystemSource>) -> (Duration, usize) {
         let started = Instant::now();
         let events = tracker.sync().expect("sync");
         let elapsed = started.elapsed();

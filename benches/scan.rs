@@ -9,8 +9,8 @@
 //! - `floor_stat`: the raw-syscall floor: getdents on one /proc fd, then for
 //!   each pid openat("<pid>/stat") + one read into a reused buffer + close.
 //!   No parsing.
-//! - `proctrack_stat`: `ProcReader::list_pids` + `ProcReader::stat` per pid.
-//! - `proctrack_full`: `ProcReader::processes` (stat + cmdline + cwd).
+//! - `proctrack_stat`: `SystemSource::list_pids` + `SystemSource::stat` per pid.
+//! - `proctrack_full`: `SystemSource::processes` (stat + cmdline + cwd).
 //! - `procfs_stat`, `procfs_full`: the procfs crate, stat only and stat +
 //!   cmdline + cwd.
 //! - `sysinfo_default`: sysinfo's `refresh_processes` on a kept `System`.
@@ -40,7 +40,7 @@ mod linux {
     use std::time::{Duration, Instant};
 
     use criterion::{Criterion, SamplingMode};
-    use proctrack::{Error, Pid, ProcReader};
+    use proctrack::{Error, Pid, SystemSource};
     use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 
     use crate::floor::Floor;
@@ -70,8 +70,8 @@ mod linux {
         println!("population: {} extra processes", population.len());
 
         let mut floor = Floor::open();
-        let mut stat_reader = ProcReader::open().expect("open /proc");
-        let mut full_reader = ProcReader::open().expect("open /proc");
+        let mut stat_reader = SystemSource::open().expect("open /proc");
+        let mut full_reader = SystemSource::open().expect("open /proc");
         let mut pids = Vec::new();
         // Kept `System`s, refreshed once so the measured refreshes are steady.
         let mut default_system = System::new().expect("sysinfo System");
@@ -252,7 +252,7 @@ mod linux {
         println!("interleaved: median of {ROUNDS} rounds that scan once with each variant in turn");
     }
 
-    fn proctrack_stat(reader: &mut ProcReader, pids: &mut Vec<Pid>) -> usize {
+    fn proctrack_stat(reader: &mut SystemSource, pids: &mut Vec<Pid>) -> usize {
         reader.list_pids(pids).expect("list pids");
         let mut read = 0;
         for &pid in pids.iter() {

@@ -5,37 +5,25 @@
 //! cargo run --release --example pstree
 //! ```
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 
+use proctrack::table::ProcessTable;
 use proctrack::{Pid, ProcessInfo};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let processes = proctrack::processes()?;
-    let by_pid: BTreeMap<Pid, &ProcessInfo> = processes.iter().map(|p| (p.pid(), p)).collect();
-    let mut children: BTreeMap<Option<Pid>, Vec<&ProcessInfo>> = BTreeMap::new();
-    for process in &processes {
-        // A parent we did not see (it exited mid-scan) makes this a root.
-        let parent = process.parent().filter(|ppid| by_pid.contains_key(ppid));
-        children.entry(parent).or_default().push(process);
-    }
-
+    // The table is the model: its roots (processes without a trusted parent)
+    // and children give the whole system's tree.
+    let table = ProcessTable::new()?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     writeln!(out, "{:>7} {:>7} {:>9}  COMMAND", "PID", "PPID", "RSS")?;
     // Depth-first with an explicit stack: trees can be deeper than the call stack.
-    let mut stack: Vec<(&ProcessInfo, usize)> = children
-        .get(&None)
-        .into_iter()
-        .flatten()
-        .rev()
-        .map(|p| (*p, 0))
-        .collect();
+    let mut stack: Vec<(&ProcessInfo, usize)> =
+        table.roots().into_iter().rev().map(|p| (p, 0)).collect();
     while let Some((process, depth)) = stack.pop() {
         print_row(&mut out, process, depth)?;
-        if let Some(kids) = children.get(&Some(process.pid())) {
-            stack.extend(kids.iter().rev().map(|kid| (*kid, depth + 1)));
-        }
+        let children = table.children(process.pid());
+        stack.extend(children.into_iter().rev().map(|kid| (kid, depth + 1)));
     }
     out.flush()?;
     Ok(())

@@ -118,8 +118,7 @@ pub enum ParseError {
     /// A boot id ([`parse_boot_id`](crate::parse::parse_boot_id)).
     #[error(transparent)]
     BootId(#[from] BootIdError),
-    /// A macOS `KERN_PROCARGS2` buffer
-    /// ([`parse_procargs2`](crate::parse::parse_procargs2)).
+    /// A macOS `KERN_PROCARGS2` buffer (a process's arguments).
     #[error(transparent)]
     ProcArgs(#[from] ProcArgsError),
     /// The stat file of one pid names another pid (or none that is valid).

@@ -328,7 +328,7 @@ pub(crate) fn watch_exit(kq: BorrowedFd<'_>, pid: c_int) -> io::Result<()> {
 
 /// Waits on `kq` for exits registered with [`watch_exit`], up to `timeout`
 /// (`None`: no limit; zero: only look), and appends the pids that exited to
-/// `exited`. Returns early, with nothing, on EINTR.
+/// `wait_async`. Returns early, with nothing, on EINTR.
 pub(crate) fn wait_exits(
     kq: BorrowedFd<'_>,
     exited: &mut Vec<c_int>,

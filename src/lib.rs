@@ -18,9 +18,9 @@
 //! # Ok::<(), proctrack::Error>(())
 //! ```
 //!
-//! The platform's reader is [`SystemSource`]: on Linux `ProcReader`, which
-//! reads `/proc` through one directory fd and a reused buffer; on macOS
-//! `LibprocReader`, which asks libproc and `sysctl`. Hold one when you read
+//! The platform's reader is [`SystemSource`]: on Linux it reads `/proc`
+//! through one directory fd and a reused buffer; on macOS it asks libproc
+//! and `sysctl`. Hold one when you read
 //! repeatedly. The byte-level decoders of both live in [`parse`], apart from
 //! any I/O, and are tested on every platform.
 //!
@@ -48,7 +48,7 @@
 //! | Feature    | Adds |
 //! |------------|------|
 //! | `serde`    | `Serialize`/`Deserialize` on the public data types |
-//! | `tokio`    | [`ProcessHandle::exited`](signal::ProcessHandle::exited) (async wait) and the async [`inspect`] module |
+//! | `tokio`    | [`ProcessHandle::wait_async`](signal::ProcessHandle::wait_async) (async wait) and the async [`inspect`] module |
 //! | `registry` | [`registry`]: the SQLite file of spawned processes (async; turns on `tokio`) |
 #![cfg_attr(not(target_os = "macos"), forbid(unsafe_code))]
 // On macOS, `ffi` (and only it) needs `unsafe` for system calls libproc does
@@ -73,27 +73,27 @@ mod process;
 pub mod registry;
 pub mod signal;
 mod source;
-mod system;
 pub mod table;
 
 #[cfg(target_os = "macos")]
 #[allow(unsafe_code)]
 mod ffi;
-#[cfg(target_os = "linux")]
-mod linux;
-#[cfg(target_os = "macos")]
-mod macos;
+/// The platform's process source, chosen once for the crate.
+#[cfg_attr(target_os = "linux", path = "linux/mod.rs")]
+#[cfg_attr(target_os = "macos", path = "macos/mod.rs")]
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "macos")),
+    path = "unsupported.rs"
+)]
+mod platform;
 
 pub use error::{Error, ParseError, Result};
 pub use identity::{BootId, ProcessIdentity, StartTime};
-#[cfg(target_os = "linux")]
-pub use linux::ProcReader;
-#[cfg(target_os = "macos")]
-pub use macos::LibprocReader;
+pub use parse::cmdline::CommandLine;
 pub use pid::Pid;
+pub use platform::SystemSource;
 pub use process::{Cwd, Liveness, ProcessInfo, ProcessInfoBuilder, State};
 pub use source::{MemorySource, ProcessSource, Sample};
-pub use system::SystemSource;
 
 /// Reads every process on the system. Processes that exit during the scan are
 /// left out.
@@ -103,7 +103,7 @@ pub use system::SystemSource;
 /// # Ok::<(), proctrack::Error>(())
 /// ```
 pub fn processes() -> Result<Vec<ProcessInfo>> {
-    system::processes()
+    SystemSource::open()?.processes()
 }
 
 /// Reads one process. [`Error::NotFound`] when no process has this pid.
@@ -114,7 +114,7 @@ pub fn processes() -> Result<Vec<ProcessInfo>> {
 /// # Ok::<(), proctrack::Error>(())
 /// ```
 pub fn process(pid: Pid) -> Result<ProcessInfo> {
-    system::process(pid)
+    SystemSource::open()?.process(pid)
 }
 
 /// Tells whether a process with this pid is alive, a zombie, or gone.
@@ -125,7 +125,7 @@ pub fn process(pid: Pid) -> Result<ProcessInfo> {
 /// # Ok::<(), proctrack::Error>(())
 /// ```
 pub fn exists(pid: Pid) -> Result<Liveness> {
-    system::exists(pid)
+    SystemSource::open()?.exists(pid)
 }
 
 /// README's examples compile and run as doctests, so they stay true.

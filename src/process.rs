@@ -7,7 +7,7 @@ use std::time::Duration;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
-use crate::parse::CommandLine;
+use crate::CommandLine;
 use crate::source::Sample;
 use crate::{BootId, Pid, ProcessIdentity, StartTime};
 
@@ -156,7 +156,7 @@ impl ProcessInfo {
     ///
     /// ```
     /// use proctrack::{BootId, Cwd, Pid, ProcessIdentity, ProcessInfo, StartTime};
-    /// use proctrack::parse::CommandLine;
+    /// use proctrack::CommandLine;
     ///
     /// let identity = ProcessIdentity::new(BootId::default(), Pid::try_from(42)?, StartTime::from_raw(7));
     /// let server = ProcessInfo::builder(identity)

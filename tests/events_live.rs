@@ -14,13 +14,13 @@ use proctrack::events::{
     EventKind, EventSource, Exit, Origin, ProbeReason, Scope, Tracker, TrackerOptions,
 };
 use proctrack::{
-    BootId, Cwd, Pid, ProcReader, ProcessIdentity, ProcessInfo, ProcessSource, Sample,
+    BootId, Cwd, Pid, ProcessIdentity, ProcessInfo, ProcessSource, Sample, SystemSource,
 };
 use support::{HANG_GUARD, SpawnedTree};
 
 /// A tracker of the test process's subtree, on the proc connector.
-fn tracker() -> Tracker<ProcReader> {
-    let source = ProcReader::open().expect("open /proc");
+fn tracker() -> Tracker<SystemSource> {
+    let source = SystemSource::open().expect("open /proc");
     let tracker = Tracker::with_source(
         source,
         Scope::Subtree(Pid::current()),
@@ -37,7 +37,7 @@ fn tracker() -> Tracker<ProcReader> {
 }
 
 /// Waits for the exit event of `pid` and returns how it ended.
-fn exit_of(tracker: &mut Tracker<ProcReader>, pid: Pid) -> (Exit, Origin) {
+fn exit_of(tracker: &mut Tracker<SystemSource>, pid: Pid) -> (Exit, Origin) {
     loop {
         let event = tracker
             .wait_event(Some(HANG_GUARD))
@@ -142,7 +142,7 @@ fn spawn_exec_and_exit_of_a_grandchild_are_seen_with_its_command_line() {
 /// A `/proc` reader that counts what it is asked.
 #[derive(Debug)]
 struct Counting {
-    inner: ProcReader,
+    inner: SystemSource,
     calls: Arc<AtomicUsize>,
 }
 
@@ -177,7 +177,7 @@ fn a_sync_with_nothing_new_in_the_subtree_reads_nothing() {
     let _serial = support::serial();
     let calls = Arc::new(AtomicUsize::new(0));
     let source = Counting {
-        inner: ProcReader::open().expect("open /proc"),
+        inner: SystemSource::open().expect("open /proc"),
         calls: Arc::clone(&calls),
     };
     let mut tracker = Tracker::with_source(
@@ -210,7 +210,7 @@ fn a_sync_with_nothing_new_in_the_subtree_reads_nothing() {
 #[test]
 fn polling_reports_the_same_kinds_of_events_without_exit_codes() {
     let _serial = support::serial();
-    let source = ProcReader::open().expect("open /proc");
+    let source = SystemSource::open().expect("open /proc");
     let mut tracker = Tracker::with_source(
         source,
         Scope::Subtree(Pid::current()),

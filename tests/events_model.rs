@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use proctrack::events::{EventSource, Origin, Scope, Tracker, TrackerOptions};
-use proctrack::{Pid, ProcReader, ProcessIdentity};
+use proctrack::{Pid, ProcessIdentity, SystemSource};
 use support::SpawnedTree;
 
 /// How long the tracker waits for the next event of the subtree while the
@@ -71,7 +71,7 @@ fn churn_script(seed: u64, actions: usize) -> String {
     script
 }
 
-fn model_of_table(tracker: &Tracker<ProcReader>) -> Model {
+fn model_of_table(tracker: &Tracker<SystemSource>) -> Model {
     let table = tracker.table();
     let me = Pid::current();
     table
@@ -129,7 +129,7 @@ struct Trial {
 /// must drop messages.
 fn trial(seed: u64, actions: usize, options: TrackerOptions, lossy: bool) -> Trial {
     let _serial = support::serial();
-    let source = ProcReader::open().expect("open /proc");
+    let source = SystemSource::open().expect("open /proc");
     let mut tracker =
         Tracker::with_source(source, Scope::Subtree(Pid::current()), options).expect("tracker");
     let (done_tx, done_rx) = mpsc::channel::<()>();

@@ -13,10 +13,10 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use proctrack::parse::CommandLine;
+use proctrack::CommandLine;
 use proctrack::{
-    BootId, Cwd, Error, Liveness, ParseError, Pid, ProcReader, ProcessIdentity, ProcessInfo,
-    StartTime, State,
+    BootId, Cwd, Error, Liveness, ParseError, Pid, ProcessIdentity, ProcessInfo, StartTime, State,
+    SystemSource,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -80,8 +80,8 @@ fn fixture_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/proc")
 }
 
-fn reader() -> ProcReader {
-    ProcReader::open_root(fixture_root()).expect("the fixture root opens")
+fn reader() -> SystemSource {
+    SystemSource::open_root(fixture_root()).expect("the fixture root opens")
 }
 
 fn pid(raw: u32) -> Pid {
@@ -507,8 +507,8 @@ impl Scratch {
         Scratch { _dir: dir, root }
     }
 
-    fn reader(&self) -> ProcReader {
-        ProcReader::open_root(&self.root).unwrap()
+    fn reader(&self) -> SystemSource {
+        SystemSource::open_root(&self.root).unwrap()
     }
 
     fn file(&self, raw: u32, leaf: &str) -> PathBuf {
@@ -991,14 +991,14 @@ fn bad_boot_id() {
         b"a12bf8bd_6958_419c_94fd_540c2575ff97\n",
     ] {
         fs::write(&boot_file, bad).unwrap();
-        assert_parse_error(ProcReader::open_root(&scratch.root), &boot_file);
+        assert_parse_error(SystemSource::open_root(&scratch.root), &boot_file);
     }
     fs::remove_file(&boot_file).unwrap();
-    match ProcReader::open_root(&scratch.root) {
+    match SystemSource::open_root(&scratch.root) {
         Err(Error::Io { path, .. }) => assert_eq!(path, Some(boot_file)),
         other => panic!("expected an I/O error, got {other:?}"),
     }
-    match ProcReader::open_root(scratch.root.join("missing")) {
+    match SystemSource::open_root(scratch.root.join("missing")) {
         Err(Error::Io { path, .. }) => assert_eq!(path, Some(scratch.root.join("missing"))),
         other => panic!("expected an I/O error, got {other:?}"),
     }

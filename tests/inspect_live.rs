@@ -63,7 +63,7 @@ async fn inspects_and_kills_a_live_tree() {
     let report = inspector
         .kill_tree(
             shape.process.identity(),
-            KillOptions::new().reap_root(false),
+            &KillOptions::new().reap_root(false),
         )
         .await
         .unwrap();

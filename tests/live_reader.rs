@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use proctrack::{Cwd, Error, Liveness, Pid, ProcReader, ProcessInfo, State};
+use proctrack::{Cwd, Error, Liveness, Pid, ProcessInfo, State, SystemSource};
 use support::{SpawnedTree, assert_no_leftovers};
 
 /// A non-UTF-8 argument.
@@ -342,7 +342,7 @@ fn one_mebibyte_of_arguments() {
         .to_vec();
     want.extend(args.iter().map(|a| os(a)));
 
-    let mut reader = ProcReader::open().expect("open /proc");
+    let mut reader = SystemSource::open().expect("open /proc");
     let cmdline = reader.cmdline(tree.pid()).expect("cmdline");
     let got = cmdline.to_vec();
     assert_eq!(got.len(), want.len(), "argument count");
@@ -402,7 +402,7 @@ fn deleted_cwd() {
         &Cwd::Deleted(doomed.clone())
     );
     assert_eq!(
-        ProcReader::open()
+        SystemSource::open()
             .and_then(|mut r| r.cwd(pid))
             .expect("cwd"),
         Cwd::Deleted(doomed.clone())
@@ -436,7 +436,7 @@ fn exists_alive_then_zombie_then_gone() {
     tree.wait_root_exit(); // pidfd readable: exited, not reaped
     assert_eq!(proctrack::exists(pid).expect("exists"), Liveness::Zombie);
     assert_eq!(
-        ProcReader::open()
+        SystemSource::open()
             .and_then(|mut r| r.exists(pid))
             .expect("exists"),
         Liveness::Zombie
@@ -492,7 +492,7 @@ fn a_thread_id_is_not_a_process() {
 
     assert_eq!(proctrack::exists(tid).expect("exists"), Liveness::Gone);
     assert!(matches!(proctrack::process(tid), Err(Error::NotFound { pid }) if pid == tid));
-    let mut reader = ProcReader::open().expect("open /proc");
+    let mut reader = SystemSource::open().expect("open /proc");
     assert!(matches!(reader.process(tid), Err(Error::NotFound { .. })));
     assert_eq!(reader.exists(tid).expect("exists"), Liveness::Gone);
     assert!(
@@ -535,7 +535,7 @@ fn processes_lists_the_tree_with_our_boot_id() {
         .collect();
     printed.sort();
 
-    let mut reader = ProcReader::open().expect("open /proc");
+    let mut reader = SystemSource::open().expect("open /proc");
     let boot_text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").expect("boot_id");
     assert_eq!(reader.boot_id().to_string(), boot_text.trim());
     let boot = reader.boot_id();

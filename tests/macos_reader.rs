@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use proctrack::signal::ProcessHandle;
 use proctrack::table::ProcessTable;
-use proctrack::{Cwd, Error, LibprocReader, Liveness, Pid, ProcessSource, State, SystemSource};
+use proctrack::{Cwd, Error, Liveness, Pid, ProcessSource, State, SystemSource};
 
 /// A non-UTF-8 argument.
 const NOT_UTF8: &[u8] = b"\xffproctrack\xfe arg";
@@ -81,7 +81,7 @@ fn canonical(path: &Path) -> PathBuf {
 
 #[test]
 fn reads_itself() {
-    let mut reader = LibprocReader::open().expect("open");
+    let mut reader = SystemSource::open().expect("open");
     assert_ne!(reader.boot_id().as_bytes(), &[0; 16]);
     let me = reader.process(Pid::current()).expect("read self");
     assert_eq!(me.pid(), Pid::current());
@@ -116,7 +116,7 @@ fn reads_itself() {
 fn cpu_time_is_in_nanoseconds() {
     // On Apple Silicon the kernel counts in 1/24 MHz ticks: unconverted, a
     // quarter second of work would read as 6 ms.
-    let mut reader = LibprocReader::open().expect("open");
+    let mut reader = SystemSource::open().expect("open");
     let before = reader.process(Pid::current()).expect("read").cpu_time();
     let start = Instant::now();
     let mut x = 0u64;
@@ -139,7 +139,7 @@ fn reads_a_child_until_it_is_reaped() {
     ];
     let mut child = Child::start(&args, dir.path());
     let pid = child.pid();
-    let mut reader = LibprocReader::open().expect("open");
+    let mut reader = SystemSource::open().expect("open");
 
     let mut pids = Vec::new();
     reader.list_pids(&mut pids).expect("list");
@@ -290,7 +290,7 @@ mod exited {
         assert_eq!(line, "ready\n");
 
         let root_handle = ProcessHandle::from_child(&tree.child).expect("handle on the child");
-        assert_eq!(root_handle.backend(), Backend::Kill);
+        assert_eq!(root_handle.backend(), Backend::CheckedPid);
         let root = root_handle.identity();
         tree.root = Some(root);
 
@@ -313,7 +313,7 @@ mod exited {
         );
 
         // Awaits the exit of a process that is not our child, in tokio.
-        let waiter = tokio::spawn(async move { first.exited().await });
+        let waiter = tokio::spawn(async move { first.wait_async().await });
 
         let report = tokio::task::spawn_blocking(move || {
             kill_tree(

@@ -203,7 +203,7 @@ async fn reconcile_and_stop_across_exit_and_pid_reuse() {
     }
     let live_row = copy.get(live_id).await.expect("get").expect("row");
     assert_eq!(live_row.status(), Status::Killed);
-    assert_eq!(live_row.end_reason(), Some(EndReason::Reaped));
+    assert_eq!(live_row.end_reason(), Some(EndReason::Stopped));
     assert!(
         live_row
             .kill_report()

@@ -58,7 +58,7 @@ fn parent() {
     use std::os::unix::ffi::OsStrExt;
     use std::process::{Command, Stdio};
 
-    use proctrack::{Pid, ProcReader, State};
+    use proctrack::{Pid, State, SystemSource};
     use support::{SpawnedTree, assert_no_leftovers};
 
     let exe = std::env::current_exe().expect("current_exe");
@@ -79,7 +79,7 @@ fn parent() {
     // "ready" is printed just before the child blocks on stdin: it may still be
     // on its way into read(2). Re-read (without sleeping) until it has left
     // the running state; a blocked reader never returns to it by itself.
-    let mut reader = ProcReader::open().expect("open /proc");
+    let mut reader = SystemSource::open().expect("open /proc");
     let mut info = proctrack::process(pid).expect("read the child");
     for _ in 0..100_000 {
         if info.state() != State::Running {

@@ -42,7 +42,7 @@ async fn awaiting_a_non_child_returns_after_it_dies() {
     let handle = ProcessHandle::open(identity).expect("open");
     assert!(!handle.has_exited().expect("has_exited"));
     let waiter = tokio::spawn(async move {
-        handle.exited().await.expect("exited");
+        handle.wait_async().await.expect("exited");
         handle
     });
     // Two waiters on one process at once are fine too.
@@ -58,7 +58,7 @@ async fn awaiting_a_non_child_returns_after_it_dies() {
         .await
         .expect("exit seen")
         .expect("join");
-    tokio::time::timeout(hang_guard, second.exited())
+    tokio::time::timeout(hang_guard, second.wait_async())
         .await
         .expect("exit seen")
         .expect("exited");
@@ -118,8 +118,8 @@ fn the_fallback_backend_checks_identity_and_cannot_wait() {
     let _serial = serial();
     let mut child = Command::new("sleep").arg("1000").spawn().expect("spawn");
     let identity = ProcessHandle::from_child(&child).expect("pin").identity();
-    let handle = ProcessHandle::open_with(identity, Backend::Kill).expect("open");
-    assert_eq!(handle.backend(), Backend::Kill);
+    let handle = ProcessHandle::open_with(identity, Backend::CheckedPid).expect("open");
+    assert_eq!(handle.backend(), Backend::CheckedPid);
     assert!(!handle.has_exited().expect("has_exited"));
     assert!(matches!(
         handle.wait_timeout(Duration::ZERO),
@@ -135,7 +135,7 @@ fn the_fallback_backend_checks_identity_and_cannot_wait() {
     assert_eq!(handle.signal(Signal::Kill).expect("signal"), Delivery::Gone);
     assert!(handle.has_exited().expect("has_exited"));
     assert!(matches!(
-        ProcessHandle::open_with(identity, Backend::Kill),
+        ProcessHandle::open_with(identity, Backend::CheckedPid),
         Err(Error::NotFound { .. })
     ));
 
@@ -146,7 +146,7 @@ fn the_fallback_backend_checks_identity_and_cannot_wait() {
         .expect("spawn");
     let identity = ProcessHandle::from_child(&child).expect("pin").identity();
     drop(child);
-    let handle = ProcessHandle::open_with(identity, Backend::Kill).expect("open");
+    let handle = ProcessHandle::open_with(identity, Backend::CheckedPid).expect("open");
     assert_eq!(handle.reap().expect("reap").code(), Some(3));
     assert_no_descendants();
 }

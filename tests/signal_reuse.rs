@@ -40,7 +40,7 @@ fn a_stale_identity_never_signals_the_new_holder_of_its_pid() {
     }
 
     let mut total = Tally::default();
-    for backend in [Backend::Pidfd, Backend::Kill] {
+    for backend in [Backend::Pidfd, Backend::CheckedPid] {
         // All victims are spawned first, so each lives for many clock ticks
         // before its pid is reused: the newcomer's start time (in ticks of
         // 10 ms) then differs from the victim's, as the identity needs.

@@ -36,7 +36,12 @@ wait
 #[test]
 fn a_tree_that_keeps_forking_is_completely_dead_afterwards() {
     let _serial = serial();
-    for backend in [Backend::Pidfd, Backend::Kill, Backend::Pidfd, Backend::Kill] {
+    for backend in [
+        Backend::Pidfd,
+        Backend::CheckedPid,
+        Backend::Pidfd,
+        Backend::CheckedPid,
+    ] {
         let marker = unique_marker("forker");
         let mut tree = SpawnedTree::spawn(
             Command::new("sh")

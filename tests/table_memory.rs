@@ -7,7 +7,7 @@ use std::alloc::System;
 use std::fs;
 use std::path::Path;
 
-use proctrack::ProcReader;
+use proctrack::SystemSource;
 use proctrack::table::{ProcessTable, TableOptions};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -52,7 +52,7 @@ fn at_most_256_bytes_per_process_beyond_its_strings() {
     .unwrap();
     write_population(dir.path());
 
-    let reader = ProcReader::open_root(dir.path()).unwrap();
+    let reader = SystemSource::open_root(dir.path()).unwrap();
     let region = Region::new(ALLOCATOR);
     let table = ProcessTable::with_source(reader, TableOptions::default()).unwrap();
     let stats = region.change();

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use proctrack::table::{CwdRefresh, ProcessTable, TableOptions};
-use proctrack::{Pid, ProcReader, ProcessIdentity, ProcessInfo};
+use proctrack::{Pid, ProcessIdentity, ProcessInfo, SystemSource};
 use proptest::prelude::*;
 
 /// Pids come from a small pool so that reuse happens often.
@@ -307,7 +307,7 @@ impl Sim {
 type RowView = (ProcessInfo, Option<Pid>, Vec<Pid>, Vec<Pid>, Vec<Pid>);
 
 /// The table's content in a comparable form.
-fn snapshot(table: &ProcessTable<ProcReader>) -> (Vec<RowView>, Vec<Pid>) {
+fn snapshot(table: &ProcessTable<SystemSource>) -> (Vec<RowView>, Vec<Pid>) {
     let pids = |infos: Vec<&ProcessInfo>| -> Vec<Pid> { infos.iter().map(|p| p.pid()).collect() };
     let mut rows: Vec<RowView> = table
         .iter()
@@ -342,7 +342,7 @@ fn check(steps: &[Step], cwd_refresh: CwdRefresh) -> Result<(), TestCaseError> {
     sim.write();
     let options = TableOptions::default().cwd_refresh(cwd_refresh);
     let mut table =
-        ProcessTable::with_source(ProcReader::open_root(dir.path()).unwrap(), options).unwrap();
+        ProcessTable::with_source(SystemSource::open_root(dir.path()).unwrap(), options).unwrap();
     let with_chdir = cwd_refresh == CwdRefresh::EveryRefresh;
     for step in steps {
         let before: BTreeMap<i32, u64> = sim.procs.iter().map(|(&p, s)| (p, s.start)).collect();
@@ -352,7 +352,8 @@ fn check(steps: &[Step], cwd_refresh: CwdRefresh) -> Result<(), TestCaseError> {
         prop_assert!(diff.errors.is_empty(), "errors: {:?}", diff.errors);
 
         let fresh =
-            ProcessTable::with_source(ProcReader::open_root(dir.path()).unwrap(), options).unwrap();
+            ProcessTable::with_source(SystemSource::open_root(dir.path()).unwrap(), options)
+                .unwrap();
         prop_assert_eq!(snapshot(&table), snapshot(&fresh), "after {:?}", step);
 
         // Against the model itself.

@@ -134,17 +134,13 @@ pub struct Tracker<S: ProcessSource = SystemSource> {
 impl Tracker<SystemSource> {
     /// Follows every process on this system.
     pub fn all() -> Result<Tracker<SystemSource>> {
-        Tracker::with_source(
-            crate::system::open()?,
-            Scope::All,
-            TrackerOptions::default(),
-        )
+        Tracker::with_source(SystemSource::open()?, Scope::All, TrackerOptions::default())
     }
 
     /// Follows `root` and everything under it, reading nothing else.
     pub fn track(root: Pid) -> Result<Tracker<SystemSource>> {
         Tracker::with_source(
-            crate::system::open()?,
+            SystemSource::open()?,
             Scope::Subtree(root),
             TrackerOptions::default(),
         )

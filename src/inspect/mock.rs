@@ -29,7 +29,7 @@ use crate::{BootId, Error, Liveness, MemorySource, Pid, ProcessIdentity, Process
 /// mock.add(ProcessInfo::builder(id(101, 2)?).parent(Some(Pid::try_from(100)?)).name("node").build());
 ///
 /// let found = mock.find_by_cwd_prefix("/wt".as_ref()).await?;
-/// let report = mock.kill_tree(found[0].identity(), KillOptions::new()).await?;
+/// let report = mock.kill_tree(found[0].identity(), &KillOptions::new()).await?;
 /// assert_eq!(report.killed.len(), 2);
 /// assert_eq!(mock.kills(), vec![id(100, 1)?]);
 /// assert!(mock.list().await?.is_empty());
@@ -146,11 +146,11 @@ impl ProcessInspector for MockInspector {
         self.answer(found)
     }
 
-    fn kill_tree(
-        &self,
+    fn kill_tree<'a>(
+        &'a self,
         root: ProcessIdentity,
-        _options: KillOptions,
-    ) -> BoxFuture<'_, Result<KillReport>> {
+        _options: &'a KillOptions,
+    ) -> BoxFuture<'a, Result<KillReport>> {
         self.answer(self.kill_now(root))
     }
 

@@ -16,7 +16,7 @@
 //! # async fn demo() -> proctrack::Result<()> {
 //! let inspector: Arc<dyn ProcessInspector> = Arc::new(SystemInspector::new()?);
 //! for server in inspector.find_by_cwd_prefix("/srv/worktrees/feature-x".as_ref()).await? {
-//!     let report = inspector.kill_tree(server.identity(), KillOptions::new()).await?;
+//!     let report = inspector.kill_tree(server.identity(), &KillOptions::new()).await?;
 //!     println!("{}: {} killed", server.pid(), report.killed.len());
 //! }
 //! # Ok(())
@@ -57,11 +57,11 @@ pub trait ProcessInspector: Send + Sync {
     fn find_by_cwd_prefix<'a>(&'a self, dir: &'a Path) -> BoxFuture<'a, Result<Vec<ProcessInfo>>>;
 
     /// Kills `root` and all its descendants (see [`crate::signal::kill_tree`]).
-    fn kill_tree(
-        &self,
+    fn kill_tree<'a>(
+        &'a self,
         root: ProcessIdentity,
-        options: KillOptions,
-    ) -> BoxFuture<'_, Result<KillReport>>;
+        options: &'a KillOptions,
+    ) -> BoxFuture<'a, Result<KillReport>>;
 
     /// Whether `pid` is alive, a zombie, or gone.
     fn exists(&self, pid: Pid) -> BoxFuture<'_, Result<Liveness>>;

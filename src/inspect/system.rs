@@ -78,12 +78,13 @@ impl ProcessInspector for SystemInspector {
         })
     }
 
-    fn kill_tree(
-        &self,
+    fn kill_tree<'a>(
+        &'a self,
         root: ProcessIdentity,
-        options: KillOptions,
-    ) -> BoxFuture<'_, Result<KillReport>> {
+        options: &'a KillOptions,
+    ) -> BoxFuture<'a, Result<KillReport>> {
         let table = Arc::clone(&self.table);
+        let options = options.clone();
         Box::pin(run_blocking(move || {
             crate::signal::kill_tree(&mut lock(&table), root, &options)
         }))

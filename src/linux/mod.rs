@@ -1,15 +1,17 @@
 //! The Linux source: `/proc` read with raw system calls.
 //!
-//! [`ProcReader`] holds one directory fd on a proc root and one reused buffer.
+//! [`SystemSource`] holds one directory fd on a proc root and one reused buffer.
 //! Listing pids is `getdents64` on that fd; reading a file is `openat` relative
 //! to it, one `read`, `close`. Nothing here allocates per process except the
 //! strings a [`ProcessInfo`](crate::ProcessInfo) owns.
 
 mod path;
+#[cfg(feature = "registry")]
 mod pidfs;
 mod reader;
 
+#[cfg(feature = "registry")]
 pub(crate) use pidfs::pidfs_inode;
 
-pub use reader::ProcReader;
+pub use reader::SystemSource;
 pub(crate) use reader::read_stat_once;

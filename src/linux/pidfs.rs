@@ -12,7 +12,7 @@ use std::os::fd::OwnedFd;
 use rustix::io::Errno;
 use rustix::process::PidfdFlags;
 
-use super::ProcReader;
+use super::SystemSource;
 use crate::{Error, ProcessIdentity, Result};
 
 /// `PIDFS_MAGIC` from `include/uapi/linux/magic.h`: "PIDF".
@@ -24,7 +24,7 @@ const PIDFS_MAGIC: i64 = 0x5049_4446;
 // `f_type` and `st_ino` have other integer types on other architectures.
 #[allow(clippy::useless_conversion)]
 pub(crate) fn pidfs_inode(
-    reader: &mut ProcReader,
+    reader: &mut SystemSource,
     identity: ProcessIdentity,
 ) -> Result<Option<u64>> {
     if identity.boot_id() != reader.boot_id() {

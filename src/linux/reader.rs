@@ -9,7 +9,8 @@ use rustix::fs::{Mode, OFlags, RawDir, SeekFrom};
 use rustix::io::Errno;
 
 use super::path::PidPath;
-use crate::parse::{self, CommandLine, Stat};
+use crate::CommandLine;
+use crate::parse::{self, Stat};
 use crate::source::{ProcessSource, Sample};
 use crate::{
     BootId, Cwd, Error, Liveness, ParseError, Pid, ProcessIdentity, ProcessInfo, Result, StartTime,
@@ -30,16 +31,16 @@ const BOOT_ID: &CStr = c"sys/kernel/random/boot_id";
 /// like `/proc` works, which is how the tests run on captured fixtures.
 ///
 /// ```no_run
-/// use proctrack::ProcReader;
+/// use proctrack::SystemSource;
 ///
-/// let mut reader = ProcReader::open()?;
+/// let mut reader = SystemSource::open()?;
 /// for process in reader.processes()? {
 ///     println!("{} {:?} {}", process.pid(), process.name(), process.cmdline());
 /// }
 /// # Ok::<(), proctrack::Error>(())
 /// ```
 #[derive(Debug)]
-pub struct ProcReader {
+pub struct SystemSource {
     root: OwnedFd,
     root_path: PathBuf,
     boot_id: BootId,
@@ -51,16 +52,16 @@ pub struct ProcReader {
     children_files: Option<bool>,
 }
 
-impl ProcReader {
+impl SystemSource {
     /// Opens `/proc`.
-    pub fn open() -> Result<ProcReader> {
-        ProcReader::open_root("/proc")
+    pub fn open() -> Result<SystemSource> {
+        SystemSource::open_root("/proc")
     }
 
     /// Opens another proc root: a fixture directory, or procfs mounted elsewhere.
     ///
     /// The root must hold `sys/kernel/random/boot_id`, as `/proc` does.
-    pub fn open_root(root: impl AsRef<Path>) -> Result<ProcReader> {
+    pub fn open_root(root: impl AsRef<Path>) -> Result<SystemSource> {
         let root_path = root.as_ref().to_path_buf();
         let root = rustix::fs::open(
             &root_path,
@@ -68,7 +69,7 @@ impl ProcReader {
             Mode::empty(),
         )
         .map_err(|errno| io_error(errno, root_path.clone()))?;
-        let mut reader = ProcReader {
+        let mut reader = SystemSource {
             root,
             root_path,
             boot_id: BootId::from_bytes([0; 16]),
@@ -515,13 +516,13 @@ fn exec_marker(startcode: u64, endcode: u64) -> u64 {
     }
 }
 
-impl ProcessSource for ProcReader {
+impl ProcessSource for SystemSource {
     fn boot_id(&self) -> BootId {
         self.boot_id
     }
 
     fn list_pids(&mut self, pids: &mut Vec<Pid>) -> Result<()> {
-        ProcReader::list_pids(self, pids)
+        SystemSource::list_pids(self, pids)
     }
 
     fn sample(&mut self, pid: Pid) -> Result<Sample<'_>> {
@@ -565,21 +566,21 @@ impl ProcessSource for ProcReader {
         Ok(true)
     }
 
-    fn all_threads_halted(&mut self, pid: Pid) -> Result<bool> {
+    fn thread_states(&mut self, pid: Pid, states: &mut Vec<State>) -> Result<()> {
+        states.clear();
         let root_path = self.root_path.clone();
-        let mut halted = true;
         let mut failure = None;
         self.for_each_thread(pid, "stat", |text| match parse::parse_stat(text) {
             Ok(stat) => {
-                halted = State::from_letter(stat.state).is_halted();
-                halted
+                states.push(State::from_letter(stat.state));
+                true
             }
             Err(cause) => {
                 failure = Some(parse_error(&root_path, pid, "task/stat", cause.into()));
                 false
             }
         })?;
-        failure.map_or(Ok(halted), Err)
+        failure.map_or(Ok(()), Err)
     }
 
     fn read_cwd(&mut self, identity: ProcessIdentity) -> Result<Cwd> {

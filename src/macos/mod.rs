@@ -1,6 +1,6 @@
 //! The macOS source: libproc, `sysctl` and nothing else.
 //!
-//! [`LibprocReader`] answers the same [`ProcessSource`](crate::ProcessSource)
+//! [`SystemSource`] answers the same [`ProcessSource`](crate::ProcessSource)
 //! questions as the Linux reader, from these calls:
 //!
 //! | what | call |
@@ -50,5 +50,14 @@
 
 mod reader;
 
-pub use reader::LibprocReader;
+pub use reader::SystemSource;
 pub(crate) use reader::brief;
+
+/// macOS has no pidfs: no inode to tell a process by.
+#[cfg(feature = "registry")]
+pub(crate) fn pidfs_inode(
+    _source: &mut SystemSource,
+    _identity: crate::ProcessIdentity,
+) -> crate::Result<Option<u64>> {
+    Ok(None)
+}

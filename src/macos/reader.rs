@@ -7,8 +7,9 @@ use libproc::kinfo::KinfoProc;
 use libproc::proc_pid::pidinfo;
 use libproc::task_info::TaskAllInfo;
 
+use crate::CommandLine;
 use crate::ffi;
-use crate::parse::{self, CommandLine};
+use crate::parse;
 use crate::source::{ProcessSource, Sample};
 use crate::{
     BootId, Cwd, Error, Liveness, Pid, ProcessIdentity, ProcessInfo, Result, StartTime, State,
@@ -43,16 +44,16 @@ const ARGS_KEEP: usize = 64 * 1024;
 /// `sysctl kern.bootsessionuuid`.
 ///
 /// ```no_run
-/// use proctrack::LibprocReader;
+/// use proctrack::SystemSource;
 ///
-/// let mut reader = LibprocReader::open()?;
+/// let mut reader = SystemSource::open()?;
 /// for process in reader.processes()? {
 ///     println!("{} {:?} {}", process.pid(), process.name(), process.cmdline());
 /// }
 /// # Ok::<(), proctrack::Error>(())
 /// ```
 #[derive(Debug)]
-pub struct LibprocReader {
+pub struct SystemSource {
     boot_id: BootId,
     /// One Mach tick is `.0 / .1` nanoseconds.
     timebase: (u32, u32),
@@ -104,9 +105,9 @@ impl Basic {
     }
 }
 
-impl LibprocReader {
+impl SystemSource {
     /// Reads the boot id and the Mach timebase.
-    pub fn open() -> Result<LibprocReader> {
+    pub fn open() -> Result<SystemSource> {
         let raw =
             ffi::sysctl_bytes(BOOT_SESSION).map_err(|e| sys_error(e, "kern.bootsessionuuid"))?;
         let boot_id =
@@ -114,7 +115,7 @@ impl LibprocReader {
                 path: None,
                 source: e.into(),
             })?;
-        Ok(LibprocReader {
+        Ok(SystemSource {
             boot_id,
             timebase: ffi::mach_timebase(),
             args: Vec::new(),
@@ -255,13 +256,13 @@ impl LibprocReader {
     }
 }
 
-impl ProcessSource for LibprocReader {
+impl ProcessSource for SystemSource {
     fn boot_id(&self) -> BootId {
         self.boot_id
     }
 
     fn list_pids(&mut self, pids: &mut Vec<Pid>) -> Result<()> {
-        LibprocReader::list_pids(self, pids)
+        SystemSource::list_pids(self, pids)
     }
 
     fn sample(&mut self, pid: Pid) -> Result<Sample<'_>> {

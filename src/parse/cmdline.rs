@@ -27,7 +27,7 @@ pub fn split_cmdline(bytes: &[u8]) -> impl Iterator<Item = &[u8]> + Clone + '_ {
 /// replaced by U+FFFD (for display; the value in memory is never lossy).
 ///
 /// ```
-/// use proctrack::parse::CommandLine;
+/// use proctrack::CommandLine;
 ///
 /// let cmd = CommandLine::from_args(["cargo", "run", "--release"]);
 /// assert_eq!(cmd.args().count(), 3);

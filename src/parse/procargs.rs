@@ -1,4 +1,5 @@
-use super::{CommandLine, split_cmdline};
+use super::split_cmdline;
+use crate::CommandLine;
 
 /// Why a `KERN_PROCARGS2` buffer could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +52,7 @@ pub struct ProcArgs<'a> {
 
 impl<'a> ProcArgs<'a> {
     /// The arguments, byte for byte.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn args(&self) -> impl Iterator<Item = &'a [u8]> + Clone + 'a {
         split_cmdline(self.args)
     }

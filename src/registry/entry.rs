@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::parse::CommandLine;
+use crate::CommandLine;
 use crate::{Pid, ProcessIdentity, ProcessInfo};
 
 /// The id of a registry row, handed out by [`Registry::register`](super::Registry::register).
@@ -120,7 +120,7 @@ impl std::str::FromStr for Status {
 /// ```
 /// use proctrack::registry::EndReason;
 /// assert_eq!(EndReason::PidReused.as_str(), "pid_reused");
-/// assert_eq!("reaped".parse::<EndReason>(), Ok(EndReason::Reaped));
+/// assert_eq!("reaped".parse::<EndReason>(), Ok(EndReason::Stopped));
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -139,7 +139,7 @@ pub enum EndReason {
     EarlierBoot,
     /// A [`stop`](super::Registry::stop) killed it (the stored word,
     /// `reaped`, predates the name `stop`).
-    Reaped,
+    Stopped,
 }
 
 impl EndReason {
@@ -150,7 +150,7 @@ impl EndReason {
             EndReason::Gone => "gone",
             EndReason::PidReused => "pid_reused",
             EndReason::EarlierBoot => "earlier_boot",
-            EndReason::Reaped => "reaped",
+            EndReason::Stopped => "reaped",
         }
     }
 }
@@ -170,7 +170,7 @@ impl std::str::FromStr for EndReason {
             "gone" => EndReason::Gone,
             "pid_reused" => EndReason::PidReused,
             "earlier_boot" => EndReason::EarlierBoot,
-            "reaped" => EndReason::Reaped,
+            "reaped" => EndReason::Stopped,
             other => return Err(UnknownWord(other.to_owned())),
         })
     }
@@ -477,7 +477,7 @@ mod tests {
             EndReason::Gone,
             EndReason::PidReused,
             EndReason::EarlierBoot,
-            EndReason::Reaped,
+            EndReason::Stopped,
         ] {
             assert_eq!(reason.as_str().parse::<EndReason>(), Ok(reason));
         }

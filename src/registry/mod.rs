@@ -104,8 +104,8 @@ pub use error::RegistryError;
 pub use reconcile::ReconcileReport;
 pub use stop::{StopOutcome, StopReport, StopScope, StoppedRow, owner_key, process_owner_alive};
 
+use crate::CommandLine;
 use crate::blocking::run_blocking;
-use crate::parse::CommandLine;
 use crate::signal::KillOptions;
 use crate::source::ProcessSource;
 use crate::{Pid, ProcessIdentity};

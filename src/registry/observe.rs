@@ -1,7 +1,8 @@
 //! What the live system says about a row's process now.
 
+use crate::SystemSource;
+use crate::platform::pidfs_inode;
 use crate::source::ProcessSource;
-use crate::system::{self, SystemSource};
 use crate::{Error, ProcessIdentity, Result};
 
 use super::entry::{EndReason, Entry, Status};
@@ -46,13 +47,13 @@ pub(crate) struct Observer {
 impl Observer {
     pub(crate) fn open() -> Result<Observer> {
         Ok(Observer {
-            source: system::open()?,
+            source: SystemSource::open()?,
         })
     }
 
     /// The pidfs inode of `identity` now, where the kernel has one.
     pub(crate) fn pidfs_inode(&mut self, identity: ProcessIdentity) -> Result<Option<u64>> {
-        system::pidfs_inode(&mut self.source, identity)
+        pidfs_inode(&mut self.source, identity)
     }
 
     /// The source, for reading a live process.

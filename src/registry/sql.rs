@@ -13,7 +13,7 @@ use sqlx::sqlite::SqliteRow;
 
 use super::entry::{Entry, RowId, from_millis, u64_from_sql};
 use super::error::RegistryError;
-use crate::parse::CommandLine;
+use crate::CommandLine;
 use crate::{BootId, Pid, ProcessIdentity, StartTime};
 
 /// The schema, one file per version under `migrations/`, embedded at compile

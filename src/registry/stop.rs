@@ -56,7 +56,7 @@ pub enum StopScope {
 #[non_exhaustive]
 pub enum StopOutcome {
     /// The row's process and its descendants were killed; the row is now
-    /// [`Status::Killed`] ([`EndReason::Reaped`]). The report may still list
+    /// [`Status::Killed`] ([`EndReason::Stopped`]). The report may still list
     /// descendants that survived or were denied.
     Killed(KillReport),
     /// The process died with the tree of another row of the same stop (a
@@ -268,7 +268,7 @@ fn parse_owner_key(owner: &str) -> Option<ProcessIdentity> {
 /// ```
 pub fn process_owner_alive(owner: &str) -> Option<bool> {
     let identity = parse_owner_key(owner)?;
-    let Ok(mut source) = crate::system::open() else {
+    let Ok(mut source) = crate::SystemSource::open() else {
         return Some(true);
     };
     if source.boot_id() != identity.boot_id() {
@@ -398,7 +398,7 @@ impl Registry {
             let id = entry.id();
             if let Some(&by) = killed_by.get(&entry.identity()) {
                 let words = format!("killed with the tree of row {by}");
-                let stored = self.finish(id, Some((Status::Killed, EndReason::Reaped)), &words);
+                let stored = self.finish(id, Some((Status::Killed, EndReason::Stopped)), &words);
                 report.rows.push(StoppedRow {
                     entry: stored.await?.unwrap_or(entry),
                     outcome: StopOutcome::KilledWithTree(by),
@@ -435,7 +435,7 @@ impl Registry {
                     }
                     let words = summarize(&kill);
                     if kill.killed.iter().any(|k| k.identity == identity) {
-                        let done = Some((Status::Killed, EndReason::Reaped));
+                        let done = Some((Status::Killed, EndReason::Stopped));
                         (
                             self.finish(id, done, &words).await?,
                             StopOutcome::Killed(kill),

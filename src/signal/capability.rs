@@ -7,12 +7,12 @@ use std::sync::OnceLock;
 /// With [`pidfd`](Capabilities::pidfd) (Linux 5.3) every guarantee of this
 /// module holds: a handle pins its process, signals cannot reach a later
 /// holder of the pid, and exits are events. Without it, handles fall back to
-/// [`Backend::Kill`]: the identity is checked right before each `kill(2)`,
+/// [`Backend::CheckedPid`]: the identity is checked right before each `kill(2)`,
 /// which leaves a window of microseconds in which the process could exit, be
 /// reaped and have its pid reused; and exits of other processes than our own
 /// children cannot be waited for.
 ///
-/// On macOS `pidfd` is false, always: handles are [`Backend::Kill`], with the
+/// On macOS `pidfd` is false, always: handles are [`Backend::CheckedPid`], with the
 /// same small reuse window between the start-time check and `kill(2)` (a tree
 /// kill narrows it by stopping each member first). Exits of any process are
 /// still events there ([`exit_events`](Capabilities::exit_events), through
@@ -42,7 +42,7 @@ pub struct Capabilities {
     pub child_subreaper: bool,
     /// Exits of any process, not only our children, are events that
     /// [`ProcessHandle::wait`](super::ProcessHandle::wait) and
-    /// [`exited`](super::ProcessHandle::exited) wait for without polling, for
+    /// [`wait_async`](super::ProcessHandle::wait_async) wait for without polling, for
     /// handles made with [`Backend::Auto`]: through a pidfd on Linux (as
     /// `pidfd_wait`), through kqueue `EVFILT_PROC` / `NOTE_EXIT` on macOS.
     pub exit_events: bool,
@@ -59,7 +59,7 @@ impl Capabilities {
         if self.pidfd {
             Backend::Pidfd
         } else {
-            Backend::Kill
+            Backend::CheckedPid
         }
     }
 }
@@ -69,12 +69,12 @@ impl Capabilities {
 /// ```
 /// use proctrack::signal::{Backend, KillOptions};
 /// // Tests force the fallback to see what old kernels get:
-/// let options = KillOptions::new().backend(Backend::Kill);
+/// let options = KillOptions::new().backend(Backend::CheckedPid);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Backend {
-    /// [`Backend::Pidfd`] where the kernel has pidfds, else [`Backend::Kill`].
+    /// [`Backend::Pidfd`] where the kernel has pidfds, else [`Backend::CheckedPid`].
     #[default]
     Auto,
     /// A pidfd per process: pinned, race-free signals, exits as events.
@@ -86,10 +86,9 @@ pub enum Backend {
     /// always is. On Linux, exits of processes other than our own children
     /// cannot be awaited then; on macOS they can (kqueue). See
     /// [`Capabilities`].
-    Kill,
+    CheckedPid,
 }
 
-#[cfg(any(target_os = "linux", target_os = "macos"))]
 impl Backend {
     /// What this backend means here: `Auto` resolved against [`capabilities`].
     pub(crate) fn resolve(self) -> crate::Result<Backend> {
@@ -115,59 +114,7 @@ impl Backend {
 /// ```
 pub fn capabilities() -> Capabilities {
     static PROBED: OnceLock<Capabilities> = OnceLock::new();
-    *PROBED.get_or_init(probe)
-}
-
-#[cfg(target_os = "linux")]
-fn probe() -> Capabilities {
-    use rustix::io::Errno;
-    use rustix::process::{PidfdFlags, WaitId, WaitIdOptions};
-
-    let me = rustix::process::getpid();
-    // Our own pid always exists, so any failure means the call is missing
-    // (ENOSYS) or filtered (EPERM from seccomp): either way, not usable.
-    let pidfd = rustix::process::pidfd_open(me, PidfdFlags::empty()).ok();
-    // We are not our own child: a kernel that knows P_PIDFD answers ECHILD, an
-    // older one EINVAL for the unknown id type.
-    let waitid_pidfd = pidfd.as_ref().is_some_and(|fd| {
-        let probe = rustix::process::waitid(
-            WaitId::PidFd(std::os::fd::AsFd::as_fd(fd)),
-            WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
-        );
-        matches!(probe, Err(Errno::CHILD))
-    });
-    Capabilities {
-        pidfd: pidfd.is_some(),
-        // Poll support on pidfds came in the same release as pidfd_open.
-        pidfd_wait: pidfd.is_some(),
-        waitid_pidfd,
-        child_subreaper: rustix::process::child_subreaper().is_ok(),
-        exit_events: pidfd.is_some(),
-    }
-}
-
-/// macOS: no pidfd, no subreaper; kqueue's `EVFILT_PROC` has been there
-/// since 10.0.
-#[cfg(target_os = "macos")]
-fn probe() -> Capabilities {
-    Capabilities {
-        pidfd: false,
-        pidfd_wait: false,
-        waitid_pidfd: false,
-        child_subreaper: false,
-        exit_events: true,
-    }
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-fn probe() -> Capabilities {
-    Capabilities {
-        pidfd: false,
-        pidfd_wait: false,
-        waitid_pidfd: false,
-        child_subreaper: false,
-        exit_events: false,
-    }
+    *PROBED.get_or_init(super::sys::probe)
 }
 
 #[cfg(all(test, target_os = "linux"))]
@@ -187,6 +134,9 @@ mod tests {
             "{caps:?}"
         );
         assert_eq!(Backend::Auto.resolve().ok(), Some(Backend::Pidfd));
-        assert_eq!(Backend::Kill.resolve().ok(), Some(Backend::Kill));
+        assert_eq!(
+            Backend::CheckedPid.resolve().ok(),
+            Some(Backend::CheckedPid)
+        );
     }
 }

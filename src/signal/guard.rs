@@ -81,7 +81,7 @@ impl Guard {
             Some(ancestors) => ancestors.clone(),
             None if self.allow_ancestors => Vec::new(),
             None => {
-                let read = ancestors(&mut crate::system::open()?, Pid::current())?;
+                let read = ancestors(&mut crate::SystemSource::open()?, Pid::current())?;
                 ANCESTORS.get_or_init(|| read).clone()
             }
         };
@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn strict_guard_protects_init_self_and_parent() -> Result<()> {
-        let mut source = crate::system::open()?;
+        let mut source = crate::SystemSource::open()?;
         let protected = Guard::new().protected(&mut source)?;
         let one = Pid::try_from(1)?;
         assert_eq!(protected.refusal(one), Some(Refusal::Init));

@@ -2,7 +2,7 @@
 
 use std::process::Child;
 
-use super::{Backend, Guard, Signal};
+use super::{Backend, Guard, Signal, sys};
 use crate::{Error, Pid, ProcessIdentity, Result};
 
 /// A handle to one particular process, made from its identity.
@@ -14,11 +14,11 @@ use crate::{Error, Pid, ProcessIdentity, Result};
 /// reused, signals through the handle fail as [`Delivery::Gone`] instead of
 /// reaching the newcomer.
 ///
-/// On kernels without pidfds (or with [`Backend::Kill`]) the handle holds no
+/// On kernels without pidfds (or with [`Backend::CheckedPid`]) the handle holds no
 /// pin; each signal re-checks the identity in `/proc` right before `kill(2)`.
 /// See [`capabilities`](super::capabilities) for what holds where.
 ///
-/// **On macOS** there is no pidfd: every handle is [`Backend::Kill`]. It
+/// **On macOS** there is no pidfd: every handle is [`Backend::CheckedPid`]. It
 /// holds the identity (pid, start time in microseconds since the epoch), and
 /// each signal re-checks that start time through `sysctl(KERN_PROC_PID)`
 /// right before `kill(2)`. A small window remains between the check and the
@@ -49,31 +49,8 @@ use crate::{Error, Pid, ProcessIdentity, Result};
 #[derive(Debug)]
 pub struct ProcessHandle {
     pub(crate) identity: ProcessIdentity,
-    pub(crate) pin: Pin,
+    pub(crate) pin: sys::Pin,
 }
-
-/// How a handle holds its process.
-#[cfg(target_os = "linux")]
-#[derive(Debug)]
-pub(crate) enum Pin {
-    /// A pidfd: the kernel's reference to exactly this process.
-    Pidfd(std::os::fd::OwnedFd),
-    /// Nothing: the identity is re-checked in `/proc` before each `kill(2)`.
-    Checked,
-}
-
-/// How a handle holds its process: on macOS, it cannot.
-#[cfg(target_os = "macos")]
-#[derive(Debug)]
-pub(crate) enum Pin {
-    /// Nothing: the start time is re-checked before each `kill(2)`.
-    Checked,
-}
-
-/// No platform but Linux and macOS can make a handle yet.
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-#[derive(Debug)]
-pub(crate) enum Pin {}
 
 /// What became of a signal sent through a handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -107,13 +84,13 @@ impl ProcessHandle {
     /// Opens a handle with a chosen [`Backend`].
     ///
     /// [`Backend::Pidfd`] fails with [`Error::Unsupported`] on kernels
-    /// without pidfds; [`Backend::Kill`] forces the identity-checked fallback.
+    /// without pidfds; [`Backend::CheckedPid`] forces the identity-checked fallback.
     ///
     /// ```no_run
     /// use proctrack::signal::{Backend, ProcessHandle};
     /// let me = proctrack::process(proctrack::Pid::current())?.identity();
-    /// let handle = ProcessHandle::open_with(me, Backend::Kill)?;
-    /// assert_eq!(handle.backend(), Backend::Kill);
+    /// let handle = ProcessHandle::open_with(me, Backend::CheckedPid)?;
+    /// assert_eq!(handle.backend(), Backend::CheckedPid);
     /// # Ok::<(), proctrack::Error>(())
     /// ```
     pub fn open_with(identity: ProcessIdentity, backend: Backend) -> Result<ProcessHandle> {
@@ -140,7 +117,7 @@ impl ProcessHandle {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_child(child: &Child) -> Result<ProcessHandle> {
-        imp::from_child(child)
+        sys::from_child(child)
     }
 
     /// The identity the handle was made from.
@@ -154,9 +131,9 @@ impl ProcessHandle {
     }
 
     /// How this handle reaches its process: [`Backend::Pidfd`] or
-    /// [`Backend::Kill`] (never `Auto`).
+    /// [`Backend::CheckedPid`] (never `Auto`).
     pub fn backend(&self) -> Backend {
-        imp::backend(self)
+        sys::backend(self)
     }
 
     /// Sends `signal`, unless the [strict guard](Guard::new) protects the
@@ -194,25 +171,23 @@ impl ProcessHandle {
         identity: ProcessIdentity,
         backend: Backend,
     ) -> Result<Option<ProcessHandle>> {
-        imp::pin(identity, backend)
+        sys::pin(identity, backend)
     }
 
     /// Sends without consulting a guard (the caller did).
     pub(crate) fn send(&self, signal: Signal) -> Result<Delivery> {
-        imp::send(self, signal)
+        sys::send(self, signal)
     }
 
     /// Whether this handle's exit can be awaited as an event (a pidfd on
     /// Linux, kqueue on macOS); false for an unpinned Linux handle.
-    #[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
     pub(crate) fn exit_is_event(&self) -> bool {
-        imp::exit_is_event(self)
+        sys::exit_is_event(self)
     }
 }
 
 /// For handles without a pidfd pin (the kill(2) fallback, and macOS):
 /// whether the pid still holds our identity (alive or zombie).
-#[cfg(any(target_os = "linux", target_os = "macos"))]
 impl ProcessHandle {
     pub(crate) fn still_there(&self) -> Result<bool> {
         Ok(super::sys::brief(self.pid())?
@@ -220,7 +195,6 @@ impl ProcessHandle {
     }
 }
 
-#[cfg(any(target_os = "linux", target_os = "macos"))]
 impl From<super::sys::Sent> for Delivery {
     fn from(sent: super::sys::Sent) -> Delivery {
         match sent {
@@ -228,193 +202,5 @@ impl From<super::sys::Sent> for Delivery {
             super::sys::Sent::Gone => Delivery::Gone,
             super::sys::Sent::Denied => Delivery::Denied,
         }
-    }
-}
-
-#[cfg(target_os = "linux")]
-mod imp {
-    use std::os::fd::AsFd;
-    use std::process::Child;
-
-    use super::{Delivery, Pin, ProcessHandle};
-    use crate::signal::sys;
-    use crate::signal::{Backend, Signal};
-    use crate::{Error, Pid, ProcessIdentity, Result};
-
-    pub(super) fn pin(
-        identity: ProcessIdentity,
-        backend: Backend,
-    ) -> Result<Option<ProcessHandle>> {
-        let backend = backend.resolve()?;
-        if identity.boot_id() != sys::boot_id()? {
-            return Ok(None);
-        }
-        let pid = identity.pid();
-        let pin = match backend {
-            Backend::Kill => Pin::Checked,
-            _ => match sys::pidfd_open(pid)? {
-                Some(fd) => Pin::Pidfd(fd),
-                None => return Ok(None),
-            },
-        };
-        // Read after pinning: if the pid holds our start time now, the pin
-        // (taken earlier, while the identity was known to exist) is on it.
-        match sys::brief(pid)? {
-            Some(now) if now.start == identity.start_time() => {
-                Ok(Some(ProcessHandle { identity, pin }))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    pub(super) fn from_child(child: &Child) -> Result<ProcessHandle> {
-        let pid = Pid::try_from(child.id())?;
-        let pin = match Backend::Auto.resolve()? {
-            Backend::Kill => Pin::Checked,
-            _ => Pin::Pidfd(sys::pidfd_open(pid)?.ok_or(Error::NotChild { pid })?),
-        };
-        match sys::brief(pid)? {
-            Some(now) if now.parent == Some(Pid::current()) => {
-                let identity = ProcessIdentity::new(sys::boot_id()?, pid, now.start);
-                Ok(ProcessHandle { identity, pin })
-            }
-            _ => Err(Error::NotChild { pid }),
-        }
-    }
-
-    pub(super) fn backend(handle: &ProcessHandle) -> Backend {
-        match handle.pin {
-            Pin::Pidfd(_) => Backend::Pidfd,
-            Pin::Checked => Backend::Kill,
-        }
-    }
-
-    pub(super) fn exit_is_event(handle: &ProcessHandle) -> bool {
-        matches!(handle.pin, Pin::Pidfd(_))
-    }
-
-    pub(super) fn send(handle: &ProcessHandle, signal: Signal) -> Result<Delivery> {
-        let pid = handle.pid();
-        let sent = match &handle.pin {
-            Pin::Pidfd(fd) => sys::pidfd_send(fd.as_fd(), signal, pid)?,
-            Pin::Checked => {
-                if !handle.still_there()? {
-                    return Ok(Delivery::Gone);
-                }
-                // The window the fallback cannot close: between the check above
-                // and this call the process could exit, be reaped, and its pid
-                // be handed to another process.
-                sys::kill(pid, signal)?
-            }
-        };
-        Ok(sent.into())
-    }
-}
-
-#[cfg(target_os = "macos")]
-mod imp {
-    use std::process::Child;
-
-    use super::{Delivery, Pin, ProcessHandle};
-    use crate::signal::sys::{self, Sent};
-    use crate::signal::{Backend, Signal};
-    use crate::{Error, Pid, ProcessIdentity, Result};
-
-    pub(super) fn pin(
-        identity: ProcessIdentity,
-        backend: Backend,
-    ) -> Result<Option<ProcessHandle>> {
-        backend.resolve()?;
-        if identity.boot_id() != sys::boot_id()? {
-            return Ok(None);
-        }
-        let handle = ProcessHandle {
-            identity,
-            pin: Pin::Checked,
-        };
-        Ok(handle.still_there()?.then_some(handle))
-    }
-
-    pub(super) fn from_child(child: &Child) -> Result<ProcessHandle> {
-        let pid = Pid::try_from(child.id())?;
-        // An unreaped child keeps its pid: the start time read now is its own.
-        match sys::brief(pid)? {
-            Some(now) if now.parent == Some(Pid::current()) => {
-                let identity = ProcessIdentity::new(sys::boot_id()?, pid, now.start);
-                Ok(ProcessHandle {
-                    identity,
-                    pin: Pin::Checked,
-                })
-            }
-            _ => Err(Error::NotChild { pid }),
-        }
-    }
-
-    pub(super) fn backend(handle: &ProcessHandle) -> Backend {
-        match handle.pin {
-            Pin::Checked => Backend::Kill,
-        }
-    }
-
-    pub(super) fn exit_is_event(handle: &ProcessHandle) -> bool {
-        match handle.pin {
-            // kqueue's NOTE_EXIT tells the exit of any process.
-            Pin::Checked => true,
-        }
-    }
-
-    pub(super) fn send(handle: &ProcessHandle, signal: Signal) -> Result<Delivery> {
-        let pid = handle.pid();
-        if !handle.still_there()? {
-            return Ok(Delivery::Gone);
-        }
-        // The window no pidfd closes: between the check above and this call
-        // the process could exit, be reaped, and its pid be handed to another.
-        let sent = sys::kill(pid, signal)?;
-        if signal == Signal::Stop && matches!(sent, Sent::Delivered) && !handle.still_there()? {
-            // It did: the stop reached the pid's new holder. Undo it. (A tree
-            // kill stops each member first for this reason: a stopped process
-            // cannot exit by itself, so the check before the real signal
-            // holds until the signal.)
-            let _ = sys::kill(pid, Signal::Cont)?;
-            return Ok(Delivery::Gone);
-        }
-        Ok(sent.into())
-    }
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-mod imp {
-    use std::process::Child;
-
-    use super::{Delivery, ProcessHandle};
-    use crate::signal::{Backend, Signal};
-    use crate::{Error, ProcessIdentity, Result};
-
-    pub(super) const UNSUPPORTED: Error = Error::Unsupported {
-        what: "process handles on this platform",
-    };
-
-    pub(super) fn pin(
-        _identity: ProcessIdentity,
-        _backend: Backend,
-    ) -> Result<Option<ProcessHandle>> {
-        Err(UNSUPPORTED)
-    }
-
-    pub(super) fn from_child(_child: &Child) -> Result<ProcessHandle> {
-        Err(UNSUPPORTED)
-    }
-
-    pub(super) fn backend(handle: &ProcessHandle) -> Backend {
-        match handle.pin {}
-    }
-
-    pub(super) fn send(handle: &ProcessHandle, _signal: Signal) -> Result<Delivery> {
-        match handle.pin {}
-    }
-
-    pub(super) fn exit_is_event(handle: &ProcessHandle) -> bool {
-        match handle.pin {}
     }
 }

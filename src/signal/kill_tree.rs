@@ -1,38 +1,4 @@
-//! Killing a whole process tree: [`kill_tree`] and [`kill_cwd`].
-//!
-//! Scanning a tree and then signalling each member misses the children forked
-//! in between, and a tree that keeps forking always has such children. So the
-//! kill freezes the tree first:
-//!
-//! 1. pin every member with a [`ProcessHandle`](super::ProcessHandle) (a pid
-//!    alone could be reused under us) and send it `SIGSTOP` (on macOS, where
-//!    a handle is a checked pid, the start time is checked again after the
-//!    stop and before every later signal: a stopped process cannot exit by
-//!    itself, so the pid stays its own);
-//! 2. list the children of every member, pin and stop the new ones, and
-//!    repeat until a round that started after every member was seen stopped
-//!    finds no new member: a stopped process cannot fork, so the set is
-//!    complete. On Linux the children come from
-//!    `/proc/<pid>/task/<tid>/children`, exact while the member is stopped,
-//!    so a round costs in proportion to the tree, not to the system; where
-//!    the platform has no such list, each round refreshes the table;
-//! 3. deliver the signal through the pins (`SIGCONT` after it, for signals a
-//!    stopped process would otherwise leave pending);
-//! 4. wait for the exits on the pidfds (kqueue on macOS); in graceful mode,
-//!    stop what is left after the grace period, find what it forked
-//!    meanwhile, and `SIGKILL` it all;
-//! 5. collect the exit status of every member that became our child on the
-//!    way (a subreaper adopts the orphans of a dying tree), by its pidfd,
-//!    never with a wait for "any child".
-//!
-//! Whatever goes wrong after the first `SIGSTOP` (an error, a panic), every
-//! member still stopped is sent `SIGCONT` before the call returns: a failed
-//! kill never leaves a frozen tree behind.
-//!
-//! A member that double-forks and lets the middle process exit before the
-//! tree is frozen reparents out of the tree (to pid 1, or to the nearest
-//! subreaper): the parent links that discovery follows are gone. A
-//! [`Subreaper`](super::Subreaper) keeps such orphans within reach.
+//! The tree-kill algorithm: [`kill_tree`], [`kill_cwd`] and the crate's `kill_roots`.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -42,10 +8,43 @@ use super::guard::Protected;
 use super::signaller::{Signaller, SystemSignaller};
 use super::{Delivery, KillOptions, KillReport, Killed, Refusal, Signal};
 use crate::table::ProcessTable;
-use crate::{Error, Pid, ProcessIdentity, ProcessSource, Result};
+use crate::{Error, Pid, ProcessIdentity, ProcessSource, Result, State};
 
-/// Kills `root` and all its descendants, race-free (see the
-/// [module docs](self) for how).
+/// Kills `root` and all its descendants, race-free.
+///
+/// Scanning a tree and then signalling each member misses the children forked
+/// in between, and a tree that keeps forking always has such children. So the
+/// kill freezes the tree first:
+///
+/// 1. pin every member with a [`ProcessHandle`](super::ProcessHandle) (a pid
+///    alone could be reused under us) and send it `SIGSTOP` (on macOS, where
+///    a handle is a checked pid, the start time is checked again after the
+///    stop and before every later signal: a stopped process cannot exit by
+///    itself, so the pid stays its own);
+/// 2. list the children of every member, pin and stop the new ones, and
+///    repeat until a round that started after every member was seen stopped
+///    finds no new member: a stopped process cannot fork, so the set is
+///    complete. On Linux the children come from
+///    `/proc/<pid>/task/<tid>/children`, exact while the member is stopped,
+///    so a round costs in proportion to the tree, not to the system; where
+///    the platform has no such list, each round refreshes the table;
+/// 3. deliver the signal through the pins (`SIGCONT` after it, for signals a
+///    stopped process would otherwise leave pending);
+/// 4. wait for the exits on the pidfds (kqueue on macOS); in graceful mode,
+///    stop what is left after the grace period, find what it forked
+///    meanwhile, and `SIGKILL` it all;
+/// 5. collect the exit status of every member that became our child on the
+///    way (a subreaper adopts the orphans of a dying tree), by its pidfd,
+///    never with a wait for "any child".
+///
+/// Whatever goes wrong after the first `SIGSTOP` (an error, a panic), every
+/// member still stopped is sent `SIGCONT` before the call returns: a failed
+/// kill never leaves a frozen tree behind.
+///
+/// A member that double-forks and lets the middle process exit before the
+/// tree is frozen reparents out of the tree (to pid 1, or to the nearest
+/// subreaper): the parent links that discovery follows are gone. A
+/// [`Subreaper`](super::Subreaper) keeps such orphans within reach.
 ///
 /// `table` is the caller's view of the processes: its source reads the
 /// tree's members, and where the platform cannot list one process's children
@@ -250,6 +249,19 @@ impl<S: ProcessSource, G: Signaller> Drop for Killer<'_, S, G> {
             }
         }
     }
+}
+
+/// Whether a thread in `state`, of a process that was sent `SIGSTOP`, can
+/// still create a child: not when it is stopped or dead, and not in
+/// uninterruptible sleep either. Such a thread is inside the kernel; it
+/// stops before it returns to user space, and a `fork` it is in the middle
+/// of fails and is restarted after the stop: the kernel aborts a fork that
+/// finds a signal pending before it links the child in (`copy_process`), and
+/// it checks under the same lock the signal is queued with. Counting it as
+/// frozen matters for a thread in `vfork`: it waits, uninterruptibly, for a
+/// child that we hold stopped, and would never stop itself.
+fn cannot_fork(state: State) -> bool {
+    state.is_halted() || state == State::DiskSleep
 }
 
 impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
@@ -503,33 +515,34 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
         result.map(|()| found)
     }
 
-    /// True when every member that may still run is halted: all its threads,
-    /// for a multi-threaded one.
+    /// True when every member that may still run cannot fork any more:
+    /// every thread of it [`cannot_fork`].
     fn all_stopped(&mut self) -> Result<bool> {
         let source = self.table.source_mut();
+        let mut states = Vec::new();
         for member in &self.members {
             if !member.stopped {
                 continue;
             }
             let identity = member.identity;
-            let halted = match source.sample(identity.pid()) {
+            let frozen = match source.sample(identity.pid()) {
                 Ok(now) if now.start_time == identity.start_time() => {
-                    if now.state.is_halted() && now.threads > 1 {
-                        match source.all_threads_halted(identity.pid()) {
-                            Ok(halted) => halted,
-                            // Gone since the sample counts as halted.
+                    if cannot_fork(now.state) && now.threads > 1 {
+                        match source.thread_states(identity.pid(), &mut states) {
+                            Ok(()) => states.iter().all(|state| cannot_fork(*state)),
+                            // Gone since the sample counts as frozen.
                             Err(Error::NotFound { .. }) => true,
                             Err(other) => return Err(other),
                         }
                     } else {
-                        now.state.is_halted()
+                        cannot_fork(now.state)
                     }
                 }
                 // Reaped already.
                 Ok(_) | Err(Error::NotFound { .. }) => true,
                 Err(other) => return Err(other),
             };
-            if !halted {
+            if !frozen {
                 return Ok(false);
             }
         }

@@ -564,3 +564,152 @@ fn a_failure_at_any_step_leaves_no_member_stopped() -> Result<()> {
     );
     Ok(())
 }
+
+/// The same promise on a live tree: a kill whose third signal fails
+/// returns the error, and the two members it had stopped run again. Runs in
+/// a child process of the test binary, which becomes a child subreaper so
+/// that it can reap everything the test starts.
+#[cfg(target_os = "linux")]
+#[test]
+fn live_a_failed_kill_resumes_the_members_it_stopped() {
+    let exe = std::env::current_exe().expect("the test binary");
+    let status = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "signal::kill_tree_tests::live_resume_helper",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PROCTRACK_LIVE_RESUME", "1")
+        .status()
+        .expect("run the helper");
+    assert!(status.success(), "the live helper failed: {status}");
+}
+
+/// Signals through the real signaller, and fails the `fail_at`-th send.
+#[cfg(target_os = "linux")]
+struct FailingSignaller {
+    inner: super::signaller::SystemSignaller,
+    sends: usize,
+    fail_at: usize,
+}
+
+#[cfg(target_os = "linux")]
+impl Signaller for FailingSignaller {
+    type Pin = super::ProcessHandle;
+
+    fn pin(&mut self, identity: ProcessIdentity) -> Result<Option<Self::Pin>> {
+        self.inner.pin(identity)
+    }
+
+    fn send(&mut self, pin: &Self::Pin, signal: Signal) -> Result<Delivery> {
+        self.sends += 1;
+        if self.sends == self.fail_at {
+            return Err(Error::Unsupported { what: INJECTED });
+        }
+        self.inner.send(pin, signal)
+    }
+
+    fn resume(&mut self, pin: &Self::Pin) {
+        self.inner.resume(pin);
+    }
+
+    fn has_exited(&mut self, pin: &Self::Pin) -> Result<bool> {
+        self.inner.has_exited(pin)
+    }
+
+    fn exit_is_event(&self, pin: &Self::Pin) -> bool {
+        self.inner.exit_is_event(pin)
+    }
+
+    fn wait_exits(
+        &mut self,
+        pins: &[&Self::Pin],
+        pending: &mut [bool],
+        deadline: Instant,
+    ) -> Result<()> {
+        self.inner.wait_exits(pins, pending, deadline)
+    }
+
+    fn try_reap(&mut self, pin: &Self::Pin) -> Result<Option<ExitStatus>> {
+        self.inner.try_reap(pin)
+    }
+
+    fn reap(&mut self, pin: &Self::Pin) -> Result<ExitStatus> {
+        self.inner.reap(pin)
+    }
+
+    fn wait_unreaped(&mut self, pin: &Self::Pin) -> Result<()> {
+        self.inner.wait_unreaped(pin)
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "run by live_a_failed_kill_resumes_the_members_it_stopped, in a process of its own"]
+fn live_resume_helper() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    use crate::SystemSource;
+
+    if std::env::var_os("PROCTRACK_LIVE_RESUME").is_none() {
+        return;
+    }
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid())).expect("subreaper");
+    let mut child = Command::new("sh")
+        .args(["-c", "sleep 1000 & sleep 1000 & echo ready; wait"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the tree");
+    let root = super::ProcessHandle::from_child(&child)
+        .expect("pin")
+        .identity();
+    /// Kills the tree whatever happens to the test.
+    struct Cleanup(ProcessIdentity);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            if let Ok(mut table) = ProcessTable::new() {
+                let _ = super::kill_tree(&mut table, self.0, &KillOptions::new());
+            }
+        }
+    }
+    let cleanup = Cleanup(root);
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready");
+    assert_eq!(line.trim(), "ready");
+
+    let mut table: ProcessTable<SystemSource> = ProcessTable::new().expect("table");
+    let members: Vec<Pid> = std::iter::once(root.pid())
+        .chain(table.descendants(root.pid()).iter().map(|p| p.pid()))
+        .collect();
+    assert_eq!(members.len(), 3, "sh and two sleeps");
+    let mut signaller = FailingSignaller {
+        inner: super::signaller::SystemSignaller::new(super::Backend::Auto).expect("signaller"),
+        sends: 0,
+        fail_at: 3,
+    };
+    let result = kill_roots(
+        &mut table,
+        &mut signaller,
+        &[root],
+        &KillOptions::new(),
+        None,
+        RefusedRoot::Fails,
+    );
+    assert!(
+        matches!(result, Err(Error::Unsupported { what }) if what == INJECTED),
+        "{result:?}"
+    );
+    for pid in members {
+        let state = crate::platform::read_stat_once(pid, |stat| State::from_letter(stat.state))
+            .expect("stat")
+            .expect("still alive");
+        assert!(!state.is_halted(), "{pid} left {state:?}");
+    }
+    drop(cleanup);
+    let _ = child.wait();
+}

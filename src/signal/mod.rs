@@ -21,7 +21,7 @@
 //!   pidfd: a handle can never signal any process but its own.
 //! - Exits are events: a pidfd turns readable when its process exits, whether
 //!   or not it is our child. [`ProcessHandle::wait_timeout`] polls it,
-//!   [`ProcessHandle::exited`] awaits it in tokio. Neither reaps; collecting
+//!   [`ProcessHandle::wait_async`] awaits it in tokio. Neither reaps; collecting
 //!   the exit status of a child we own is a separate, explicit step
 //!   ([`ProcessHandle::try_reap`]).
 //!
@@ -76,7 +76,7 @@
 //! Without pidfds (Linux before 5.3) handles fall back to `kill(2)` right
 //! after an identity check in `/proc`, which narrows the race to microseconds
 //! but cannot close it, and exits of processes other than our children cannot
-//! be awaited. [`capabilities`] says which guarantees hold; [`Backend::Kill`]
+//! be awaited. [`capabilities`] says which guarantees hold; [`Backend::CheckedPid`]
 //! forces the fallback (tests use it).
 //!
 //! macOS has no pidfd, so every handle is that fallback: the start time
@@ -86,7 +86,7 @@
 //! each member is stopped first and its start time checked again before the
 //! real signal, and a stopped process cannot exit by itself. Exits, though,
 //! are events for any process there: kqueue `EVFILT_PROC` / `NOTE_EXIT`
-//! ([`Capabilities::exit_events`]), so waiting, [`ProcessHandle::exited`]
+//! ([`Capabilities::exit_events`]), so waiting, [`ProcessHandle::wait_async`]
 //! and a tree kill's exit check work as on Linux. Tree discovery is the same
 //! code on both, through [`ProcessSource`](crate::ProcessSource). There is no
 //! child subreaper on macOS: [`Subreaper::install`] returns
@@ -106,7 +106,6 @@ mod signals;
 mod spawn;
 mod wait;
 
-#[cfg(any(target_os = "linux", target_os = "macos"))]
 mod sys;
 
 #[cfg(test)]

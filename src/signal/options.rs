@@ -89,7 +89,7 @@ impl KillOptions {
     /// How long to keep rescanning for a stopped, complete tree (10 s by
     /// default). A member stuck in uninterruptible sleep never shows as
     /// stopped; after this long the signal is delivered anyway and the report
-    /// says the tree had not [settled](KillReport::settled).
+    /// says the tree had not [settled](super::KillReport::settled).
     pub fn settle_timeout(mut self, timeout: Duration) -> KillOptions {
         self.settle_timeout = timeout;
         self
@@ -101,7 +101,7 @@ impl KillOptions {
         self
     }
 
-    /// How processes are pinned and signalled; [`Backend::Kill`] forces the
+    /// How processes are pinned and signalled; [`Backend::CheckedPid`] forces the
     /// fallback of kernels without pidfds.
     pub fn backend(mut self, backend: Backend) -> KillOptions {
         self.backend = backend;

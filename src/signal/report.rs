@@ -40,7 +40,7 @@ pub struct KillReport {
     pub reaped: Vec<ProcessIdentity>,
     /// True when the tree was complete and stopped before the signal; false
     /// when the settle timeout ran out first (see
-    /// [`KillOptions::settle_timeout`]).
+    /// [`KillOptions::settle_timeout`](super::KillOptions::settle_timeout)).
     pub settled: bool,
     /// True when every exit was seen as an event (a pidfd on Linux, kqueue
     /// on macOS); false when some member was signalled through the Linux

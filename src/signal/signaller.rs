@@ -75,7 +75,7 @@ impl Signaller for SystemSignaller {
             // Out of file descriptors (a tree larger than RLIMIT_NOFILE):
             // this member goes unpinned, identity-checked before each signal.
             Err(error) if sys::is_fd_exhaustion(&error) => {
-                ProcessHandle::pin(identity, Backend::Kill)
+                ProcessHandle::pin(identity, Backend::CheckedPid)
             }
             other => other,
         }

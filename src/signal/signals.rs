@@ -110,32 +110,7 @@ impl Signal {
     /// assert_eq!(proctrack::signal::Signal::Kill.number(), 9);
     /// ```
     pub fn number(self) -> i32 {
-        #[cfg(target_os = "linux")]
-        {
-            self.to_rustix().as_raw()
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            // The BSD numbering, which macOS uses.
-            match self {
-                Signal::Hup => 1,
-                Signal::Int => 2,
-                Signal::Quit => 3,
-                Signal::Abrt => 6,
-                Signal::Kill => 9,
-                Signal::Usr1 => 30,
-                Signal::Usr2 => 31,
-                Signal::Pipe => 13,
-                Signal::Alrm => 14,
-                Signal::Term => 15,
-                Signal::Cont => 19,
-                Signal::Stop => 17,
-                Signal::Tstp => 18,
-                Signal::Ttin => 21,
-                Signal::Ttou => 22,
-                Signal::Winch => 28,
-            }
-        }
+        super::sys::signal_number(self)
     }
 
     /// The signal with this platform number, if this type names it.
@@ -151,35 +126,9 @@ impl Signal {
             .find(|signal| signal.number() == number)
     }
 
-    /// rustix's value for the signal. Every name here has a fixed constant, so
-    /// no unchecked conversion from a number is needed.
-    #[cfg(target_os = "linux")]
-    pub(crate) fn to_rustix(self) -> rustix::process::Signal {
-        use rustix::process::Signal as S;
-        match self {
-            Signal::Hup => S::HUP,
-            Signal::Int => S::INT,
-            Signal::Quit => S::QUIT,
-            Signal::Abrt => S::ABORT,
-            Signal::Kill => S::KILL,
-            Signal::Usr1 => S::USR1,
-            Signal::Usr2 => S::USR2,
-            Signal::Pipe => S::PIPE,
-            Signal::Alrm => S::ALARM,
-            Signal::Term => S::TERM,
-            Signal::Cont => S::CONT,
-            Signal::Stop => S::STOP,
-            Signal::Tstp => S::TSTP,
-            Signal::Ttin => S::TTIN,
-            Signal::Ttou => S::TTOU,
-            Signal::Winch => S::WINCH,
-        }
-    }
-
     /// True for the signals a stopped process acts on without being resumed:
     /// `SIGKILL` ends it, `SIGSTOP` and `SIGCONT` are about stopping itself.
     /// Any other signal waits, pending, until `SIGCONT`.
-    #[cfg(any(target_os = "linux", target_os = "macos"))]
     pub(crate) fn acts_while_stopped(self) -> bool {
         matches!(self, Signal::Kill | Signal::Stop | Signal::Cont)
     }

@@ -16,7 +16,7 @@
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use super::ProcessHandle;
+use super::{ProcessHandle, sys};
 use crate::Result;
 
 impl ProcessHandle {
@@ -32,7 +32,7 @@ impl ProcessHandle {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn has_exited(&self) -> Result<bool> {
-        imp::has_exited(self)
+        sys::has_exited(self)
     }
 
     /// Blocks until the process exits. Does not reap it.
@@ -48,7 +48,7 @@ impl ProcessHandle {
     /// # Ok::<(), proctrack::Error>(())
     /// ```
     pub fn wait(&self) -> Result<()> {
-        imp::wait_until(self, None).map(|_| ())
+        sys::wait_until(self, None).map(|_| ())
     }
 
     /// Blocks until the process exits or `timeout` passes; true if it exited.
@@ -66,7 +66,7 @@ impl ProcessHandle {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
-        imp::wait_until(self, Some(Instant::now() + timeout))
+        sys::wait_until(self, Some(Instant::now() + timeout))
     }
 
     /// Completes when the process exits. Does not reap it.
@@ -86,15 +86,15 @@ impl ProcessHandle {
     /// use proctrack::signal::ProcessHandle;
     /// let who = proctrack::process(proctrack::Pid::try_from(4242)?)?.identity();
     /// let handle = ProcessHandle::open(who)?;
-    /// handle.exited().await?;
+    /// handle.wait_async().await?;
     /// println!("{who} exited");
     /// # Ok(())
     /// # }
     /// ```
     #[cfg(feature = "tokio")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-    pub async fn exited(&self) -> Result<()> {
-        imp::exited(self).await
+    pub async fn wait_async(&self) -> Result<()> {
+        sys::wait_async(self).await
     }
 
     /// Collects the exit status of our child if it has exited; `Ok(None)`
@@ -118,7 +118,7 @@ impl ProcessHandle {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_reap(&self) -> Result<Option<ExitStatus>> {
-        imp::reap(self, false)
+        sys::reap(self, false)
     }
 
     /// Blocks until our child exits and collects its exit status. The same
@@ -133,163 +133,6 @@ impl ProcessHandle {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn reap(&self) -> Result<ExitStatus> {
-        imp::reap(self, true)?.ok_or(crate::Error::NotChild { pid: self.pid() })
-    }
-}
-
-#[cfg(target_os = "linux")]
-mod imp {
-    use std::os::fd::AsFd;
-    use std::process::ExitStatus;
-    use std::time::Instant;
-
-    #[cfg(feature = "tokio")]
-    use tokio::io::Interest;
-    #[cfg(feature = "tokio")]
-    use tokio::io::unix::AsyncFd;
-
-    use crate::signal::handle::Pin;
-    use crate::signal::{ProcessHandle, capabilities, sys};
-    use crate::{Error, Pid, Result};
-
-    const NO_PIDFD_WAIT: Error = Error::Unsupported {
-        what: "waiting for a process's exit without a pidfd (Linux 5.3 or later)",
-    };
-
-    pub(super) fn has_exited(handle: &ProcessHandle) -> Result<bool> {
-        match &handle.pin {
-            Pin::Pidfd(fd) => sys::pidfd_exited(fd.as_fd()),
-            Pin::Checked => Ok(match sys::brief(handle.pid())? {
-                Some(now) if now.start == handle.identity.start_time() => now.state.has_exited(),
-                _ => true,
-            }),
-        }
-    }
-
-    pub(super) fn wait_until(handle: &ProcessHandle, deadline: Option<Instant>) -> Result<bool> {
-        match &handle.pin {
-            Pin::Pidfd(fd) => {
-                let mut pending = [true];
-                sys::wait_readable(&[fd.as_fd()], &mut pending, deadline)?;
-                Ok(!pending[0])
-            }
-            Pin::Checked => Err(NO_PIDFD_WAIT),
-        }
-    }
-
-    #[cfg(feature = "tokio")]
-    pub(super) async fn exited(handle: &ProcessHandle) -> Result<()> {
-        let Pin::Pidfd(fd) = &handle.pin else {
-            return Err(NO_PIDFD_WAIT);
-        };
-        let pid = handle.pid();
-        let fd = sys::dup(fd.as_fd(), pid)?;
-        let io_error = |source| Error::Io {
-            path: Some(sys::proc_path(pid, "")),
-            source,
-        };
-        // `with_interest` is deprecated because an arbitrary `AsRawFd` may
-        // change or close its fd while registered, which `register_with_interest`
-        // makes the caller promise against with `unsafe`. An `OwnedFd` cannot:
-        // it owns the fd, unchanged, until the `AsyncFd` drops it. So the safe
-        // constructor is sound here, and this crate stays `forbid(unsafe_code)`.
-        #[allow(deprecated)]
-        let registered = AsyncFd::with_interest(fd, Interest::READABLE).map_err(io_error)?;
-        // A pidfd, once readable, stays readable: no need to clear readiness.
-        let _ready = registered.readable().await.map_err(io_error)?;
-        Ok(())
-    }
-
-    pub(super) fn reap(handle: &ProcessHandle, block: bool) -> Result<Option<ExitStatus>> {
-        let pid = handle.pid();
-        match &handle.pin {
-            Pin::Pidfd(fd) if capabilities().waitid_pidfd => {
-                sys::waitid_pidfd(fd.as_fd(), pid, block)
-            }
-            // Linux 5.3 has pidfds but not waitid(P_PIDFD), and the fallback has
-            // no pin: go by pid, after checking it is still our unreaped child
-            // with this identity. Only we can reap our child, so the pid cannot
-            // change hands between the check and the wait (unless the caller
-            // broke the ownership rule and reaps it elsewhere too).
-            _ => match sys::brief(pid)? {
-                Some(now)
-                    if now.start == handle.identity.start_time()
-                        && now.parent == Some(Pid::current()) =>
-                {
-                    sys::waitid_pid(pid, block)
-                }
-                _ => Err(Error::NotChild { pid }),
-            },
-        }
-    }
-}
-
-#[cfg(target_os = "macos")]
-mod imp {
-    use std::process::ExitStatus;
-    use std::time::Instant;
-
-    use crate::signal::{ProcessHandle, sys};
-    use crate::{Error, Pid, Result};
-
-    pub(super) fn has_exited(handle: &ProcessHandle) -> Result<bool> {
-        Ok(match sys::brief(handle.pid())? {
-            Some(now) if now.start == handle.identity.start_time() => now.state.has_exited(),
-            _ => true,
-        })
-    }
-
-    pub(super) fn wait_until(handle: &ProcessHandle, deadline: Option<Instant>) -> Result<bool> {
-        let mut pending = [true];
-        sys::wait_exits(&[handle], &mut pending, deadline)?;
-        Ok(!pending[0])
-    }
-
-    #[cfg(feature = "tokio")]
-    pub(super) async fn exited(handle: &ProcessHandle) -> Result<()> {
-        sys::exited(handle).await
-    }
-
-    pub(super) fn reap(handle: &ProcessHandle, block: bool) -> Result<Option<ExitStatus>> {
-        // No pin: go by pid, after checking it is still our unreaped child
-        // with this identity. Only we can reap our child, so the pid cannot
-        // change hands between the check and the wait (unless the caller broke
-        // the ownership rule and reaps it elsewhere too).
-        let pid = handle.pid();
-        match sys::brief(pid)? {
-            Some(now)
-                if now.start == handle.identity.start_time()
-                    && now.parent == Some(Pid::current()) =>
-            {
-                sys::waitid_pid(pid, block)
-            }
-            _ => Err(Error::NotChild { pid }),
-        }
-    }
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-mod imp {
-    use std::process::ExitStatus;
-    use std::time::Instant;
-
-    use crate::Result;
-    use crate::signal::ProcessHandle;
-
-    pub(super) fn has_exited(handle: &ProcessHandle) -> Result<bool> {
-        match handle.pin {}
-    }
-
-    pub(super) fn wait_until(handle: &ProcessHandle, _deadline: Option<Instant>) -> Result<bool> {
-        match handle.pin {}
-    }
-
-    #[cfg(feature = "tokio")]
-    pub(super) async fn exited(handle: &ProcessHandle) -> Result<()> {
-        match handle.pin {}
-    }
-
-    pub(super) fn reap(handle: &ProcessHandle, _block: bool) -> Result<Option<ExitStatus>> {
-        match handle.pin {}
+        sys::reap(self, true)?.ok_or(crate::Error::NotChild { pid: self.pid() })
     }
 }

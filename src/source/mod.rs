@@ -3,9 +3,9 @@
 //! The process table asks a source for two things: a cheap [`Sample`] of a
 //! process it already knows (the fields that change while a process runs), and a
 //! full, consistent [`ProcessInfo`] of a process it has not seen or that has
-//! `exec`ed. On Linux the source is `ProcReader` (`/proc`), on macOS
-//! `LibprocReader` (libproc and `sysctl`), both behind
-//! [`SystemSource`](crate::SystemSource); platform differences stop here.
+//! `exec`ed. The platform's source is [`SystemSource`](crate::SystemSource):
+//! `/proc` on Linux, libproc and `sysctl` on macOS; platform differences stop
+//! there.
 
 use std::time::Duration;
 
@@ -51,8 +51,8 @@ pub struct Sample<'a> {
 
 /// A source of process data: the platform layer under the process table.
 ///
-/// Implemented by `ProcReader` on Linux and `LibprocReader` on macOS (each the
-/// platform's [`SystemSource`](crate::SystemSource)). Every method that
+/// Implemented by [`SystemSource`](crate::SystemSource) on each platform and
+/// by [`MemorySource`] for tests. Every method that
 /// names a pid returns [`Error::NotFound`](crate::Error::NotFound) when no
 /// process has it (any more).
 pub trait ProcessSource {
@@ -85,12 +85,15 @@ pub trait ProcessSource {
         Ok(false)
     }
 
-    /// True when every thread of `pid` is halted (stopped or exited; see
-    /// [`State::is_halted`]). A group stop reaches threads one by one, and a
-    /// thread still running could fork. The default asks the sample, right
-    /// for platforms that stop a process as a whole.
-    fn all_threads_halted(&mut self, pid: Pid) -> Result<bool> {
-        Ok(self.sample(pid)?.state.is_halted())
+    /// Fills `states` with the scheduler state of every thread of `pid`.
+    /// A group stop reaches threads one by one, and a thread still running
+    /// could fork. The default gives the sample's state, right for platforms
+    /// that stop a process as a whole.
+    fn thread_states(&mut self, pid: Pid, states: &mut Vec<State>) -> Result<()> {
+        states.clear();
+        let state = self.sample(pid)?.state;
+        states.push(state);
+        Ok(())
     }
 }
 

@@ -4,7 +4,7 @@ use super::RefreshDiff;
 use super::diff::Reparented;
 use super::pid_hash::PidMap;
 use super::rows::Rows;
-use crate::parse::CommandLine;
+use crate::CommandLine;
 use crate::{
     BootId, Cwd, Error, Pid, ProcessIdentity, ProcessInfo, ProcessSource, Result, Sample,
     SystemSource,
@@ -95,12 +95,12 @@ pub struct ProcessTable<S: ProcessSource = SystemSource> {
 impl ProcessTable<SystemSource> {
     /// Reads every process of this system into a new table.
     pub fn new() -> Result<ProcessTable<SystemSource>> {
-        ProcessTable::with_source(crate::system::open()?, TableOptions::default())
+        ProcessTable::with_source(crate::SystemSource::open()?, TableOptions::default())
     }
 }
 
 impl<S: ProcessSource> ProcessTable<S> {
-    /// Builds a table over any source (a `ProcReader` on a
+    /// Builds a table over any source (a `SystemSource` on a
     /// fixture directory, say) and fills it.
     pub fn with_source(source: S, options: TableOptions) -> Result<ProcessTable<S>> {
         let mut table = ProcessTable::empty(source, options);

@@ -12,13 +12,12 @@ use rustix::io::Errno;
 use rustix::process::{PidfdFlags, WaitId, WaitIdOptions, WaitIdStatus};
 
 use super::{Brief, Sent};
-use crate::signal::handle::Pin;
 use crate::signal::{ProcessHandle, Signal};
 use crate::{Error, Pid, Result, StartTime, State};
 
 /// Reads `/proc/<pid>/stat`; `None` when no process has the pid.
 pub(crate) fn brief(pid: Pid) -> Result<Option<Brief>> {
-    crate::linux::read_stat_once(pid, |stat| Brief {
+    crate::platform::read_stat_once(pid, |stat| Brief {
         start: StartTime::from_raw(stat.starttime),
         parent: Pid::try_from(stat.ppid).ok(),
         state: State::from_letter(stat.state),
@@ -79,14 +78,14 @@ pub(crate) fn pidfd_open(pid: Pid) -> Result<Option<OwnedFd>> {
 
 pub(crate) fn pidfd_send(fd: BorrowedFd<'_>, signal: Signal, pid: Pid) -> Result<Sent> {
     sent(
-        rustix::process::pidfd_send_signal(fd, signal.to_rustix()),
+        rustix::process::pidfd_send_signal(fd, rustix_signal(signal)),
         pid,
     )
 }
 
 pub(crate) fn kill(pid: Pid, signal: Signal) -> Result<Sent> {
     sent(
-        rustix::process::kill_process(rustix_pid(pid), signal.to_rustix()),
+        rustix::process::kill_process(rustix_pid(pid), rustix_signal(signal)),
         pid,
     )
 }
@@ -266,4 +265,240 @@ pub(crate) fn is_subreaper() -> Result<bool> {
     rustix::process::child_subreaper()
         .map(|pid| pid.is_some())
         .map_err(|errno| errno_error(errno, crate::Pid::current()))
+}
+
+/// How a handle holds its process.
+#[derive(Debug)]
+pub(crate) enum Pin {
+    /// A pidfd: the kernel's reference to exactly this process.
+    Pidfd(std::os::fd::OwnedFd),
+    /// Nothing: the identity is re-checked in `/proc` before each `kill(2)`.
+    Checked,
+}
+
+/// What a [`ProcessHandle`](crate::signal::ProcessHandle) does here: pin, send.
+mod handle_ops {
+    use std::os::fd::AsFd;
+    use std::process::Child;
+
+    use super::super::Pin;
+    use crate::signal::sys;
+    use crate::signal::{Backend, Signal};
+    use crate::signal::{Delivery, ProcessHandle};
+    use crate::{Error, Pid, ProcessIdentity, Result};
+
+    pub(crate) fn pin(
+        identity: ProcessIdentity,
+        backend: Backend,
+    ) -> Result<Option<ProcessHandle>> {
+        let backend = backend.resolve()?;
+        if identity.boot_id() != sys::boot_id()? {
+            return Ok(None);
+        }
+        let pid = identity.pid();
+        let pin = match backend {
+            Backend::CheckedPid => Pin::Checked,
+            _ => match sys::pidfd_open(pid)? {
+                Some(fd) => Pin::Pidfd(fd),
+                None => return Ok(None),
+            },
+        };
+        // Read after pinning: if the pid holds our start time now, the pin
+        // (taken earlier, while the identity was known to exist) is on it.
+        match sys::brief(pid)? {
+            Some(now) if now.start == identity.start_time() => {
+                Ok(Some(ProcessHandle { identity, pin }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub(crate) fn from_child(child: &Child) -> Result<ProcessHandle> {
+        let pid = Pid::try_from(child.id())?;
+        let pin = match Backend::Auto.resolve()? {
+            Backend::CheckedPid => Pin::Checked,
+            _ => Pin::Pidfd(sys::pidfd_open(pid)?.ok_or(Error::NotChild { pid })?),
+        };
+        match sys::brief(pid)? {
+            Some(now) if now.parent == Some(Pid::current()) => {
+                let identity = ProcessIdentity::new(sys::boot_id()?, pid, now.start);
+                Ok(ProcessHandle { identity, pin })
+            }
+            _ => Err(Error::NotChild { pid }),
+        }
+    }
+
+    pub(crate) fn backend(handle: &ProcessHandle) -> Backend {
+        match handle.pin {
+            Pin::Pidfd(_) => Backend::Pidfd,
+            Pin::Checked => Backend::CheckedPid,
+        }
+    }
+
+    pub(crate) fn exit_is_event(handle: &ProcessHandle) -> bool {
+        matches!(handle.pin, Pin::Pidfd(_))
+    }
+
+    pub(crate) fn send(handle: &ProcessHandle, signal: Signal) -> Result<Delivery> {
+        let pid = handle.pid();
+        let sent = match &handle.pin {
+            Pin::Pidfd(fd) => sys::pidfd_send(fd.as_fd(), signal, pid)?,
+            Pin::Checked => {
+                if !handle.still_there()? {
+                    return Ok(Delivery::Gone);
+                }
+                // The window the fallback cannot close: between the check above
+                // and this call the process could exit, be reaped, and its pid
+                // be handed to another process.
+                sys::kill(pid, signal)?
+            }
+        };
+        Ok(sent.into())
+    }
+}
+pub(crate) use handle_ops::*;
+
+/// Waiting for a handle's exit and collecting its status here.
+mod wait_ops {
+    use std::os::fd::AsFd;
+    use std::process::ExitStatus;
+    use std::time::Instant;
+
+    #[cfg(feature = "tokio")]
+    use tokio::io::Interest;
+    #[cfg(feature = "tokio")]
+    use tokio::io::unix::AsyncFd;
+
+    use super::super::Pin;
+    use crate::signal::{ProcessHandle, capabilities, sys};
+    use crate::{Error, Pid, Result};
+
+    const NO_PIDFD_WAIT: Error = Error::Unsupported {
+        what: "waiting for a process's exit without a pidfd (Linux 5.3 or later)",
+    };
+
+    pub(crate) fn has_exited(handle: &ProcessHandle) -> Result<bool> {
+        match &handle.pin {
+            Pin::Pidfd(fd) => sys::pidfd_exited(fd.as_fd()),
+            Pin::Checked => Ok(match sys::brief(handle.pid())? {
+                Some(now) if now.start == handle.identity.start_time() => now.state.has_exited(),
+                _ => true,
+            }),
+        }
+    }
+
+    pub(crate) fn wait_until(handle: &ProcessHandle, deadline: Option<Instant>) -> Result<bool> {
+        match &handle.pin {
+            Pin::Pidfd(fd) => {
+                let mut pending = [true];
+                sys::wait_readable(&[fd.as_fd()], &mut pending, deadline)?;
+                Ok(!pending[0])
+            }
+            Pin::Checked => Err(NO_PIDFD_WAIT),
+        }
+    }
+
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn wait_async(handle: &ProcessHandle) -> Result<()> {
+        let Pin::Pidfd(fd) = &handle.pin else {
+            return Err(NO_PIDFD_WAIT);
+        };
+        let pid = handle.pid();
+        let fd = sys::dup(fd.as_fd(), pid)?;
+        let io_error = |source| Error::Io {
+            path: Some(sys::proc_path(pid, "")),
+            source,
+        };
+        // `with_interest` is deprecated because an arbitrary `AsRawFd` may
+        // change or close its fd while registered, which `register_with_interest`
+        // makes the caller promise against with `unsafe`. An `OwnedFd` cannot:
+        // it owns the fd, unchanged, until the `AsyncFd` drops it. So the safe
+        // constructor is sound here, and this crate stays `forbid(unsafe_code)`.
+        #[allow(deprecated)]
+        let registered = AsyncFd::with_interest(fd, Interest::READABLE).map_err(io_error)?;
+        // A pidfd, once readable, stays readable: no need to clear readiness.
+        let _ready = registered.readable().await.map_err(io_error)?;
+        Ok(())
+    }
+
+    pub(crate) fn reap(handle: &ProcessHandle, block: bool) -> Result<Option<ExitStatus>> {
+        let pid = handle.pid();
+        match &handle.pin {
+            Pin::Pidfd(fd) if capabilities().waitid_pidfd => {
+                sys::waitid_pidfd(fd.as_fd(), pid, block)
+            }
+            // Linux 5.3 has pidfds but not waitid(P_PIDFD), and the fallback has
+            // no pin: go by pid, after checking it is still our unreaped child
+            // with this identity. Only we can reap our child, so the pid cannot
+            // change hands between the check and the wait (unless the caller
+            // broke the ownership rule and reaps it elsewhere too).
+            _ => match sys::brief(pid)? {
+                Some(now)
+                    if now.start == handle.identity.start_time()
+                        && now.parent == Some(Pid::current()) =>
+                {
+                    sys::waitid_pid(pid, block)
+                }
+                _ => Err(Error::NotChild { pid }),
+            },
+        }
+    }
+}
+pub(crate) use wait_ops::*;
+
+/// What this kernel offers the signal layer, probed once by `capabilities()`.
+pub(crate) fn probe() -> crate::signal::Capabilities {
+    use rustix::io::Errno;
+    use rustix::process::{PidfdFlags, WaitId, WaitIdOptions};
+
+    let me = rustix::process::getpid();
+    // Our own pid always exists, so any failure means the call is missing
+    // (ENOSYS) or filtered (EPERM from seccomp): either way, not usable.
+    let pidfd = rustix::process::pidfd_open(me, PidfdFlags::empty()).ok();
+    // We are not our own child: a kernel that knows P_PIDFD answers ECHILD, an
+    // older one EINVAL for the unknown id type.
+    let waitid_pidfd = pidfd.as_ref().is_some_and(|fd| {
+        let probe = rustix::process::waitid(
+            WaitId::PidFd(std::os::fd::AsFd::as_fd(fd)),
+            WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+        );
+        matches!(probe, Err(Errno::CHILD))
+    });
+    crate::signal::Capabilities {
+        pidfd: pidfd.is_some(),
+        // Poll support on pidfds came in the same release as pidfd_open.
+        pidfd_wait: pidfd.is_some(),
+        waitid_pidfd,
+        child_subreaper: rustix::process::child_subreaper().is_ok(),
+        exit_events: pidfd.is_some(),
+    }
+}
+
+/// rustix's value for the signal. Every name here has a fixed constant, so
+/// no unchecked conversion from a number is needed.
+pub(crate) fn rustix_signal(signal: Signal) -> rustix::process::Signal {
+    use rustix::process::Signal as S;
+    match signal {
+        Signal::Hup => S::HUP,
+        Signal::Int => S::INT,
+        Signal::Quit => S::QUIT,
+        Signal::Abrt => S::ABORT,
+        Signal::Kill => S::KILL,
+        Signal::Usr1 => S::USR1,
+        Signal::Usr2 => S::USR2,
+        Signal::Pipe => S::PIPE,
+        Signal::Alrm => S::ALARM,
+        Signal::Term => S::TERM,
+        Signal::Cont => S::CONT,
+        Signal::Stop => S::STOP,
+        Signal::Tstp => S::TSTP,
+        Signal::Ttin => S::TTIN,
+        Signal::Ttou => S::TTOU,
+        Signal::Winch => S::WINCH,
+    }
+}
+
+/// Linux's number for `signal`.
+pub(crate) fn signal_number(signal: Signal) -> i32 {
+    rustix_signal(signal).as_raw()
 }

@@ -1,7 +1,7 @@
 //! The macOS system calls under the signal layer: `kill(2)`, `waitpid(2)` and
 //! kqueue, through `crate::ffi` (the one module with `unsafe`). There is no
 //! pidfd: a process is named by its pid and checked by its start time
-//! (`sysctl(KERN_PROC_PID)`, the same read `LibprocReader` makes).
+//! (`sysctl(KERN_PROC_PID)`, the same read `SystemSource` makes).
 
 use std::collections::HashMap;
 use std::io;
@@ -26,7 +26,7 @@ use crate::{Error, Pid, Result};
 /// when no process has it.
 pub(crate) fn brief(pid: Pid) -> Result<Option<Brief>> {
     Ok(
-        crate::macos::brief(pid)?.map(|(start, parent, state)| Brief {
+        crate::platform::brief(pid)?.map(|(start, parent, state)| Brief {
             start,
             parent,
             state,
@@ -141,7 +141,7 @@ pub(crate) fn wait_exits(
 /// Completes when `handle`'s process exits: its own kqueue, registered with
 /// the tokio reactor (a kqueue's fd is readable while it holds an event).
 #[cfg(feature = "tokio")]
-pub(crate) async fn exited(handle: &ProcessHandle) -> Result<()> {
+pub(crate) async fn wait_async(handle: &ProcessHandle) -> Result<()> {
     let mut pending = [true];
     let (kq, watched) = watch(&[handle], &mut pending)?;
     if watched.is_empty() {
@@ -209,4 +209,160 @@ pub(crate) fn set_subreaper() -> Result<()> {
 /// Never: see [`set_subreaper`].
 pub(crate) fn is_subreaper() -> Result<bool> {
     Err(NO_SUBREAPER)
+}
+
+/// How a handle holds its process: on macOS, it cannot.
+#[derive(Debug)]
+pub(crate) enum Pin {
+    /// Nothing: the start time is re-checked before each `kill(2)`.
+    Checked,
+}
+
+/// What a [`ProcessHandle`](crate::signal::ProcessHandle) does here: pin, send.
+mod handle_ops {
+    use std::process::Child;
+
+    use super::super::Pin;
+    use crate::signal::sys::{self, Sent};
+    use crate::signal::{Backend, Signal};
+    use crate::signal::{Delivery, ProcessHandle};
+    use crate::{Error, Pid, ProcessIdentity, Result};
+
+    pub(crate) fn pin(
+        identity: ProcessIdentity,
+        backend: Backend,
+    ) -> Result<Option<ProcessHandle>> {
+        backend.resolve()?;
+        if identity.boot_id() != sys::boot_id()? {
+            return Ok(None);
+        }
+        let handle = ProcessHandle {
+            identity,
+            pin: Pin::Checked,
+        };
+        Ok(handle.still_there()?.then_some(handle))
+    }
+
+    pub(crate) fn from_child(child: &Child) -> Result<ProcessHandle> {
+        let pid = Pid::try_from(child.id())?;
+        // An unreaped child keeps its pid: the start time read now is its own.
+        match sys::brief(pid)? {
+            Some(now) if now.parent == Some(Pid::current()) => {
+                let identity = ProcessIdentity::new(sys::boot_id()?, pid, now.start);
+                Ok(ProcessHandle {
+                    identity,
+                    pin: Pin::Checked,
+                })
+            }
+            _ => Err(Error::NotChild { pid }),
+        }
+    }
+
+    pub(crate) fn backend(handle: &ProcessHandle) -> Backend {
+        match handle.pin {
+            Pin::Checked => Backend::CheckedPid,
+        }
+    }
+
+    pub(crate) fn exit_is_event(handle: &ProcessHandle) -> bool {
+        match handle.pin {
+            // kqueue's NOTE_EXIT tells the exit of any process.
+            Pin::Checked => true,
+        }
+    }
+
+    pub(crate) fn send(handle: &ProcessHandle, signal: Signal) -> Result<Delivery> {
+        let pid = handle.pid();
+        if !handle.still_there()? {
+            return Ok(Delivery::Gone);
+        }
+        // The window no pidfd closes: between the check above and this call
+        // the process could exit, be reaped, and its pid be handed to another.
+        let sent = sys::kill(pid, signal)?;
+        if signal == Signal::Stop && matches!(sent, Sent::Delivered) && !handle.still_there()? {
+            // It did: the stop reached the pid's new holder. Undo it. (A tree
+            // kill stops each member first for this reason: a stopped process
+            // cannot exit by itself, so the check before the real signal
+            // holds until the signal.)
+            let _ = sys::kill(pid, Signal::Cont)?;
+            return Ok(Delivery::Gone);
+        }
+        Ok(sent.into())
+    }
+}
+pub(crate) use handle_ops::*;
+
+/// Waiting for a handle's exit and collecting its status here.
+mod wait_ops {
+    use std::process::ExitStatus;
+    use std::time::Instant;
+
+    use crate::signal::{ProcessHandle, sys};
+    use crate::{Error, Pid, Result};
+
+    pub(crate) fn has_exited(handle: &ProcessHandle) -> Result<bool> {
+        Ok(match sys::brief(handle.pid())? {
+            Some(now) if now.start == handle.identity.start_time() => now.state.has_exited(),
+            _ => true,
+        })
+    }
+
+    pub(crate) fn wait_until(handle: &ProcessHandle, deadline: Option<Instant>) -> Result<bool> {
+        let mut pending = [true];
+        sys::wait_exits(&[handle], &mut pending, deadline)?;
+        Ok(!pending[0])
+    }
+
+    pub(crate) fn reap(handle: &ProcessHandle, block: bool) -> Result<Option<ExitStatus>> {
+        // No pin: go by pid, after checking it is still our unreaped child
+        // with this identity. Only we can reap our child, so the pid cannot
+        // change hands between the check and the wait (unless the caller broke
+        // the ownership rule and reaps it elsewhere too).
+        let pid = handle.pid();
+        match sys::brief(pid)? {
+            Some(now)
+                if now.start == handle.identity.start_time()
+                    && now.parent == Some(Pid::current()) =>
+            {
+                sys::waitid_pid(pid, block)
+            }
+            _ => Err(Error::NotChild { pid }),
+        }
+    }
+}
+pub(crate) use wait_ops::*;
+
+/// macOS: no pidfd, no subreaper; kqueue's `EVFILT_PROC` has been there
+/// since 10.0.
+/// What this kernel offers the signal layer, probed once by `capabilities()`.
+pub(crate) fn probe() -> crate::signal::Capabilities {
+    crate::signal::Capabilities {
+        pidfd: false,
+        pidfd_wait: false,
+        waitid_pidfd: false,
+        child_subreaper: false,
+        exit_events: true,
+    }
+}
+
+/// The BSD numbering, which macOS uses.
+pub(crate) fn signal_number(signal: Signal) -> i32 {
+    match signal {
+        Signal::Hup => 1,
+        Signal::Int => 2,
+        Signal::Quit => 3,
+        Signal::Abrt => 6,
+        Signal::Kill => 9,
+        Signal::Usr1 => 30,
+        Signal::Usr2 => 31,
+        Signal::Pipe => 13,
+        Signal::Alrm => 14,
+        Signal::Term => 15,
+        Signal::Cont => 19,
+        Signal::Stop => 17,
+        Signal::Tstp => 18,
+        Signal::Ttin => 21,
+        Signal::Ttou => 22,
+        Signal::Winch => 28,
+    }
 }

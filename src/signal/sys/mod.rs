@@ -1,7 +1,7 @@
 //! The system calls under the signal layer, one file per platform, each
 //! function speaking proctrack's types. Nothing above this module touches
-//! rustix (Linux) or `crate::ffi` (macOS), and the algorithm files (`killer`,
-//! `tree`, `cwd`, `scan`) name no platform.
+//! rustix (Linux) or `crate::ffi` (macOS), and no other file of the signal
+//! layer names a platform: this is where it is chosen, once.
 //!
 //! Both platforms offer the same functions:
 //!
@@ -21,15 +21,14 @@ use std::sync::OnceLock;
 
 use crate::{BootId, Pid, Result, StartTime, State};
 
-#[cfg(target_os = "linux")]
-mod linux;
-#[cfg(target_os = "linux")]
-pub(crate) use linux::*;
-
-#[cfg(target_os = "macos")]
-mod macos;
-#[cfg(target_os = "macos")]
-pub(crate) use macos::*;
+#[cfg_attr(target_os = "linux", path = "linux.rs")]
+#[cfg_attr(target_os = "macos", path = "macos.rs")]
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "macos")),
+    path = "unsupported.rs"
+)]
+mod imp;
+pub(crate) use imp::*;
 
 /// What one cheap read of a process tells the signal layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +52,6 @@ pub(crate) fn boot_id() -> Result<BootId> {
     if let Some(id) = BOOT.get() {
         return Ok(*id);
     }
-    let id = crate::system::open()?.boot_id();
+    let id = crate::ProcessSource::boot_id(&crate::SystemSource::open()?);
     Ok(*BOOT.get_or_init(|| id))
 }
