@@ -19,6 +19,8 @@
 //! The closing table gives medians of interleaved rounds and their ratios.
 
 #[cfg(target_os = "linux")]
+mod floor;
+#[cfg(target_os = "linux")]
 mod population;
 
 #[cfg(target_os = "linux")]
@@ -38,9 +40,10 @@ mod linux {
 
     use criterion::Criterion;
     use proctrack::events::{EventSource, Scope, Tracker, TrackerOptions};
-    use proctrack::table::ProcessTable;
+    use proctrack::table::{ProcessTable, TableOptions};
     use proctrack::{Pid, SystemSource};
 
+    use crate::floor::Floor;
     use crate::population::Population;
 
     const ROUNDS: usize = 41;
@@ -68,6 +71,13 @@ mod linux {
         )
         .expect("a polling tracker");
         let mut table = ProcessTable::new().expect("a table");
+        let mut kept_source = open();
+        let budget = kept_source.keep_stat_fds(8192);
+        let mut kept = ProcessTable::with_source(kept_source, TableOptions::default())
+            .expect("a table on kept fds");
+        kept.refresh().expect("refresh"); // opens and keeps the fds
+        let mut floor = Floor::open();
+        println!("kept-fd budget: {budget}");
         println!(
             "tracked subtree: {} processes; whole table: {}",
             tracker.table().len(),
@@ -86,6 +96,10 @@ mod linux {
         group.bench_function("full_refresh", |b| {
             b.iter(|| black_box(table.refresh().expect("refresh").spawned.len()))
         });
+        group.bench_function("kept_fd_refresh", |b| {
+            b.iter(|| black_box(kept.refresh().expect("refresh").spawned.len()))
+        });
+        group.bench_function("floor_stat_scan", |b| b.iter(|| black_box(floor.scan())));
         group.bench_function("polling_rescan_subtree", |b| {
             b.iter(|| black_box(polling.sync().expect("sync")))
         });
@@ -96,14 +110,18 @@ mod linux {
 
         // Interleaved rounds: each variant once per round.
         let (mut idle, mut full, mut poll) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut kept_times, mut floor_times) = (Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
             idle.push(time(|| tracker.sync().expect("sync")));
             full.push(time(|| table.refresh().expect("refresh").spawned.len()));
+            kept_times.push(time(|| kept.refresh().expect("refresh").spawned.len()));
+            floor_times.push(time(|| floor.scan()));
             poll.push(time(|| polling.sync().expect("sync")));
             drain(&mut tracker);
             drain(&mut polling);
         }
         let (idle, full, poll) = (median(idle), median(full), median(poll));
+        let (kept_median, floor_median) = (median(kept_times), median(floor_times));
 
         // Per event: bursts of BURST sleepers under the bench process.
         let mut reader = open();
@@ -148,6 +166,14 @@ mod linux {
         println!(
             "| polling rescan of the same subtree | {poll:?} | {:.1}x cheaper |",
             ratio(full, poll)
+        );
+        println!(
+            "| raw floor: getdents + openat/read/close of every stat | {floor_median:?} | {:.2}x the floor (refresh) |",
+            ratio(full, floor_median)
+        );
+        println!(
+            "| `refresh()` sampling through kept stat fds (pread) | {kept_median:?} | {:.2}x the floor |",
+            ratio(kept_median, floor_median)
         );
         println!("| one full read of a process (stat + cmdline + cwd) | {read_per:?} | 1 |");
         println!(

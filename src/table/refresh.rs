@@ -350,6 +350,7 @@ impl<S: ProcessSource> ProcessTable<S> {
 
     fn remove(&mut self, pid: Pid, diff: &mut RefreshDiff) {
         if let Some(row) = self.rows.remove(pid, |row| row.info.pid()) {
+            self.source.forget(row.info.identity());
             self.move_edge(pid, row.info.parent, None);
             diff.exited.push(row.info.identity());
         }
