@@ -19,13 +19,6 @@ const SZOMB: u32 = 5;
 /// when it is known: `SRUN` with no running thread is [`State::Sleeping`], as
 /// `ps` shows it. `SIDL` (being forked) counts as running, as BSD `ps` has it;
 /// an unknown status is [`State::Unknown`]`('?')`.
-///
-/// ```
-/// use proctrack::{State, parse::state_from_bsd_status};
-/// assert_eq!(state_from_bsd_status(5, None), State::Zombie);
-/// assert_eq!(state_from_bsd_status(2, Some(0)), State::Sleeping);
-/// assert_eq!(state_from_bsd_status(2, None), State::Running);
-/// ```
 pub fn state_from_bsd_status(status: u32, running_threads: Option<u32>) -> State {
     match status {
         SRUN if running_threads == Some(0) => State::Sleeping,
@@ -59,5 +52,18 @@ mod tests {
             assert_eq!(state_from_bsd_status(status, running), want, "{status}");
         }
         assert!(state_from_bsd_status(SZOMB, Some(0)).has_exited());
+    }
+}
+
+/// The examples these functions documented while they were public.
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn state_from_bsd_status_example() -> Result<(), Box<dyn std::error::Error>> {
+        use crate::{State, parse::state_from_bsd_status};
+        assert_eq!(state_from_bsd_status(5, None), State::Zombie);
+        assert_eq!(state_from_bsd_status(2, Some(0)), State::Sleeping);
+        assert_eq!(state_from_bsd_status(2, None), State::Running);
+        Ok(())
     }
 }

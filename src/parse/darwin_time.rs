@@ -11,16 +11,6 @@ use crate::StartTime;
 /// too little. The product is taken in 128 bits (it cannot overflow) and
 /// rounded down; a result beyond [`Duration::MAX`] saturates. A zero `numer`
 /// or `denom` (never returned by the kernel) is read as 1/1.
-///
-/// ```
-/// use std::time::Duration;
-/// use proctrack::parse::mach_ticks_to_duration;
-///
-/// // Apple Silicon: 24 million ticks a second.
-/// assert_eq!(mach_ticks_to_duration(24_000_000, 125, 3), Duration::from_secs(1));
-/// // Intel: ticks are nanoseconds.
-/// assert_eq!(mach_ticks_to_duration(1_500, 1, 1), Duration::from_nanos(1_500));
-/// ```
 pub fn mach_ticks_to_duration(ticks: u64, numer: u32, denom: u32) -> Duration {
     let (numer, denom) = if numer == 0 || denom == 0 {
         (1, 1)
@@ -43,11 +33,6 @@ pub fn mach_ticks_to_duration(ticks: u64, numer: u32, denom: u32) -> Duration {
 /// `p_starttime` of `kinfo_proc`; both are the kernel's `p_start`, so a process
 /// gets the same start time whichever call read it. Saturates instead of
 /// wrapping on nonsense input.
-///
-/// ```
-/// use proctrack::parse::start_time_from_timeval;
-/// assert_eq!(start_time_from_timeval(1_700_000_000, 250_000).as_raw(), 1_700_000_000_250_000);
-/// ```
 pub fn start_time_from_timeval(seconds: u64, microseconds: u64) -> StartTime {
     StartTime::from_raw(
         seconds
@@ -110,5 +95,37 @@ mod tests {
         );
         assert_eq!(start_time_from_timeval(u64::MAX, 5).as_raw(), u64::MAX);
         assert_eq!(start_time_from_timeval(0, 0).as_raw(), 0);
+    }
+}
+
+/// The examples these functions documented while they were public.
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn mach_ticks_to_duration_example() -> Result<(), Box<dyn std::error::Error>> {
+        use crate::parse::mach_ticks_to_duration;
+        use std::time::Duration;
+
+        // Apple Silicon: 24 million ticks a second.
+        assert_eq!(
+            mach_ticks_to_duration(24_000_000, 125, 3),
+            Duration::from_secs(1)
+        );
+        // Intel: ticks are nanoseconds.
+        assert_eq!(
+            mach_ticks_to_duration(1_500, 1, 1),
+            Duration::from_nanos(1_500)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn start_time_from_timeval_example() -> Result<(), Box<dyn std::error::Error>> {
+        use crate::parse::start_time_from_timeval;
+        assert_eq!(
+            start_time_from_timeval(1_700_000_000, 250_000).as_raw(),
+            1_700_000_000_250_000
+        );
+        Ok(())
     }
 }

@@ -68,21 +68,6 @@ impl<'a> ProcArgs<'a> {
 /// Never panics. A buffer cut short anywhere yields what it holds: a partial
 /// executable path, fewer arguments, a last argument without its end. Only a
 /// buffer without a whole argument count, or with a negative one, is an error.
-///
-/// ```
-/// use proctrack::parse::parse_procargs2;
-///
-/// let mut buf = 2i32.to_ne_bytes().to_vec();
-/// buf.extend_from_slice(b"/bin/sleep\0\0\0\0\0\0"); // path, NUL, padding
-/// buf.extend_from_slice(b"sleep\0");
-/// buf.extend_from_slice(b"10\0");
-/// buf.extend_from_slice(b"PATH=/usr/bin\0"); // the environment
-/// let args = parse_procargs2(&buf)?;
-/// assert_eq!(args.exec_path, b"/bin/sleep");
-/// assert_eq!(args.args().collect::<Vec<_>>(), [&b"sleep"[..], b"10"]);
-/// assert_eq!(args.command_line().to_string(), "sleep 10");
-/// # Ok::<(), proctrack::parse::ProcArgsError>(())
-/// ```
 pub fn parse_procargs2(buf: &[u8]) -> Result<ProcArgs<'_>, ProcArgsError> {
     let Some((count, rest)) = buf.split_first_chunk::<4>() else {
         return Err(ProcArgsError::TooShort { len: buf.len() });
@@ -321,5 +306,25 @@ mod tests {
         let mut buf = i32::MAX.to_ne_bytes().to_vec();
         buf.extend_from_slice(b"/a\0b\0c\0");
         assert_eq!(decoded_args(&buf), [b"b".to_vec(), b"c".to_vec()]);
+    }
+}
+
+/// The examples these functions documented while they were public.
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn parse_procargs2_example() -> Result<(), Box<dyn std::error::Error>> {
+        use crate::parse::parse_procargs2;
+
+        let mut buf = 2i32.to_ne_bytes().to_vec();
+        buf.extend_from_slice(b"/bin/sleep\0\0\0\0\0\0"); // path, NUL, padding
+        buf.extend_from_slice(b"sleep\0");
+        buf.extend_from_slice(b"10\0");
+        buf.extend_from_slice(b"PATH=/usr/bin\0"); // the environment
+        let args = parse_procargs2(&buf)?;
+        assert_eq!(args.exec_path, b"/bin/sleep");
+        assert_eq!(args.args().collect::<Vec<_>>(), [&b"sleep"[..], b"10"]);
+        assert_eq!(args.command_line().to_string(), "sleep 10");
+        Ok(())
     }
 }

@@ -10,13 +10,6 @@ use crate::Cwd;
 /// macOS hands strings back this way inside structs: the process name
 /// (`pbi_name`, `pbi_comm`, `p_comm`), the vnode path of a working directory,
 /// the boot session UUID.
-///
-/// ```
-/// use proctrack::parse::c_string_bytes;
-/// assert_eq!(c_string_bytes(b"launchd\0\0\0\0"), b"launchd");
-/// assert_eq!(c_string_bytes(b"full"), b"full");
-/// assert_eq!(c_string_bytes(b"\0garbage"), b"");
-/// ```
 pub fn c_string_bytes(array: &[u8]) -> &[u8] {
     let end = array.iter().position(|&b| b == 0).unwrap_or(array.len());
     &array[..end]
@@ -29,16 +22,6 @@ pub fn c_string_bytes(array: &[u8]) -> &[u8] {
 /// An empty path is [`Cwd::Unknown`]: the kernel could not name the directory
 /// (or the process has none). A link count of 0 is a directory removed while
 /// the process stood in it: [`Cwd::Deleted`] with the path it had.
-///
-/// ```
-/// use proctrack::{Cwd, parse::parse_vnode_path};
-///
-/// let mut array = [0u8; 1024];
-/// array[..8].copy_from_slice(b"/srv/app");
-/// assert_eq!(parse_vnode_path(&array, 3), Cwd::Path("/srv/app".into()));
-/// assert_eq!(parse_vnode_path(&array, 0), Cwd::Deleted("/srv/app".into()));
-/// assert_eq!(parse_vnode_path(&[0; 1024], 2), Cwd::Unknown);
-/// ```
 pub fn parse_vnode_path(path: &[u8], link_count: u16) -> Cwd {
     let path = c_string_bytes(path);
     if path.is_empty() {
@@ -100,5 +83,30 @@ mod tests {
             parse_vnode_path(&array, 2),
             Cwd::Path(PathBuf::from(OsStr::from_bytes(b"/tmp/caf\xe9/")))
         );
+    }
+}
+
+/// The examples these functions documented while they were public.
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn c_string_bytes_example() -> Result<(), Box<dyn std::error::Error>> {
+        use crate::parse::c_string_bytes;
+        assert_eq!(c_string_bytes(b"launchd\0\0\0\0"), b"launchd");
+        assert_eq!(c_string_bytes(b"full"), b"full");
+        assert_eq!(c_string_bytes(b"\0garbage"), b"");
+        Ok(())
+    }
+
+    #[test]
+    fn parse_vnode_path_example() -> Result<(), Box<dyn std::error::Error>> {
+        use crate::{Cwd, parse::parse_vnode_path};
+
+        let mut array = [0u8; 1024];
+        array[..8].copy_from_slice(b"/srv/app");
+        assert_eq!(parse_vnode_path(&array, 3), Cwd::Path("/srv/app".into()));
+        assert_eq!(parse_vnode_path(&array, 0), Cwd::Deleted("/srv/app".into()));
+        assert_eq!(parse_vnode_path(&[0; 1024], 2), Cwd::Unknown);
+        Ok(())
     }
 }
