@@ -4,10 +4,11 @@
 
 mod support;
 
+use std::collections::HashSet;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proctrack::events::{
@@ -144,6 +145,23 @@ fn spawn_exec_and_exit_of_a_grandchild_are_seen_with_its_command_line() {
 struct Counting {
     inner: SystemSource,
     calls: Arc<AtomicUsize>,
+    /// Every pid the source was asked about.
+    asked: Arc<Mutex<HashSet<Pid>>>,
+}
+
+impl Counting {
+    fn new() -> Counting {
+        Counting {
+            inner: SystemSource::open().expect("open /proc"),
+            calls: Arc::default(),
+            asked: Arc::default(),
+        }
+    }
+
+    fn ask(&self, pid: Pid) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.asked.lock().expect("lock").insert(pid);
+    }
 }
 
 impl ProcessSource for Counting {
@@ -155,19 +173,19 @@ impl ProcessSource for Counting {
         ProcessSource::list_pids(&mut self.inner, pids)
     }
     fn sample(&mut self, pid: Pid) -> proctrack::Result<Sample<'_>> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.ask(pid);
         ProcessSource::sample(&mut self.inner, pid)
     }
     fn read(&mut self, pid: Pid) -> proctrack::Result<(ProcessInfo, u64)> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.ask(pid);
         ProcessSource::read(&mut self.inner, pid)
     }
     fn read_cwd(&mut self, identity: ProcessIdentity) -> proctrack::Result<Cwd> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.ask(identity.pid());
         ProcessSource::read_cwd(&mut self.inner, identity)
     }
     fn children(&mut self, pid: Pid, children: &mut Vec<Pid>) -> proctrack::Result<bool> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.ask(pid);
         ProcessSource::children(&mut self.inner, pid, children)
     }
 }
@@ -175,11 +193,8 @@ impl ProcessSource for Counting {
 #[test]
 fn a_sync_with_nothing_new_in_the_subtree_reads_nothing() {
     let _serial = support::serial();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let source = Counting {
-        inner: SystemSource::open().expect("open /proc"),
-        calls: Arc::clone(&calls),
-    };
+    let source = Counting::new();
+    let calls = Arc::clone(&source.calls);
     let mut tracker = Tracker::with_source(
         source,
         Scope::Subtree(Pid::current()),
@@ -205,6 +220,53 @@ fn a_sync_with_nothing_new_in_the_subtree_reads_nothing() {
         "{for_one} reads for one new process"
     );
     tree.finish();
+}
+
+#[test]
+fn following_a_subtree_reads_nothing_outside_it() {
+    let _serial = support::serial();
+    let churn = "for i in 1 2 3 4 5; do sh -c 'exit 0'; ( sh -c 'exit 0' & ); done";
+    // Two trees under the test process; the tracker follows only the first,
+    // which churns once told to, then exits.
+    let mut followed = SpawnedTree::shell(&format!("echo ready; read _; {churn}"));
+    followed.wait_ready();
+    let source = Counting::new();
+    let asked = Arc::clone(&source.asked);
+    let mut tracker = Tracker::with_source(
+        source,
+        Scope::Subtree(followed.pid()),
+        TrackerOptions::default(),
+    )
+    .expect("tracker");
+    let mut sibling = SpawnedTree::shell(&format!("{churn}; echo ready; read _"));
+    sibling.wait_ready();
+    let stdin = followed.child().stdin.as_mut().expect("stdin");
+    std::io::Write::write_all(stdin, b"go\n").expect("write");
+    let mut members: HashSet<Pid> = HashSet::from([followed.pid()]);
+    // The root exits after its read: wait for that exit event.
+    loop {
+        let event = tracker
+            .wait_event(Some(HANG_GUARD))
+            .expect("events")
+            .expect("an event");
+        match event.kind {
+            EventKind::Spawned { process, .. } => {
+                members.insert(process.pid());
+            }
+            EventKind::Exited { pid, .. } if pid == followed.pid() => break,
+            EventKind::Exited { pid, .. } => {
+                members.insert(pid);
+            }
+            _ => {}
+        }
+    }
+    assert!(members.len() > 10, "the followed tree churned: {members:?}");
+    let asked = asked.lock().expect("lock").clone();
+    let outside: Vec<_> = asked.difference(&members).collect();
+    assert!(outside.is_empty(), "read outside the subtree: {outside:?}");
+    assert!(!asked.contains(&sibling.pid()), "the sibling tree was read");
+    sibling.finish();
+    followed.finish();
 }
 
 #[test]
