@@ -125,6 +125,11 @@ pub struct Tracker<S: ProcessSource = SystemSource> {
     next_poll: Instant,
     last_seq: HashMap<u32, u32>,
     messages: Vec<Message>,
+    /// The events of the batch being applied, in the kernel's order.
+    batch: Vec<Slot>,
+    /// New processes of this batch not read yet: read once at the end of
+    /// the batch, so a fork and its exec cost one read, not two.
+    unread: HashSet<Pid>,
     pending: VecDeque<Event>,
     resyncs: u64,
     #[cfg(feature = "tokio")]
@@ -175,6 +180,8 @@ impl<S: ProcessSource> Tracker<S> {
             next_poll: Instant::now() + options.poll_interval,
             last_seq: HashMap::new(),
             messages: Vec::new(),
+            batch: Vec::new(),
+            unread: HashSet::new(),
             pending: VecDeque::new(),
             resyncs: 0,
             #[cfg(feature = "tokio")]
@@ -331,6 +338,7 @@ impl<S: ProcessSource> Tracker<S> {
             }
         }
         self.messages = messages;
+        self.finish_batch();
         if lost {
             self.resyncs += 1;
             self.awaiting_exit.clear();
@@ -360,11 +368,22 @@ impl<S: ProcessSource> Tracker<S> {
                     self.members.insert(child);
                 }
                 self.awaiting_exit.remove(&child);
-                let diff = self.table.refresh_pids(&[child]);
-                self.push_diff(diff, Origin::Kernel);
+                if self.table.get(child).is_some() {
+                    // A row left on this pid (its exit was lost): re-read now.
+                    let diff = self.table.refresh_pids(&[child]);
+                    self.push_diff(diff, Origin::Kernel);
+                    return;
+                }
+                self.unread.insert(child);
+                self.batch.push(Slot::Spawned(child));
             }
             KernelEvent::Exec { tgid, .. } => {
                 let Some(pid) = self.member(tgid) else { return };
+                if self.unread.contains(&pid) {
+                    // Its read at the end of the batch shows the new program.
+                    self.batch.push(Slot::Later(pid, Later::Exec));
+                    return;
+                }
                 let diff = self.table.refresh_exec(pid);
                 let already = diff.execed.iter().any(|p| p.pid() == pid)
                     || diff.spawned.iter().any(|p| p.pid() == pid);
@@ -382,6 +401,12 @@ impl<S: ProcessSource> Tracker<S> {
                 ..
             } if pid == tgid => {
                 let Some(pid) = self.member(tgid) else { return };
+                if self.unread.remove(&pid) {
+                    // Read it before its row goes: an unreaped process still
+                    // tells its identity.
+                    let _ = self.table.refresh_pids(&[pid]);
+                    self.resolve(pid);
+                }
                 // The kernel reparents the children before it reports the
                 // exit: re-read them to learn their new parent.
                 let orphans: Vec<Pid> = self.table.children(pid).iter().map(|c| c.pid()).collect();
@@ -404,21 +429,84 @@ impl<S: ProcessSource> Tracker<S> {
                 }
             }
             KernelEvent::Comm { pid, tgid, .. } if pid == tgid => {
-                self.reread_and_report(tgid, |process| EventKind::Renamed { process });
+                self.reread_and_report(tgid, Later::Renamed);
             }
             KernelEvent::Sid { tgid, .. } => {
-                self.reread_and_report(tgid, |process| EventKind::NewSession { process });
+                self.reread_and_report(tgid, Later::NewSession);
             }
             _ => {}
         }
     }
 
-    fn reread_and_report(&mut self, tgid: i32, kind: impl Fn(ProcessIdentity) -> EventKind) {
+    fn reread_and_report(&mut self, tgid: i32, later: Later) {
         let Some(pid) = self.member(tgid) else { return };
+        if self.unread.contains(&pid) {
+            self.batch.push(Slot::Later(pid, later));
+            return;
+        }
         let diff = self.table.refresh_pids(&[pid]);
         self.push_diff(diff, Origin::Kernel);
         if let Some(info) = self.table.get(pid) {
-            self.push(kind(info.identity()));
+            self.push(later.kind(info.identity()));
+        }
+    }
+
+    /// Reads the batch's new processes, once each, and hands the batch's
+    /// events on in the kernel's order.
+    fn finish_batch(&mut self) {
+        let unread: Vec<Pid> = self
+            .batch
+            .iter()
+            .filter_map(|slot| match *slot {
+                Slot::Spawned(pid) if self.unread.contains(&pid) => Some(pid),
+                _ => None,
+            })
+            .collect();
+        self.unread.clear();
+        if !unread.is_empty() {
+            let diff = self.table.refresh_pids(&unread);
+            for &pid in &unread {
+                self.resolve(pid);
+            }
+            // Spawns are in the batch already; the rest (none, normally).
+            let rest = RefreshDiff {
+                spawned: Vec::new(),
+                ..diff
+            };
+            self.push_diff(rest, Origin::Kernel);
+            // Read after their parent exited: maybe outside the subtree.
+            self.prune(&unread);
+        }
+        let batch = std::mem::take(&mut self.batch);
+        for slot in batch {
+            if let Slot::Ready(event) = slot {
+                self.pending.push_back(event);
+            }
+        }
+    }
+
+    /// Turns the batch's open slots for `pid` into events, from its row
+    /// (or into nothing, when it could not be read).
+    fn resolve(&mut self, pid: Pid) {
+        let found = self
+            .table
+            .get(pid)
+            .map(|info| (info.identity(), info.parent()));
+        for slot in &mut self.batch {
+            let kind = match *slot {
+                Slot::Spawned(p) if p == pid => {
+                    found.map(|(process, parent)| EventKind::Spawned { process, parent })
+                }
+                Slot::Later(p, later) if p == pid => found.map(|(process, _)| later.kind(process)),
+                _ => continue,
+            };
+            *slot = match kind {
+                Some(kind) => Slot::Ready(Event {
+                    kind,
+                    origin: Origin::Kernel,
+                }),
+                None => Slot::Dropped,
+            };
         }
     }
 
@@ -560,8 +648,13 @@ impl<S: ProcessSource> Tracker<S> {
         self.push_with(kind, Origin::Kernel);
     }
 
+    /// Kernel events wait in the batch, in order; refreshes' go out at once.
     fn push_with(&mut self, kind: EventKind, origin: Origin) {
-        self.pending.push_back(Event { kind, origin });
+        let event = Event { kind, origin };
+        match origin {
+            Origin::Kernel => self.batch.push(Slot::Ready(event)),
+            Origin::Resync | Origin::Poll => self.pending.push_back(event),
+        }
     }
 
     /// A refresh's findings as events. Exits found by a re-read the kernel
@@ -618,4 +711,34 @@ fn merge(into: &mut RefreshDiff, from: RefreshDiff) {
 
 fn io_error(source: std::io::Error) -> Error {
     Error::Io { path: None, source }
+}
+
+/// An event of the batch being applied.
+#[derive(Debug)]
+enum Slot {
+    Ready(Event),
+    /// A new process, read at its exit or at the end of the batch.
+    Spawned(Pid),
+    /// News of a process not read yet.
+    Later(Pid, Later),
+    /// A process gone before it could be read: nothing to report.
+    Dropped,
+}
+
+/// What a [`Slot::Later`] reports once its process is read.
+#[derive(Debug, Clone, Copy)]
+enum Later {
+    Exec,
+    Renamed,
+    NewSession,
+}
+
+impl Later {
+    fn kind(self, process: ProcessIdentity) -> EventKind {
+        match self {
+            Later::Exec => EventKind::Exec { process },
+            Later::Renamed => EventKind::Renamed { process },
+            Later::NewSession => EventKind::NewSession { process },
+        }
+    }
 }
