@@ -243,7 +243,7 @@ fn event_fed_table_equals_a_scan_after_churn() {
 }
 
 #[test]
-#[ignore = "100 + 100 trials, about five minutes here: run by hand"]
+#[ignore = "100 + 100 trials, 2 to 5 minutes here: run by hand"]
 fn event_fed_table_equals_a_scan_after_churn_100_trials() {
     run(100, 100);
 }

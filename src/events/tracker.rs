@@ -229,7 +229,8 @@ impl<S: ProcessSource> Tracker<S> {
     }
 
     /// The next event, waiting at most `timeout` (forever with `None`);
-    /// `Ok(None)` when the time ran out first.
+    /// `Ok(None)` when the time ran out first. A zero timeout still takes
+    /// what the kernel has sent.
     pub fn wait_event(&mut self, timeout: Option<Duration>) -> Result<Option<Event>> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
@@ -237,13 +238,11 @@ impl<S: ProcessSource> Tracker<S> {
                 return Ok(Some(event));
             }
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left.is_some_and(|left| left.is_zero()) {
-                return Ok(None);
-            }
             match &self.connector {
                 Some(connector) => {
                     if connector.wait(left).map_err(io_error)? {
                         self.drain()?;
+                        continue;
                     }
                 }
                 None => {
@@ -253,9 +252,13 @@ impl<S: ProcessSource> Tracker<S> {
                         _ => {
                             std::thread::sleep(until_poll);
                             self.poll_now()?;
+                            continue;
                         }
                     }
                 }
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
             }
         }
     }
