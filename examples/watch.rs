@@ -45,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let mut busiest: Vec<(f32, &ProcessInfo)> = table
             .iter()
-            .filter_map(|p| table.cpu_percent(p.pid()).map(|cpu| (cpu, p)))
+            .filter_map(|p| p.cpu_percent().map(|cpu| (cpu, p)))
             .filter(|(cpu, _)| *cpu > 0.0)
             .collect();
         busiest.sort_by(|a, b| b.0.total_cmp(&a.0));

@@ -8,7 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::Pid;
-use crate::parse::{BootIdError, ProcArgsError, StatError};
+use crate::parse::{BootIdError, ProcArgsError, SocketDecodeError, StatError};
 
 /// What went wrong. Match on the variant; the message names the path or pid.
 ///
@@ -121,6 +121,9 @@ pub enum ParseError {
     /// A macOS `KERN_PROCARGS2` buffer (a process's arguments).
     #[error(transparent)]
     ProcArgs(#[from] ProcArgsError),
+    /// A socket listing (sock_diag reply, `/proc/net` table).
+    #[error(transparent)]
+    Socket(#[from] SocketDecodeError),
     /// The stat file of one pid names another pid (or none that is valid).
     #[error("stat names pid {found} where {expected} was read")]
     OtherPid {
@@ -141,6 +144,7 @@ impl ParseError {
             ParseError::Stat(_) | ParseError::OtherPid { .. } => "a stat line",
             ParseError::BootId(_) => "the boot id",
             ParseError::ProcArgs(_) => "a KERN_PROCARGS2 buffer",
+            ParseError::Socket(_) => "a socket listing",
             ParseError::NoTgid => "a status file",
         }
     }
@@ -150,6 +154,8 @@ impl ParseError {
 /// (see [`Guard`](crate::signal::Guard)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub enum Refusal {
     /// The process is pid 1.

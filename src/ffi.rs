@@ -379,3 +379,72 @@ pub(crate) fn wait_exits(
     }
     Ok(())
 }
+
+/// `PROC_PIDFDSOCKETINFO` from `<sys/proc_info.h>` (libc does not define it).
+const PROC_PIDFDSOCKETINFO: c_int = 3;
+
+/// The byte offsets the ports decoders read (`crate::ports` decode.rs),
+/// checked against libproc's bindings of the same structs.
+const _: () = {
+    use crate::ports::decode as layout;
+    use libproc::libproc::net_info::{InSockInfo, SocketFDInfo, SocketInfo, TcpSockInfo};
+    use std::mem::offset_of;
+    assert!(size_of::<SocketFDInfo>() == layout::SOCKET_FDINFO_SIZE);
+    assert!(offset_of!(SocketFDInfo, psi) == layout::OFFSET_PSI);
+    assert!(layout::OFFSET_PSI + offset_of!(SocketInfo, soi_so) == layout::OFFSET_SOI_SO);
+    assert!(layout::OFFSET_PSI + offset_of!(SocketInfo, soi_family) == layout::OFFSET_SOI_FAMILY);
+    assert!(layout::OFFSET_PSI + offset_of!(SocketInfo, soi_kind) == layout::OFFSET_SOI_KIND);
+    assert!(layout::OFFSET_PSI + offset_of!(SocketInfo, soi_proto) == layout::OFFSET_SOI_PROTO);
+    assert!(size_of::<InSockInfo>() == 80);
+    assert!(offset_of!(TcpSockInfo, tcpsi_state) == 80);
+    assert!(size_of::<libc::proc_fdinfo>() == 8);
+};
+
+/// `proc_pidinfo(pid, PROC_PIDLISTFDS)`: the `proc_fdinfo` entries of `pid`'s
+/// open files into `buf` (grown until they fit); returns how many bytes are
+/// valid. EPERM for another user's process without root, ESRCH when gone.
+pub(crate) fn list_fds(pid: c_int, buf: &mut Vec<u8>) -> io::Result<usize> {
+    if buf.len() < 64 * 8 {
+        buf.resize(64 * 8, 0);
+    }
+    loop {
+        let size = c_int::try_from(buf.len())
+            .map_err(|_| io::Error::other("proc_pidinfo: too many fds"))?;
+        // SAFETY: `buf` is initialised and writable for `size` bytes; the
+        // kernel writes at most that many and returns how many it wrote.
+        let written = unsafe {
+            libc::proc_pidinfo(pid, libc::PROC_PIDLISTFDS, 0, buf.as_mut_ptr().cast(), size)
+        };
+        if written <= 0 {
+            let error = io::Error::last_os_error();
+            // 0 bytes with no error: a process with no open files.
+            return match error.raw_os_error() {
+                Some(0) | None => Ok(0),
+                _ => Err(error),
+            };
+        }
+        let written = usize::try_from(written).unwrap_or(0);
+        // A full buffer may have left entries out: retry with more room.
+        if written + 8 > buf.len() {
+            let grown = buf.len() * 2;
+            buf.resize(grown, 0);
+            continue;
+        }
+        return Ok(written);
+    }
+}
+
+/// `proc_pidfdinfo(pid, fd, PROC_PIDFDSOCKETINFO)`: the `socket_fdinfo` of
+/// one socket fd into `buf`; returns how many bytes are valid.
+pub(crate) fn socket_fdinfo(pid: c_int, fd: c_int, buf: &mut [u8]) -> io::Result<usize> {
+    let size = c_int::try_from(buf.len()).unwrap_or(c_int::MAX);
+    // SAFETY: `buf` is initialised and writable for `size` bytes; the kernel
+    // writes at most that many.
+    let written = unsafe {
+        libc::proc_pidfdinfo(pid, fd, PROC_PIDFDSOCKETINFO, buf.as_mut_ptr().cast(), size)
+    };
+    if written <= 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(written).unwrap_or(0))
+}

@@ -12,8 +12,9 @@ use crate::source::Sample;
 use crate::{BootId, Pid, ProcessIdentity, StartTime};
 
 /// The scheduler state of a process, from the state letter of `/proc/<pid>/stat`.
+///
+/// In JSON (feature `serde`) a word: `"running"`, `"disk_sleep"`, …
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum State {
     /// `R`: running or runnable.
@@ -81,8 +82,10 @@ impl State {
 }
 
 /// A process's current working directory, or why it is not known.
+///
+/// In JSON (feature `serde`): `{"path": "/srv", "deleted": false}`, or
+/// `{"path": null, "deleted": false, "reason": "not_permitted"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Cwd {
     /// The directory the process stands in.
     Path(PathBuf),
@@ -124,13 +127,15 @@ pub enum Liveness {
 
 /// One process, as read at one moment.
 ///
+/// With the `serde` feature it is a JSON object a web UI can use as it is;
+/// the crate docs' "JSON" section tells its form.
+///
 /// ```no_run
 /// let me = proctrack::process(proctrack::Pid::current())?;
 /// println!("{} {} in {:?}", me.pid(), me.cmdline(), me.cwd().path());
 /// # Ok::<(), proctrack::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ProcessInfo {
     pub(crate) identity: ProcessIdentity,
     pub(crate) parent: Option<Pid>,
@@ -147,6 +152,9 @@ pub struct ProcessInfo {
     pub(crate) session: Option<Pid>,
     pub(crate) threads: u32,
     pub(crate) kernel_thread: bool,
+    /// CPU use between a table's last two samples, in hundredths of a
+    /// percent of one CPU (a fixed point keeps the type `Eq`).
+    pub(crate) cpu_centi_percent: Option<u32>,
 }
 
 impl ProcessInfo {
@@ -184,6 +192,7 @@ impl ProcessInfo {
                 session: None,
                 threads: 1,
                 kernel_thread: false,
+                cpu_centi_percent: None,
             },
         }
     }
@@ -209,6 +218,7 @@ impl ProcessInfo {
             session: sample.session,
             threads: sample.threads,
             kernel_thread: sample.kernel_thread,
+            cpu_centi_percent: None,
         }
     }
 
@@ -310,6 +320,34 @@ impl ProcessInfo {
     pub fn is_kernel_thread(&self) -> bool {
         self.kernel_thread
     }
+
+    /// CPU use between the last two samples a [`ProcessTable`](crate::table::ProcessTable)
+    /// took of the process, in percent of one CPU (so up to 100 × threads),
+    /// to a hundredth. `None` until the table sampled it twice, and for a
+    /// process read once, outside a table.
+    ///
+    /// ```no_run
+    /// let mut table = proctrack::table::ProcessTable::new()?;
+    /// table.refresh()?;
+    /// for process in table.iter() {
+    ///     if let Some(cpu) = process.cpu_percent().filter(|cpu| *cpu > 50.0) {
+    ///         println!("{} {cpu:.1}%", process.pid());
+    ///     }
+    /// }
+    /// # Ok::<(), proctrack::Error>(())
+    /// ```
+    pub fn cpu_percent(&self) -> Option<f32> {
+        self.cpu_centi_percent.map(|centi| centi as f32 / 100.0)
+    }
+}
+
+/// A percentage in hundredths, rounded; `None` for what is not one.
+pub(crate) fn centi_percent(percent: f32) -> Option<u32> {
+    (percent.is_finite() && percent >= 0.0).then(|| {
+        (f64::from(percent) * 100.0)
+            .round()
+            .min(f64::from(u32::MAX)) as u32
+    })
 }
 
 /// A duration in whole nanoseconds, saturating (u64 nanoseconds is 584 years).
@@ -384,6 +422,13 @@ impl ProcessInfoBuilder {
     /// Marks a kernel thread.
     pub fn kernel_thread(mut self, kernel_thread: bool) -> Self {
         self.info.kernel_thread = kernel_thread;
+        self
+    }
+
+    /// CPU use in percent of one CPU (see [`ProcessInfo::cpu_percent`]);
+    /// kept to a hundredth, negative and non-finite values as none.
+    pub fn cpu_percent(mut self, cpu_percent: Option<f32>) -> Self {
+        self.info.cpu_centi_percent = cpu_percent.and_then(centi_percent);
         self
     }
 

@@ -496,7 +496,8 @@ fn a_thread_id_is_not_a_process() {
     assert!(matches!(reader.process(tid), Err(Error::NotFound { .. })));
     assert_eq!(reader.exists(tid).expect("exists"), Liveness::Gone);
     assert!(
-        proctrack::processes()
+        proctrack::SystemSource::open()
+            .and_then(|mut source| source.processes())
             .expect("processes")
             .iter()
             .all(|p| p.pid() != tid)
@@ -541,7 +542,9 @@ fn processes_lists_the_tree_with_our_boot_id() {
     let boot = reader.boot_id();
 
     for all in [
-        proctrack::processes().expect("processes"),
+        proctrack::SystemSource::open()
+            .and_then(|mut source| source.processes())
+            .expect("processes"),
         reader.processes().expect("processes"),
     ] {
         assert!(

@@ -216,7 +216,9 @@ fn free_functions_and_other_users_processes() {
         proctrack::exists(Pid::current()).expect("exists"),
         Liveness::Alive
     );
-    let all = proctrack::processes().expect("processes");
+    let all = proctrack::SystemSource::open()
+        .and_then(|mut source| source.processes())
+        .expect("processes");
     assert!(all.iter().any(|p| p.pid() == Pid::current()));
     assert!(all.iter().all(|p| p.pid().as_raw() > 0));
 
@@ -295,7 +297,8 @@ mod exited {
         tree.root = Some(root);
 
         // The shell's children: not ours, so only kqueue can tell their exits.
-        let sleeps: Vec<ProcessIdentity> = proctrack::processes()
+        let sleeps: Vec<ProcessIdentity> = proctrack::SystemSource::open()
+            .and_then(|mut source| source.processes())
             .expect("processes")
             .into_iter()
             .filter(|p| p.parent() == Some(root.pid()))

@@ -109,7 +109,9 @@ fn parent() {
     }
 
     for all in [
-        proctrack::processes().expect("processes"),
+        proctrack::SystemSource::open()
+            .and_then(|mut source| source.processes())
+            .expect("processes"),
         reader.processes().expect("processes"),
     ] {
         let listed = all

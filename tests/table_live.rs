@@ -194,3 +194,15 @@ fn children_of_a_dead_middle_process_move_to_the_subreaper() {
     assert!(pid_set(table.descendants(tree.pid())).is_disjoint(&leaves));
     support::assert_no_leftovers(&tree.finish());
 }
+
+/// CPU% is part of what the table returns: none after one sample, a value
+/// once the table sampled a process twice.
+#[test]
+fn cpu_percent_comes_with_each_process_after_two_samples() {
+    let mut table = ProcessTable::new().unwrap();
+    let me = |table: &ProcessTable| table.get(Pid::current()).map(ProcessInfo::cpu_percent);
+    assert_eq!(me(&table), Some(None));
+    table.refresh().unwrap();
+    let cpu = me(&table).flatten().expect("sampled twice");
+    assert!(cpu >= 0.0 && cpu.is_finite(), "{cpu}");
+}

@@ -5,6 +5,7 @@
 //! to it, one `read`, `close`. Nothing here allocates per process except the
 //! strings a [`ProcessInfo`](crate::ProcessInfo) owns.
 
+mod fds;
 mod kept;
 mod path;
 #[cfg(feature = "registry")]

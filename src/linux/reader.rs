@@ -42,13 +42,13 @@ const BOOT_ID: &CStr = c"sys/kernel/random/boot_id";
 /// ```
 #[derive(Debug)]
 pub struct SystemSource {
-    root: OwnedFd,
-    root_path: PathBuf,
+    pub(super) root: OwnedFd,
+    pub(super) root_path: PathBuf,
     boot_id: BootId,
     ticks_per_second: u64,
     page_size: u64,
-    buf: Vec<u8>,
-    dirents: Vec<MaybeUninit<u8>>,
+    pub(super) buf: Vec<u8>,
+    pub(super) dirents: Vec<MaybeUninit<u8>>,
     /// Whether `task/<tid>/children` exists here; asked on first use.
     children_files: Option<bool>,
     /// Kept-open stat fds, once [`SystemSource::keep_stat_fds`] asked for them.
@@ -411,7 +411,7 @@ impl SystemSource {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum ReadMode {
+pub(super) enum ReadMode {
     /// Files the kernel renders whole on the first read (stat, status): one
     /// `read` suffices unless it filled the buffer.
     Once,
@@ -421,7 +421,7 @@ enum ReadMode {
 
 /// Opens `name` under `dir`, reads it into `buf` (growing it as needed) and
 /// closes it. Returns the number of bytes read.
-fn read_at(
+pub(super) fn read_at(
     dir: BorrowedFd<'_>,
     name: &CStr,
     buf: &mut Vec<u8>,
@@ -516,14 +516,14 @@ fn parse_error(root_path: &Path, pid: Pid, leaf: &str, source: ParseError) -> Er
 }
 
 /// Gone (ENOENT, ESRCH) is NotFound; anything else names the file.
-fn file_error(root_path: &Path, errno: Errno, pid: Pid, leaf: &str) -> Error {
+pub(super) fn file_error(root_path: &Path, errno: Errno, pid: Pid, leaf: &str) -> Error {
     match errno {
         Errno::NOENT | Errno::SRCH => Error::NotFound { pid },
         other => io_error(other, file_path(root_path, pid, leaf)),
     }
 }
 
-fn io_error(errno: Errno, path: PathBuf) -> Error {
+pub(super) fn io_error(errno: Errno, path: PathBuf) -> Error {
     match errno {
         Errno::ACCESS | Errno::PERM => Error::PermissionDenied { path },
         other => Error::Io {

@@ -18,6 +18,7 @@ mod darwin_time;
 mod link;
 #[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 mod procargs;
+mod socket;
 mod stat;
 mod status;
 #[cfg_attr(not(target_os = "macos"), allow(dead_code))]
@@ -35,6 +36,7 @@ pub use link::parse_cwd_link;
 pub use procargs::ProcArgsError;
 #[cfg_attr(not(target_os = "macos"), allow(unused_imports))]
 pub(crate) use procargs::parse_procargs2;
+pub use socket::SocketDecodeError;
 pub use stat::{Stat, StatError, parse_stat};
 pub use status::parse_status_tgid;
 #[cfg_attr(not(target_os = "macos"), allow(unused_imports))]

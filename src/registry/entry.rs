@@ -22,6 +22,7 @@ use crate::{Pid, ProcessIdentity, ProcessInfo};
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(transparent))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RowId(i64);
 
 impl RowId {
@@ -52,6 +53,7 @@ impl fmt::Display for RowId {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Status {
     /// Registered and not known to have ended.
     Running,
@@ -125,6 +127,7 @@ impl std::str::FromStr for Status {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum EndReason {
     /// The caller said so ([`mark_exited`](super::Registry::mark_exited),
     /// [`mark_killed`](super::Registry::mark_killed)).
@@ -296,8 +299,10 @@ impl Metadata {
 /// # Ok(())
 /// # }
 /// ```
+///
+/// In JSON (feature `serde`) times are `*_ms` fields, milliseconds since the
+/// Unix epoch, and command and cwd are strings (see the crate docs' "JSON").
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Entry {
     pub(crate) id: RowId,
     pub(crate) identity: ProcessIdentity,

@@ -86,7 +86,7 @@
 //! reconciled to [`Status::Lost`]; `FULL` would cost an fsync per
 //! registration for no process that could still be stopped.
 
-mod entry;
+pub(crate) mod entry;
 mod error;
 mod observe;
 mod open;
@@ -268,10 +268,11 @@ impl Registry {
     /// # async fn demo() -> Result<(), proctrack::registry::RegistryError> {
     /// use proctrack::registry::{Metadata, Registry};
     /// let registry = Registry::open("/tmp/procs.db").await?;
-    /// let tree: Vec<_> = proctrack::processes()?
+    /// let table = proctrack::table::ProcessTable::new()?;
+    /// let tree: Vec<_> = table
+    ///     .children(proctrack::Pid::current())
     ///     .into_iter()
-    ///     .filter(|p| p.parent() == Some(proctrack::Pid::current()))
-    ///     .map(|p| (p.identity(), Metadata::from_process("job-7", &p)))
+    ///     .map(|p| (p.identity(), Metadata::from_process("job-7", p)))
     ///     .collect();
     /// let ids = registry.register_all(&tree).await?;
     /// # Ok(())

@@ -52,7 +52,16 @@ pub enum StopScope {
 /// # Ok(())
 /// # }
 /// ```
+///
+/// In JSON (feature `serde`): `{"outcome": "killed", "detail": <KillReport>}`,
+/// `{"outcome": "ended"}`, and so on.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "outcome", content = "detail", rename_all = "snake_case")
+)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub enum StopOutcome {
     /// The row's process and its descendants were killed; the row is now
@@ -90,6 +99,8 @@ pub enum StopOutcome {
 /// # }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct StoppedRow {
     /// The row as stored after the stop.
@@ -110,6 +121,8 @@ pub struct StoppedRow {
 /// # }
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct StopReport {
     /// Every running row in scope, with what was done to it.

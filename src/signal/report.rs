@@ -19,6 +19,8 @@ use crate::ProcessIdentity;
 /// # Ok::<(), proctrack::Error>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct KillReport {
     /// Signalled and seen to exit, each with the signal that ended it (with
@@ -34,6 +36,11 @@ pub struct KillReport {
     pub survived: Vec<ProcessIdentity>,
     /// Not signalled because a guard rail protects it; its descendants were
     /// not followed through it.
+    #[cfg_attr(feature = "serde", serde(with = "crate::wire::refusals"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Vec<crate::wire::refusals::RefusedJson>")
+    )]
     pub refused: Vec<(ProcessIdentity, Refusal)>,
     /// Members that became our children (orphans adopted by a subreaper) and
     /// whose exit status the kill collected, so they leave no zombie.
@@ -77,6 +84,8 @@ impl KillReport {
 /// A member a tree kill ended, and the last signal it was sent before it
 /// exited: the first signal, or `SIGKILL` when it outlived the grace period.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Killed {
     /// The process.
     pub identity: ProcessIdentity,

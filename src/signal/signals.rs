@@ -20,7 +20,6 @@ use std::str::FromStr;
 /// # Ok::<(), proctrack::signal::ParseSignalError>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum Signal {
     /// `SIGHUP`: the controlling terminal hung up; daemons often reload on it.

@@ -15,6 +15,20 @@ pub use memory::MemorySource;
 
 use crate::{BootId, Cwd, Pid, ProcessIdentity, ProcessInfo, Result, StartTime, State};
 
+/// What looking at one process's open files gave (the ports layer asks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
+pub(crate) enum FdAccess {
+    /// The fds were read.
+    Read,
+    /// Another user's process: its fds cannot be read without privilege.
+    NotPermitted,
+    /// Not read: the process belongs to a user the caller did not ask for.
+    OtherOwner,
+    /// The process is gone.
+    Gone,
+}
+
 /// The fields of a process that a refresh re-reads, borrowed from the source's
 /// buffer. On Linux this is one read of `/proc/<pid>/stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

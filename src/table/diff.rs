@@ -4,7 +4,12 @@ use crate::{Error, Pid, ProcessIdentity};
 ///
 /// Lists are in the order the refresh met the processes (ascending pid for a
 /// full refresh); exits found at the end of a refresh come last.
+///
+/// With the `serde` feature it serializes (not back: errors become their
+/// messages).
 #[derive(Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct RefreshDiff {
     /// Processes seen for the first time.
@@ -16,7 +21,9 @@ pub struct RefreshDiff {
     /// Processes whose parent changed (their parent exited, usually).
     pub reparented: Vec<Reparented>,
     /// Processes that could not be read for a reason other than being gone;
-    /// their rows are kept as they were.
+    /// their rows are kept as they were. In JSON, their messages.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::wire::messages"))]
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
     pub errors: Vec<Error>,
 }
 
@@ -33,6 +40,8 @@ impl RefreshDiff {
 
 /// A process that moved to another parent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Reparented {
     /// The process that moved.
     pub identity: ProcessIdentity,

@@ -47,7 +47,6 @@ pub(super) struct Row {
     exec_marker: u64,
     /// When the CPU time in `info` was sampled, in nanoseconds of the table's clock.
     sampled_at: u64,
-    pub(super) cpu_percent: Option<f32>,
     /// The last full refresh that saw this process.
     seen: u32,
     /// An empty command line of a live process was read again once. A process
@@ -255,7 +254,6 @@ impl<S: ProcessSource> ProcessTable<S> {
                 let row = Row {
                     exec_marker,
                     sampled_at: now,
-                    cpu_percent: None,
                     seen: self.epoch,
                     empty_cmdline_rechecked: false,
                     name_hash: name_hash(info.name().as_encoded_bytes()),
@@ -420,10 +418,12 @@ fn update_cpu(row: &mut Row, sample: &Sample<'_>, now: u64) {
     let elapsed = now.saturating_sub(row.sampled_at);
     let before = row.info.cpu_time();
     let after = sample.user_time.saturating_add(sample.system_time);
-    row.cpu_percent = (elapsed > 0).then(|| {
-        let used = after.saturating_sub(before);
-        (used.as_secs_f64() / Duration::from_nanos(elapsed).as_secs_f64() * 100.0) as f32
-    });
+    row.info.cpu_centi_percent = (elapsed > 0)
+        .then(|| {
+            let used = after.saturating_sub(before);
+            (used.as_secs_f64() / Duration::from_nanos(elapsed).as_secs_f64() * 100.0) as f32
+        })
+        .and_then(crate::process::centi_percent);
     row.sampled_at = now;
 }
 

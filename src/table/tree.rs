@@ -13,6 +13,7 @@ use crate::ProcessInfo;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ProcessTree {
     /// The process at this node.
     pub process: ProcessInfo,

@@ -50,7 +50,8 @@ pub struct Seen {
 
 /// Every process now.
 pub fn scan() -> Vec<Seen> {
-    proctrack::processes()
+    proctrack::SystemSource::open()
+        .and_then(|mut source| source.processes())
         .expect("scan /proc")
         .into_iter()
         .map(|p| Seen {

@@ -204,7 +204,7 @@ impl SpawnedTree {
     fn scan(&mut self) -> proctrack::Result<Vec<ProcessInfo>> {
         let me = Pid::current();
         let group = self.root.pid();
-        let all = proctrack::processes()?;
+        let all = proctrack::SystemSource::open().and_then(|mut source| source.processes())?;
         // While the root is unreaped its pid (the group id) cannot be reused.
         // Afterwards the group number is still ours while any process holds it
         // as group id, and pid `group` can only be handed out again once none
@@ -338,7 +338,9 @@ fn waitpid_retrying(pid: Pid) -> Result<(), Errno> {
 /// or zombie — belongs to the tree's process group.
 pub fn assert_no_leftovers(record: &TreeRecord) {
     let me = Pid::current();
-    let all = proctrack::processes().expect("scanning /proc");
+    let all = proctrack::SystemSource::open()
+        .and_then(|mut source| source.processes())
+        .expect("scanning /proc");
     let members: HashSet<ProcessIdentity> = record.members.iter().copied().collect();
     let group_is_ours = !all
         .iter()

@@ -1,0 +1,218 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use proctrack::Pid;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  everything asked for was done
+  1  partly done: a target was missing, refused (pid 1, proctrack itself or
+     one of its ancestors, a kernel thread), denied or survived, a --cwd
+     directory does not exist, nothing listens on a --port / port, or
+     reading processes failed
+  2  usage error: an unknown option or a value that is not valid";
+
+/// Know which processes a tool started, what those started, and stop them
+/// safely.
+#[derive(Debug, Parser)]
+#[command(name = "proctrack", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Print whole command lines instead of cutting them to the terminal's width.
+    #[arg(short, long, global = true)]
+    pub wide: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show processes as a tree: the whole system, one process's tree, or the
+    /// trees of every process standing in a directory.
+    #[command(after_help = EXIT_CODES)]
+    Tree(TreeArgs),
+    /// List processes, one per line.
+    #[command(after_help = EXIT_CODES)]
+    Ps(PsArgs),
+    /// Kill process trees: each PID with everything under it, or every
+    /// process standing in a directory with its tree.
+    ///
+    /// Each tree is frozen (SIGSTOP) and rescanned until complete, so
+    /// children forked during the kill are caught; then it gets SIGTERM,
+    /// and SIGKILL for whatever is left after the grace period. pid 1,
+    /// proctrack itself, its ancestors and kernel threads are never signalled.
+    #[command(after_help = EXIT_CODES)]
+    Kill(KillArgs),
+    /// Print processes as they start, run a new program and exit, and the
+    /// busiest ones, every interval.
+    #[command(after_help = EXIT_CODES)]
+    Watch(WatchArgs),
+    /// Show who holds a port: every process that has the listening TCP or
+    /// bound UDP socket open (IPv4 and IPv6), with its command, working
+    /// directory and tree.
+    #[command(after_help = EXIT_CODES)]
+    Port(PortArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// The port.
+    pub port: u16,
+    /// Only TCP sockets.
+    #[arg(long, conflicts_with = "udp")]
+    pub tcp: bool,
+    /// Only UDP sockets.
+    #[arg(long)]
+    pub udp: bool,
+    /// Read every process's open files, not only until each socket has a
+    /// holder and the holders' families are read: also finds a process that
+    /// was handed the socket by an unrelated one.
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON: the sockets with their holders, and each holder's tree.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TreeArgs {
+    /// The process whose tree to show (default: every process).
+    #[arg(value_parser = parse_pid, allow_negative_numbers = true, conflicts_with = "cwd")]
+    pub pid: Option<Pid>,
+    /// Show the trees of the processes whose working directory is DIR or below it.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Print JSON: an array of trees, each `{"process": ..., "children": [...]}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Only processes whose working directory is DIR or below it.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Only processes with this name (the kernel's `comm`, as `ps -o comm` shows it).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Print JSON: an array of processes.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("target").required(true).args(["pids", "cwd", "port"]))]
+pub struct KillArgs {
+    /// The roots of the trees to kill.
+    #[arg(value_name = "PID", value_parser = parse_pid, allow_negative_numbers = true)]
+    pub pids: Vec<Pid>,
+    /// Kill every process whose working directory is DIR or below it (a
+    /// removed directory matches by the path it had), each with its tree.
+    #[arg(long, value_name = "DIR", conflicts_with = "pids")]
+    pub cwd: Option<PathBuf>,
+    /// Kill what holds PORT (TCP or UDP): for each holder, the tree under
+    /// its highest ancestor that holds the port too (a server and its
+    /// workers), never only the leaf.
+    #[arg(long, value_name = "PORT", conflicts_with_all = ["pids", "cwd"])]
+    pub port: Option<u16>,
+    /// Seconds between SIGTERM and SIGKILL; 0 sends SIGKILL at once.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
+    pub grace: Duration,
+    /// Show what would be killed, and signal nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON: the plan (with --dry-run) or what happened to each process.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Seconds between two looks.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_seconds)]
+    pub interval: Duration,
+    /// Stop after this many looks (default: until interrupted).
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Print one JSON object per look, one per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A pid, or a message that says why the text is none.
+fn parse_pid(text: &str) -> Result<Pid, String> {
+    let digits = text.trim().strip_prefix('-').unwrap_or(text.trim());
+    let value: i128 = match text.trim().parse() {
+        Ok(value) => value,
+        Err(_) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            return Err(format!(
+                "{text} is not a valid pid: pids go from 1 to {}",
+                i32::MAX
+            ));
+        }
+        Err(_) => {
+            return Err(format!(
+                "{text} is not a pid: a pid is a whole number from 1 to {}",
+                i32::MAX
+            ));
+        }
+    };
+    match value {
+        0 => Err("0 is not a valid pid: pids start at 1 (kill(2) would read 0 as \"my own process group\")".into()),
+        -1 => Err("-1 is not a valid pid: pids start at 1 (kill(2) would read -1 as \"every process I may signal\")".into()),
+        value if value < 0 => Err(format!(
+            "{value} is not a valid pid: pids start at 1 (kill(2) would read {value} as process group {})",
+            -value
+        )),
+        value => Pid::try_from(i64::try_from(value).unwrap_or(i64::MAX))
+            .map_err(|_| format!("{value} is not a valid pid: pids go up to {}", i32::MAX)),
+    }
+}
+
+/// A number of seconds, whole or not, zero or more.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("{text} is not a number of seconds from 0 up"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pids_say_why_they_are_not() {
+        assert!(parse_pid("0").unwrap_err().contains("pids start at 1"));
+        assert!(parse_pid("-1").unwrap_err().contains("every process"));
+        assert!(parse_pid("-7").unwrap_err().contains("process group 7"));
+        assert!(parse_pid("abc").unwrap_err().contains("not a pid"));
+        assert!(
+            parse_pid("2147483648")
+                .unwrap_err()
+                .contains("up to 2147483647")
+        );
+        assert!(parse_pid("99999999999999999999999999999999999999999").is_err());
+        assert_eq!(parse_pid("2147483647").map(Pid::as_raw), Ok(i32::MAX));
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("NaN").is_err());
+        assert!(parse_seconds("inf").is_err());
+    }
+
+    #[test]
+    fn clap_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

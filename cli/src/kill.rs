@@ -1,0 +1,285 @@
+//! `proctrack kill`: plan (with `--dry-run`) or run tree kills, and report.
+
+use std::collections::{HashMap, HashSet};
+
+use proctrack::signal::{KillOptions, KillOutcome, KillReport, Refusal, kill_cwd, kill_tree};
+use proctrack::table::ProcessTable;
+use proctrack::{Pid, ProcessIdentity, ProcessInfo};
+use serde::Serialize;
+
+use crate::args::KillArgs;
+use crate::list::{CwdSearch, describe};
+use crate::output::{self, Out, Style};
+use crate::{Error, Outcome};
+
+/// The width of a row's first column: "killed by SIGTERM".
+pub const TAG: usize = 17;
+
+/// `kill --json`: what happened.
+#[derive(Serialize)]
+struct KillJson<'a> {
+    dry_run: bool,
+    /// Pids on the command line that no process has.
+    missing: &'a [Pid],
+    /// One report per tree (per PID), or one for `--cwd`.
+    reports: &'a [KillReport],
+    /// Trees that could not be killed at all, and why.
+    errors: Vec<String>,
+}
+
+/// `kill --dry-run --json`: what would happen.
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    dry_run: bool,
+    missing: &'a [Pid],
+    would_kill: Vec<&'a ProcessInfo>,
+    refused: Vec<RefusedJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct RefusedJson<'a> {
+    process: &'a ProcessInfo,
+    reason: Refusal,
+}
+
+pub fn run(args: &KillArgs, out: &mut Out) -> Result<Outcome, Error> {
+    let mut table = ProcessTable::new()?;
+    let mut outcome = Outcome::Done;
+    let mut missing = Vec::new();
+    let roots: Vec<&ProcessInfo> = match &args.cwd {
+        Some(dir) => {
+            let search = CwdSearch::new(&table, dir);
+            outcome = search.outcome();
+            table.outermost(search.found.iter().map(|p| p.pid()))
+        }
+        None => {
+            let mut roots = Vec::new();
+            for &pid in &args.pids {
+                match table.get(pid) {
+                    Some(process) => roots.push(process),
+                    None => {
+                        output::error(&format!("no process has pid {pid}"));
+                        missing.push(pid);
+                    }
+                }
+            }
+            roots
+        }
+    };
+    if !missing.is_empty() {
+        outcome = Outcome::Partial;
+    }
+    if args.dry_run {
+        let plan = plan(&table, &roots);
+        if !plan.refused.is_empty() {
+            outcome = Outcome::Partial;
+        }
+        if args.json {
+            out.json(&PlanJson {
+                dry_run: true,
+                missing: &missing,
+                would_kill: plan.would_kill,
+                refused: plan.refused,
+            })?;
+        } else {
+            for process in &plan.would_kill {
+                let tag = out.paint(Style::Good, &format!("{:<TAG$}", "would kill"));
+                member_line(out, &tag, process.pid(), &describe(process), None)?;
+            }
+            for refused in &plan.refused {
+                let outcome = KillOutcome::Refused(refused.reason);
+                let tag = out.paint(Style::Bad, &format!("{:<TAG$}", outcome.to_string()));
+                let (pid, what) = (refused.process.pid(), describe(refused.process));
+                member_line(out, &tag, pid, &what, outcome.detail().as_deref())?;
+            }
+            out.plain(&format!(
+                "dry run: {} would be killed, {} refused; nothing was signalled",
+                plan.would_kill.len(),
+                plan.refused.len()
+            ))?;
+        }
+        return Ok(outcome);
+    }
+
+    // Names, taken before the kill: afterwards the processes are gone.
+    let names: HashMap<ProcessIdentity, String> =
+        table.iter().map(|p| (p.identity(), describe(p))).collect();
+    let roots: Vec<ProcessIdentity> = roots.iter().map(|p| p.identity()).collect();
+    let options = if args.grace.is_zero() {
+        KillOptions::new()
+    } else {
+        KillOptions::graceful(args.grace)
+    };
+    let mut reports = Vec::new();
+    let mut errors = Vec::new();
+    match &args.cwd {
+        Some(dir) => match kill_cwd(&mut table, dir, &options) {
+            Ok(report) => reports.push(report),
+            Err(error) => errors.push(error.to_string()),
+        },
+        None => {
+            for &root in &roots {
+                match kill_tree(&mut table, root, &options) {
+                    Ok(report) => reports.push(report),
+                    // A protected root is a refusal like any other member's:
+                    // report it the same way.
+                    Err(proctrack::Error::Refused { reason, .. }) => {
+                        let mut report = KillReport::default();
+                        report.refused.push((root, reason));
+                        // Nothing was signalled: nothing to settle or confirm.
+                        report.settled = true;
+                        report.confirmed = true;
+                        reports.push(report);
+                    }
+                    Err(error) => errors.push(error.to_string()),
+                }
+            }
+        }
+    }
+    if !errors.is_empty() || !reports.iter().all(KillReport::is_complete) {
+        outcome = Outcome::Partial;
+    }
+    if args.json {
+        out.json(&KillJson {
+            dry_run: false,
+            missing: &missing,
+            reports: &reports,
+            errors,
+        })?;
+        return Ok(outcome);
+    }
+    for error in &errors {
+        output::error(error);
+    }
+    let name = |identity: &ProcessIdentity| {
+        names
+            .get(identity)
+            .map_or("(started during the kill)", String::as_str)
+    };
+    let mut counts = Counts::default();
+    for report in &reports {
+        for (identity, outcome) in report.outcomes() {
+            counts.add(outcome);
+            let tag = format!("{:<TAG$}", outcome.to_string());
+            let tag = match outcome {
+                KillOutcome::AlreadyGone => tag,
+                done if done.is_done() => out.paint(Style::Good, &tag),
+                _ => out.paint(Style::Bad, &tag),
+            };
+            let detail = outcome.detail();
+            member_line(
+                out,
+                &tag,
+                identity.pid(),
+                name(&identity),
+                detail.as_deref(),
+            )?;
+        }
+        if !report.settled {
+            output::warn("a tree never settled (stopped and complete) before the signal");
+        }
+        if !report.confirmed {
+            output::warn("exits were not confirmed: this kernel has no pidfds");
+        }
+    }
+    out.plain(&counts.to_string())?;
+    Ok(outcome)
+}
+
+#[derive(Default)]
+pub struct Counts {
+    killed: usize,
+    gone: usize,
+    denied: usize,
+    survived: usize,
+    refused: usize,
+}
+
+impl Counts {
+    pub fn add(&mut self, outcome: KillOutcome) {
+        match outcome {
+            KillOutcome::AlreadyGone => self.gone += 1,
+            KillOutcome::Denied => self.denied += 1,
+            KillOutcome::Survived => self.survived += 1,
+            KillOutcome::Refused(_) => self.refused += 1,
+            _ => self.killed += 1,
+        }
+    }
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} killed, {} already gone, {} denied, {} survived, {} refused",
+            self.killed, self.gone, self.denied, self.survived, self.refused
+        )
+    }
+}
+
+pub fn member_line(
+    out: &mut Out,
+    tag: &str,
+    pid: Pid,
+    what: &str,
+    why: Option<&str>,
+) -> Result<(), Error> {
+    let prefix = format!("{tag} {:>7}  ", pid);
+    // The reason first: a narrow terminal cuts the command line, not it.
+    let text = match why {
+        Some(why) => format!("{why}: {what}"),
+        None => what.to_owned(),
+    };
+    out.line(&prefix, TAG + 1 + 7 + 2, &text, None)?;
+    Ok(())
+}
+
+/// What a kill of `roots` would do: every member, and the protected
+/// processes it would leave alone (not followed below, as the kill does).
+struct Plan<'a> {
+    would_kill: Vec<&'a ProcessInfo>,
+    refused: Vec<RefusedJson<'a>>,
+}
+
+/// The guard rails of [`proctrack::signal::Guard::new`], applied to the
+/// table. The library decides the same when it kills; a dry run only shows it.
+fn plan<'a, S: proctrack::ProcessSource>(
+    table: &'a ProcessTable<S>,
+    roots: &[&'a ProcessInfo],
+) -> Plan<'a> {
+    let me = Pid::current();
+    let ancestors: HashSet<Pid> = table.ancestors(me).iter().map(|p| p.pid()).collect();
+    let refusal = |process: &ProcessInfo| -> Option<Refusal> {
+        if process.pid().as_raw() == 1 {
+            Some(Refusal::Init)
+        } else if process.pid() == me {
+            Some(Refusal::OwnProcess)
+        } else if ancestors.contains(&process.pid()) {
+            Some(Refusal::Ancestor)
+        } else if process.is_kernel_thread() {
+            Some(Refusal::KernelThread)
+        } else {
+            None
+        }
+    };
+    let mut plan = Plan {
+        would_kill: Vec::new(),
+        refused: Vec::new(),
+    };
+    let mut seen = HashSet::new();
+    let mut queue: Vec<&ProcessInfo> = roots.to_vec();
+    while let Some(process) = queue.pop() {
+        if !seen.insert(process.pid()) {
+            continue;
+        }
+        if let Some(reason) = refusal(process) {
+            plan.refused.push(RefusedJson { process, reason });
+            continue;
+        }
+        plan.would_kill.push(process);
+        queue.extend(table.children(process.pid()));
+    }
+    plan.would_kill.sort_unstable_by_key(|p| p.pid());
+    plan.refused.sort_unstable_by_key(|r| r.process.pid());
+    plan
+}

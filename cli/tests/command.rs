@@ -1,0 +1,521 @@
+//! The built `proctrack` binary, run as a user would: bad input, pipes,
+//! JSON, and real process trees that it lists and kills.
+#![cfg(target_os = "linux")]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, Once, PoisonError};
+
+use proctrack::{Liveness, Pid};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_proctrack");
+
+fn proctrack(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("the proctrack binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts the exit code and that standard error holds `message`.
+fn assert_fails(args: &[&str], code: i32, message: &str) {
+    let output = proctrack(args);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(code), "{args:?}: {err}");
+    assert!(err.contains(message), "{args:?}: {err:?} lacks {message:?}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+}
+
+#[test]
+fn bad_pids_are_usage_errors_that_say_why() {
+    assert_fails(&["kill", "0"], 2, "0 is not a valid pid: pids start at 1");
+    assert_fails(&["kill", "-1"], 2, "-1 is not a valid pid: pids start at 1");
+    assert_fails(&["kill", "-9"], 2, "would read -9 as process group 9");
+    assert_fails(&["kill", "abc"], 2, "abc is not a pid");
+    assert_fails(&["kill", "2147483648"], 2, "pids go up to 2147483647");
+    assert_fails(
+        &["kill", "--grace", "-3", "42"],
+        2,
+        "not a number of seconds",
+    );
+    assert_fails(&["kill"], 2, "required");
+    assert_fails(&["tree", "0"], 2, "pids start at 1");
+    // Nothing was killed by any of them: we are still here, and so is pid 1.
+}
+
+/// pid 1 and a kernel thread are refused alike: one `refused` row each,
+/// exit 1, nothing signalled.
+#[test]
+fn protected_targets_are_refused_the_same_way() {
+    let output = proctrack(&["kill", "1"]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}{}", stderr(&output));
+    assert!(out.starts_with("refused "), "{out}");
+    assert!(out.contains("it is pid 1 (init): "), "{out}");
+    assert!(
+        out.contains("0 killed") && out.contains("1 refused"),
+        "{out}"
+    );
+
+    // pid 2 is the kernel's kthreadd on Linux, unless in a pid namespace.
+    let two = proctrack::process(Pid::try_from(2).expect("valid"));
+    if two.is_ok_and(|p| p.is_kernel_thread()) {
+        let output = proctrack(&["kill", "2"]);
+        let out = stdout(&output);
+        assert_eq!(output.status.code(), Some(1), "{out}");
+        assert!(out.starts_with("refused "), "{out}");
+        assert!(out.contains("it is a kernel thread: [kthreadd]"), "{out}");
+        assert!(
+            out.contains("0 killed") && out.contains("1 refused"),
+            "{out}"
+        );
+    }
+
+    let json = parse(&proctrack(&["kill", "--json", "1"]).stdout);
+    assert_eq!(json["reports"][0]["refused"][0]["reason"], "init");
+    assert_eq!(json["reports"][0]["refused"][0]["identity"]["pid"], 1);
+}
+
+#[test]
+fn a_missing_directory_is_a_warning_and_exit_1() {
+    let missing = "/nonexistent/proctrack-test-dir";
+    for args in [
+        &["kill", "--cwd", missing][..],
+        &["kill", "--dry-run", "--cwd", missing],
+        &["ps", "--cwd", missing],
+        &["tree", "--cwd", missing],
+    ] {
+        assert_fails(args, 1, "/nonexistent/proctrack-test-dir does not exist");
+    }
+}
+
+#[test]
+fn a_missing_pid_is_an_error_and_exit_1() {
+    // pid_max is at most 2^22: this pid is valid and never taken.
+    assert_fails(&["kill", "2147483647"], 1, "no process has pid 2147483647");
+    assert_fails(&["tree", "2147483647"], 1, "no process has pid 2147483647");
+}
+
+#[test]
+fn help_documents_exit_codes() {
+    for args in [&["--help"][..], &["watch", "--help"], &["kill", "--help"]] {
+        let output = proctrack(args);
+        let out = stdout(&output);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(out.contains("Usage: proctrack"), "{out}");
+        assert!(out.contains("Exit codes:"), "{out}");
+        assert!(out.contains("2  usage error"), "{out}");
+    }
+}
+
+#[test]
+fn watch_runs_and_stops() {
+    let output = proctrack(&["watch", "--count", "1", "--interval", "0"]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(out.starts_with("watching "), "{out}");
+    assert!(out.contains("busiest: "), "{out}");
+    assert!(!out.trim_end().ends_with("busiest:"), "{out}");
+
+    let output = proctrack(&["watch", "--json", "--count", "2", "--interval", "0"]);
+    let looks: Vec<Value> = stdout(&output)
+        .lines()
+        .map(|l| parse(l.as_bytes()))
+        .collect();
+    assert_eq!(looks.len(), 2);
+    assert!(looks[0]["processes"].as_u64().is_some_and(|n| n > 0));
+    assert!(looks[1]["busiest"].is_array());
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    // As a user types it: the status of `proctrack tree` in `| head -1`.
+    let output = Command::new("sh")
+        .args([
+            "-c",
+            r#"{ "$0" tree; echo "status=$?" >&2; } | head -1"#,
+            BIN,
+        ])
+        .output()
+        .expect("sh runs");
+    let err = stderr(&output);
+    assert!(err.contains("status=0"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(stdout(&output).lines().count(), 1);
+
+    // Deterministically: the reader is gone before the first write.
+    for args in [&["tree"][..], &["ps", "--json"], &["tree", "--json"]] {
+        let (reader, writer) = rustix::pipe::pipe().expect("pipe");
+        drop(reader);
+        let output = Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::piped())
+            .output()
+            .expect("runs");
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert_eq!(stderr(&output), "", "{args:?}");
+    }
+}
+
+#[test]
+fn json_listings_parse() {
+    let ps = parse(&proctrack(&["ps", "--json"]).stdout);
+    let all = ps.as_array().expect("an array");
+    let me = all
+        .iter()
+        .find(|p| p["identity"]["pid"] == std::process::id())
+        .expect("the test process is listed");
+    assert_eq!(
+        me["cmdline"][0].as_str(),
+        std::env::args().next().as_deref()
+    );
+    assert!(me["cwd"]["path"].is_string());
+    assert_eq!(me["cwd"]["deleted"], false);
+    assert!(me["identity"]["boot_id"].is_string());
+
+    let tree = parse(&proctrack(&["tree", "--json"]).stdout);
+    assert!(tree.as_array().is_some_and(|roots| !roots.is_empty()));
+    assert!(tree[0]["process"]["identity"]["pid"].is_u64());
+    assert!(tree[0]["children"].is_array());
+}
+
+#[test]
+fn dry_run_kills_nothing_and_kill_kills_the_tree() {
+    let _serial = serial();
+    let dir = TempDir::new("dry-run");
+    let tree = SpawnedTree::start(&dir.0);
+    let root = tree.root.to_string();
+
+    // The tree as `tree PID --json` and `ps --cwd` see it.
+    let shown = parse(&proctrack(&["tree", "--json", &root]).stdout);
+    assert_eq!(shown[0]["process"]["identity"]["pid"], tree.root.as_raw());
+    assert_eq!(shown[0]["children"].as_array().map(Vec::len), Some(2));
+    let listed = parse(&proctrack(&["ps", "--json", "--cwd", dir.path()]).stdout);
+    assert_eq!(pids(&listed, ""), tree.all());
+
+    // --dry-run lists all three and leaves them running.
+    let output = proctrack(&["kill", "--dry-run", "--json", &root]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let plan = parse(&output.stdout);
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(pids(&plan["would_kill"], "identity"), tree.all());
+    let text = stdout(&proctrack(&["kill", "--dry-run", &root]));
+    assert!(
+        text.contains("dry run: 3 would be killed, 0 refused"),
+        "{text}"
+    );
+    assert!(!text.contains('\x1b'), "no colour into a pipe: {text:?}");
+    for pid in tree.all() {
+        assert_eq!(alive(pid), Liveness::Alive, "pid {pid} after --dry-run");
+    }
+
+    // A real kill ends every member.
+    let output = proctrack(&["kill", "--json", "--grace", "5", &root]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report = parse(&output.stdout);
+    assert_eq!(report["dry_run"], false);
+    let killed = report["reports"][0]["killed"].as_array().expect("killed");
+    assert_eq!(killed.len(), 3, "{report}");
+    for member in killed {
+        assert_eq!(member["signal"], "SIGTERM", "{report}");
+    }
+    tree.reap_all();
+    for pid in tree.all() {
+        assert_eq!(alive(pid), Liveness::Gone, "pid {pid} after kill");
+    }
+}
+
+#[test]
+fn kill_by_directory_kills_the_tree_standing_there() {
+    let _serial = serial();
+    let dir = TempDir::new("by-cwd");
+    let tree = SpawnedTree::start(&dir.0);
+
+    let output = proctrack(&["kill", "--cwd", dir.path(), "--grace", "5"]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}{}", stderr(&output));
+    assert!(out.contains("3 killed"), "{out}");
+    // sh and sleep end on SIGTERM, within the grace period.
+    let by_term = out.lines().filter(|l| l.starts_with("killed by SIGTERM "));
+    assert_eq!(by_term.count(), 3, "{out}");
+    tree.reap_all();
+    for pid in tree.all() {
+        assert_eq!(alive(pid), Liveness::Gone, "pid {pid} after kill --cwd");
+    }
+}
+
+/// A python3 server that listens on a port and forks a child that shares
+/// the socket; both wait on stdin. Dropping it kills and reaps both.
+struct Server {
+    child: Child,
+    forked: Pid,
+    port: u16,
+}
+
+impl Server {
+    fn start() -> Server {
+        const SCRIPT: &str = "import os, socket, sys\n\
+s = socket.socket()\n\
+s.bind(('127.0.0.1', 0))\n\
+s.listen()\n\
+r, w = os.pipe()\n\
+pid = os.fork()\n\
+if pid == 0:\n    os.write(w, b'x')\n    sys.stdin.read()\n    os._exit(0)\n\
+os.read(r, 1)\n\
+print(s.getsockname()[1], pid, flush=True)\n\
+sys.stdin.read()\n";
+        let mut child = Command::new("/usr/bin/python3")
+            .args(["-c", SCRIPT])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 starts");
+        let stdout = child.stdout.take().expect("piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the server reports");
+        let mut words = line.split_whitespace();
+        let port = words.next().and_then(|w| w.parse().ok());
+        let forked = words.next().and_then(|w| w.parse::<i64>().ok());
+        let server = Server {
+            child,
+            forked: forked
+                .and_then(|raw| Pid::try_from(raw).ok())
+                .unwrap_or(Pid::current()),
+            port: port.unwrap_or(0),
+        };
+        assert!(
+            server.port != 0 && server.forked != Pid::current(),
+            "bad report {line:?}"
+        );
+        server
+    }
+
+    fn pids(&self) -> Vec<Pid> {
+        let mut pids = vec![Pid::try_from(self.child.id()).expect("valid"), self.forked];
+        pids.sort_unstable();
+        pids
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Both are ours until reaped (the forked one comes to us, the
+        // subreaper, when the server dies): signalling by pid is safe.
+        for pid in self.pids() {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid.as_raw()) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+        let _ = self.child.wait();
+        reap(self.forked);
+    }
+}
+
+#[test]
+fn port_shows_every_holder_and_kill_port_kills_the_tree() {
+    let _serial = serial();
+    let server = Server::start();
+    let port = server.port.to_string();
+
+    let output = proctrack(&["port", "--json", &port]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let shown = parse(&output.stdout);
+    let holders = &shown["listeners"][0]["holders"];
+    let mut held: Vec<Pid> = holders
+        .as_array()
+        .expect("holders")
+        .iter()
+        .map(|h| Pid::try_from(h["identity"]["pid"].as_i64().expect("pid")).expect("valid"))
+        .collect();
+    held.sort_unstable();
+    assert_eq!(held, server.pids(), "{shown}");
+    let text = stdout(&proctrack(&["port", &port]));
+    assert!(text.contains(&format!("tcp 127.0.0.1:{port}")), "{text}");
+    assert!(text.contains("2 holders"), "{text}");
+
+    let output = proctrack(&["kill", "--port", &port, "--dry-run"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    assert!(
+        text.contains("dry run: 2 would be killed, 0 refused"),
+        "{text}"
+    );
+    for pid in server.pids() {
+        assert_eq!(alive(pid), Liveness::Alive, "pid {pid} after --dry-run");
+    }
+
+    let output = proctrack(&["kill", "--port", &port, "--grace", "5"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    assert!(text.contains("2 killed"), "{text}");
+    let output = proctrack(&["port", &port]);
+    assert_eq!(output.status.code(), Some(1), "nothing listens any more");
+    assert!(stderr(&output).contains(&format!("nothing listens on port {port}")));
+}
+
+fn parse(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)))
+}
+
+/// The pids of a JSON array of processes (`at` is the key of the process
+/// object in each element, or "" when the element is one), ascending.
+fn pids(list: &Value, at: &str) -> Vec<Pid> {
+    let mut pids: Vec<Pid> = list
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|item| {
+            let identity = if at.is_empty() {
+                &item["identity"]
+            } else {
+                &item[at]
+            };
+            let raw = identity["pid"].as_i64().expect("a pid");
+            Pid::try_from(raw).expect("valid")
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+fn alive(pid: Pid) -> Liveness {
+    proctrack::exists(pid).expect("exists() reads /proc")
+}
+
+/// One forking test at a time: the subreaper's orphans are reaped by pid,
+/// and two trees in one process must not confuse that.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    static SUBREAPER: Once = Once::new();
+    SUBREAPER.call_once(|| {
+        // Our grandchildren outlive their `sh` parent during a kill: they
+        // must come to us, not to a pid 1 that reaps late, so we reap them.
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+            .expect("PR_SET_CHILD_SUBREAPER");
+    });
+    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `sh` with two `sleep` children, standing in a directory. Its pids come
+/// back on a pipe, so nothing here waits by sleeping. Dropping it kills and
+/// reaps whatever is left, also when a test fails.
+struct SpawnedTree {
+    child: Child,
+    root: Pid,
+    sleepers: Vec<Pid>,
+}
+
+impl SpawnedTree {
+    fn start(dir: &Path) -> SpawnedTree {
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "sleep 1000 & echo $!; sleep 1000 & echo $!; echo ready; wait",
+            ])
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh starts");
+        let root = Pid::try_from(child.id()).expect("valid");
+        let stdout = child.stdout.take().expect("piped");
+        // From here on, Drop cleans up whatever happens.
+        let mut tree = SpawnedTree {
+            child,
+            root,
+            sleepers: Vec::new(),
+        };
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("sh prints its children's pids");
+            if line == "ready" {
+                break;
+            }
+            tree.sleepers.push(line.parse().expect("a pid"));
+        }
+        assert_eq!(tree.sleepers.len(), 2, "sh said it started two sleepers");
+        tree
+    }
+
+    fn all(&self) -> Vec<Pid> {
+        let mut all = self.sleepers.clone();
+        all.push(self.root);
+        all.sort_unstable();
+        all
+    }
+
+    /// Collects the exit status of the root (our child) and of the sleepers
+    /// that came to us as orphans; the rest their parent collected.
+    fn reap_all(&self) {
+        reap(self.root);
+        for &pid in &self.sleepers {
+            reap(pid);
+        }
+    }
+}
+
+/// Waits for `pid` if it is our child; ECHILD when it is not (any more).
+fn reap(pid: Pid) {
+    let pid = rustix::process::Pid::from_raw(pid.as_raw()).expect("positive");
+    let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+}
+
+impl Drop for SpawnedTree {
+    fn drop(&mut self) {
+        // Every pid here is ours until reaped (a zombie keeps its pid), so
+        // signalling by pid cannot hit a stranger.
+        for &pid in self.sleepers.iter().chain([&self.root]) {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid.as_raw()) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+        let _ = self.child.wait();
+        for &pid in &self.sleepers {
+            reap(pid);
+        }
+    }
+}
+
+/// A directory of its own under the system's temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("proctrack-cli-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        // The kernel reports resolved paths (/tmp may be a symlink).
+        TempDir(std::fs::canonicalize(&dir).expect("it exists"))
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temporary directory")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
