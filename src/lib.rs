@@ -149,10 +149,13 @@
 //!
 //! # Features
 //!
+//! None is on by default: reading the table or killing a tree compiles no
+//! async runtime.
+//!
 //! | feature | what it adds | dependencies it brings |
 //! |---|---|---|
 //! | *(none)* | reading, the table, signals and tree kills, ports | rustix (Linux), libproc (macOS), thiserror |
-//! | `tokio` | async waits, the async `inspect` module | tokio |
+//! | `tokio` | async waiting ([`ProcessHandle::wait_async`](signal::ProcessHandle::wait_async)), the async `inspect` module | tokio |
 //! | `serde` | JSON forms of every data type and report (below) | serde |
 //! | `registry` | [`registry`]: SQLite file of spawned processes, reconcile, stop (implies `tokio`) | sqlx with bundled SQLite |
 //! | `schema` | a JSON Schema of the JSON forms (implies `serde`) | schemars |
@@ -192,17 +195,7 @@
 //!   [`Cwd::NotPermitted`] working directory, and 0 for memory, CPU times and
 //!   threads.
 //! - A process's name is up to 32 bytes (`p_name`) rather than 15.
-//!
-//! # Features
-//!
-//! None is on by default: reading the table or killing a tree compiles no
-//! async runtime.
-//!
-//! | Feature    | Adds |
-//! |------------|------|
-//! | `serde`    | `Serialize`/`Deserialize` on the public data types |
-//! | `tokio`    | [`ProcessHandle::wait_async`](signal::ProcessHandle::wait_async) (async wait) and the async [`inspect`] module |
-//! | `registry` | [`registry`]: the SQLite file of spawned processes (async; turns on `tokio`) |
+
 #![cfg_attr(not(target_os = "macos"), forbid(unsafe_code))]
 // On macOS, `ffi` (and only it) needs `unsafe` for system calls libproc does
 // not wrap; everything else stays free of it.

@@ -91,7 +91,7 @@ fn golden_files_use_only_declared_fields() {
         ("refresh_diff.json", "RefreshDiff"),
         ("kill_report.json", "KillReport"),
         ("reconcile_report.json", "ReconcileReport"),
-        ("reap_report.json", "StopReport"),
+        ("stop_report.json", "StopReport"),
     ];
     for (file, def) in cases {
         let text = std::fs::read_to_string(root.join(file)).expect("golden file");

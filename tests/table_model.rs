@@ -306,6 +306,23 @@ impl Sim {
 /// children, its descendants (sorted) and its ancestors.
 type RowView = (ProcessInfo, Option<Pid>, Vec<Pid>, Vec<Pid>, Vec<Pid>);
 
+/// `info` as read, without its CPU%: a measurement between two samples, which
+/// an incremental table has and a fresh one cannot.
+fn without_cpu_percent(info: &ProcessInfo) -> ProcessInfo {
+    ProcessInfo::builder(info.identity())
+        .parent(info.parent())
+        .name(info.name())
+        .cmdline(info.cmdline().clone())
+        .cwd(info.cwd().clone())
+        .state(info.state())
+        .rss_bytes(info.rss_bytes())
+        .cpu_time(info.user_time(), info.system_time())
+        .group_and_session(info.process_group(), info.session())
+        .threads(info.threads())
+        .kernel_thread(info.is_kernel_thread())
+        .build()
+}
+
 /// The table's content in a comparable form.
 fn snapshot(table: &ProcessTable<SystemSource>) -> (Vec<RowView>, Vec<Pid>) {
     let pids = |infos: Vec<&ProcessInfo>| -> Vec<Pid> { infos.iter().map(|p| p.pid()).collect() };
@@ -317,7 +334,7 @@ fn snapshot(table: &ProcessTable<SystemSource>) -> (Vec<RowView>, Vec<Pid>) {
             let mut descendants = pids(table.descendants(pid));
             descendants.sort_unstable();
             (
-                info.clone(),
+                without_cpu_percent(info),
                 parent,
                 pids(table.children(pid)),
                 descendants,

@@ -28,10 +28,11 @@ impl Out {
     pub fn stdout(wide: bool) -> Out {
         let stdout = io::stdout();
         let terminal = stdout.is_terminal();
-        let width = if terminal && !wide {
-            terminal_size::terminal_size_of(&stdout).map(|(width, _)| usize::from(width.0))
-        } else {
-            None
+        // Columns only: a terminal may report 0 rows (a fresh pty) and
+        // still have a width.
+        let width = match rustix::termios::tcgetwinsize(&stdout) {
+            Ok(size) if terminal && !wide && size.ws_col > 0 => Some(usize::from(size.ws_col)),
+            _ => None,
         };
         // https://no-color.org: any non-empty value turns colour off.
         let no_colour = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());

@@ -240,6 +240,54 @@ fn a_closed_pipe_ends_quietly() {
     }
 }
 
+/// On a terminal (a pty from `script`, 60 columns): lines are cut to the
+/// width and coloured; `-w` prints them whole.
+#[test]
+fn a_terminal_gets_cut_and_coloured_lines() {
+    let on_terminal = |args: &str| -> Option<String> {
+        let command = format!("stty cols 60 rows 0; {BIN} {args}");
+        let output = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        Some(stdout(&output))
+    };
+    let Some(cut) = on_terminal("ps") else {
+        eprintln!("skipped: no `script` to make a terminal");
+        return;
+    };
+    assert!(cut.contains("\x1b["), "colour on a terminal: {cut:?}");
+    let visible = |line: &str| strip_ansi(line).trim_end_matches('\r').chars().count();
+    assert!(cut.lines().all(|line| visible(line) <= 60), "{cut}");
+    assert!(
+        cut.contains('…'),
+        "some command line is longer than 60: {cut}"
+    );
+
+    let wide = on_terminal("-w ps").expect("ran once already");
+    assert!(wide.lines().any(|line| visible(line) > 60), "{wide}");
+}
+
+/// `text` without `ESC [ ... m` colour sequences.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[test]
 fn json_listings_parse() {
     let ps = parse(&proctrack(&["ps", "--json"]).stdout);

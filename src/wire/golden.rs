@@ -284,7 +284,7 @@ mod registry {
     }
 
     #[test]
-    fn golden_reap_report() {
+    fn golden_stop_report() {
         let mut kill = KillReport::default();
         kill.killed.push(Killed {
             identity: server().identity(),
@@ -314,6 +314,6 @@ mod registry {
                 },
             ],
         };
-        golden_round_trip("reap_report.json", &report);
+        golden_round_trip("stop_report.json", &report);
     }
 }

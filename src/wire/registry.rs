@@ -39,7 +39,7 @@ pub(crate) struct EntryJson<'a> {
     status: Status,
     end_reason: Option<EndReason>,
     exit_code: Option<i32>,
-    /// What a reap's kill did, in words.
+    /// What a stop's kill did, in words.
     kill_report: Option<Cow<'a, str>>,
     registered_at_ms: i64,
     updated_at_ms: i64,
