@@ -82,9 +82,17 @@ impl TrackerOptions {
 ///
 /// With the proc connector, the table changes only when the kernel reports
 /// something: a new process is read once (pinned, through the table's
-/// source), an exit removes its row without reading anything, an exec
-/// re-reads the process. [`sync`](Self::sync) with nothing new costs no
-/// `/proc` read at all. Without the connector (see [`probe`](super::probe))
+/// source) when the batch of events that announced it has been applied, so
+/// its exec in the same batch costs nothing more; an exit removes its row
+/// without reading anything (its children, reparented, are sampled once);
+/// a later exec re-reads the process. [`sync`](Self::sync) with nothing new
+/// costs no `/proc` read at all.
+///
+/// Events come in the kernel's order. Known limits: a thread-group leader
+/// that ends with `pthread_exit` while other threads run is reported as
+/// exited (the kernel reports its exit); the (pid, start time) identity
+/// cannot tell apart two processes that held one pid within one clock
+/// tick. Without the connector (see [`probe`](super::probe))
 /// the tracker refreshes the table at an interval and reports the same
 /// events, found by difference; callers never branch.
 ///
