@@ -753,3 +753,87 @@ impl Later {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BootId, MemorySource, ProcessInfo, StartTime, State};
+
+    const BOOT: BootId = BootId::from_bytes([7; 16]);
+
+    fn pid(raw: u32) -> Pid {
+        Pid::try_from(raw).expect("a pid")
+    }
+
+    fn process(raw: u32, parent: u32, state: State) -> ProcessInfo {
+        let identity = ProcessIdentity::new(BOOT, pid(raw), StartTime::from_raw(u64::from(raw)));
+        ProcessInfo::builder(identity)
+            .parent(Pid::try_from(parent).ok())
+            .name("p")
+            .state(state)
+            .build()
+    }
+
+    fn kinds(tracker: &mut Tracker<MemorySource>) -> Vec<(&'static str, u32)> {
+        tracker.sync().expect("sync");
+        let mut out = Vec::new();
+        while let Some(event) = tracker.wait_event(Some(Duration::ZERO)).expect("event") {
+            assert_eq!(event.origin, Origin::Poll);
+            out.push(match event.kind {
+                EventKind::Spawned { process, .. } => ("spawned", process.pid().as_u32()),
+                EventKind::Exec { process } => ("exec", process.pid().as_u32()),
+                EventKind::Exited { pid, .. } => ("exited", pid.as_u32()),
+                EventKind::Renamed { process } => ("renamed", process.pid().as_u32()),
+                EventKind::NewSession { process } => ("session", process.pid().as_u32()),
+            });
+        }
+        out.sort_unstable();
+        out
+    }
+
+    fn pids(tracker: &Tracker<MemorySource>) -> Vec<u32> {
+        let mut pids: Vec<u32> = tracker.table().iter().map(|p| p.pid().as_u32()).collect();
+        pids.sort_unstable();
+        pids
+    }
+
+    /// A source that cannot list one process's children (macOS, here a
+    /// `MemorySource`): a subtree is found by a full refresh, then pruned.
+    #[test]
+    fn a_polled_subtree_reports_only_its_own_changes_and_zombies_once() {
+        let mut source = MemorySource::new(BOOT);
+        for (raw, parent) in [(1, 0), (10, 1), (11, 10), (20, 1)] {
+            source.insert(process(raw, parent, State::Sleeping));
+        }
+        let options = TrackerOptions::default().polling(true);
+        let mut tracker =
+            Tracker::with_source(source, Scope::Subtree(pid(10)), options).expect("tracker");
+        assert_eq!(pids(&tracker), [10, 11]);
+
+        // 11 exits; its child 12 went to pid 1, outside; 13 is new inside;
+        // 21 is new outside.
+        let memory = tracker.table.source_mut();
+        memory.remove(pid(11));
+        memory.insert(process(12, 1, State::Sleeping));
+        memory.insert(process(13, 10, State::Sleeping));
+        memory.insert(process(21, 20, State::Sleeping));
+        assert_eq!(kinds(&mut tracker), [("exited", 11), ("spawned", 13)]);
+        assert_eq!(pids(&tracker), [10, 13]);
+
+        // 13 exits but is not reaped: one exit, then nothing.
+        tracker
+            .table
+            .source_mut()
+            .insert(process(13, 10, State::Zombie));
+        assert_eq!(kinds(&mut tracker), [("exited", 13)]);
+        assert_eq!(kinds(&mut tracker), []);
+        assert_eq!(pids(&tracker), [10]);
+
+        // Reaped: still nothing. Then the root exits.
+        tracker.table.source_mut().remove(pid(13));
+        assert_eq!(kinds(&mut tracker), []);
+        tracker.table.source_mut().remove(pid(10));
+        assert_eq!(kinds(&mut tracker), [("exited", 10)]);
+        assert!(pids(&tracker).is_empty());
+    }
+}
