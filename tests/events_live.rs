@@ -308,13 +308,12 @@ fn probe_helper() {
     println!("probe-result {:?} {:?}", probe.source(), probe.reason);
 }
 
-/// On Linux 6.6 and later (this machine runs 6.18) any user may listen to
-/// the proc connector: an unprivileged probe must pick the connector and
-/// say it is an unprivileged listen, not fall back to polling.
-#[test]
-fn probe_as_nobody_picks_the_unprivileged_connector() {
+/// Runs `probe_helper` through `command` (which must end by running the
+/// test binary's remaining arguments) and returns what the probe said.
+fn probe_through(mut command: Command) -> String {
     let exe = std::env::current_exe().expect("test binary");
-    let mut child = Command::new(exe)
+    let mut child = command
+        .arg(exe)
         .args([
             "--exact",
             "probe_helper",
@@ -323,23 +322,56 @@ fn probe_as_nobody_picks_the_unprivileged_connector() {
             "--test-threads=1",
         ])
         .env("PROCTRACK_EVENTS_PROBE_HELPER", "1")
-        .uid(65534)
-        .gid(65534)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn the helper as nobody");
+        .expect("spawn the probe helper");
     let mut stdout = child.stdout.take().expect("stdout");
     let status = support::wait_child(&mut child);
     let mut output = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut output).expect("read");
     assert!(status.success(), "helper failed: {output}");
     // The test harness prints its own words around the helper's line.
-    let result = output
+    output
         .split_once("probe-result ")
         .and_then(|(_, rest)| rest.lines().next())
-        .unwrap_or_else(|| panic!("no probe result in {output:?}"));
-    assert_eq!(result, "Connector UnprivilegedListen");
+        .unwrap_or_else(|| panic!("no probe result in {output:?}"))
+        .to_owned()
+}
+
+/// On Linux 6.6 and later (this machine runs 6.18) any user may listen to
+/// the proc connector: an unprivileged probe must pick the connector and
+/// say it is an unprivileged listen, not fall back to polling.
+#[test]
+fn probe_as_nobody_picks_the_unprivileged_connector() {
+    // Serial: other tests' guards sweep every descendant when they end.
+    let _serial = support::serial();
+    // `env` runs the test binary; the uid and gid change on the way.
+    let mut command = Command::new("env");
+    command.uid(65534).gid(65534);
+    assert_eq!(probe_through(command), "Connector UnprivilegedListen");
+}
+
+/// In a new user namespace or pid namespace (a container, rootless) the
+/// kernel binds the socket but never answers the listen request: the probe
+/// must notice the missing ack and poll.
+#[test]
+fn probe_in_a_namespace_where_the_kernel_is_silent_polls() {
+    let _serial = support::serial();
+    for namespace in ["--user", "--pid"] {
+        let mut command = Command::new("unshare");
+        command.args([namespace, "--fork", "--map-root-user"]);
+        if namespace == "--pid" {
+            // A pid namespace alone, as root: no user mapping needed.
+            command = Command::new("unshare");
+            command.args(["--pid", "--fork"]);
+        }
+        assert_eq!(
+            probe_through(command),
+            "Polling NoAnswer",
+            "unshare {namespace}"
+        );
+    }
 }
 
 #[cfg(feature = "tokio")]

@@ -56,8 +56,11 @@ impl Connector {
         };
         // 6.6+ takes a per-socket event mask (8 bytes); older kernels ignore
         // that form without an answer, so ask again in the old form.
-        let filtered = connector.subscribe(Some(PROC_EVENT_ALL), 1, ack_timeout)?;
-        if !filtered && !connector.subscribe(None, 2, ack_timeout)? {
+        // Acks are multicast to every listener: a number of our own tells
+        // ours from another process's subscribing at the same moment.
+        let ack = ack_nonce();
+        let filtered = connector.subscribe(Some(PROC_EVENT_ALL), ack, ack_timeout)?;
+        if !filtered && !connector.subscribe(None, ack.wrapping_add(2), ack_timeout)? {
             return Err(ProbeReason::NoAnswer);
         }
         if let Some(bytes) = receive_buffer {
@@ -179,6 +182,22 @@ impl Connector {
             }
         }
     }
+}
+
+/// A listen request's ack number unlikely to be another listener's: the
+/// pid, a per-process counter and the clock's nanoseconds mixed.
+fn ack_nonce() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mixed = std::process::id()
+        .wrapping_mul(0x9E37_79B9)
+        .wrapping_add(NEXT.fetch_add(4, Ordering::Relaxed))
+        ^ nanos;
+    // Never the small numbers naive listeners use (0, 1, ...).
+    mixed | 0x8000_0000
 }
 
 /// Root or CAP_NET_ADMIN in the effective set.
