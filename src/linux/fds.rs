@@ -3,11 +3,12 @@
 //! and buffers, like every other read of `/proc`.
 
 use std::ffi::CStr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 
-use rustix::fs::{Mode, OFlags, RawDir};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, StatxFlags};
 use rustix::io::Errno;
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
 use super::SystemSource;
 use super::path::PidPath;
@@ -24,8 +25,8 @@ impl SystemSource {
     /// (the owner of `<pid>/fd`, its effective uid) and answers
     /// [`FdAccess::OtherOwner`] for others.
     ///
-    /// One `openat` of `<pid>/fd`, `getdents64` on it, and one `readlinkat`
-    /// per entry into a stack buffer: no allocation.
+    /// One `openat` of `<pid>/fd`, `getdents64` on it, and one `statx` per
+    /// entry (see [`fd_socket`]): no allocation.
     pub(crate) fn socket_fds(
         &mut self,
         pid: Pid,
@@ -52,7 +53,7 @@ impl SystemSource {
                 Err(errno) => return Err(file_error(&self.root_path, errno, pid, "fd")),
             }
         }
-        let mut link = [0u8; 64];
+        let sockfs = self.sockfs_device();
         let mut entries = RawDir::new(&dir, &mut self.dirents);
         while let Some(entry) = entries.next() {
             let entry = match entry {
@@ -65,15 +66,26 @@ impl SystemSource {
             let Some(fd) = fd_number(name.to_bytes()) else {
                 continue;
             };
-            // An fd closed since the listing is ENOENT: skip it.
-            let Ok(len) = rustix::fs::readlinkat_raw(dir.as_fd(), name, &mut link[..]) else {
-                continue;
-            };
-            if let Some(inode) = socket_inode(&link[..len]) {
+            if let Some(inode) = fd_socket(dir.as_fd(), name, sockfs) {
                 out.push((fd, inode));
             }
         }
         Ok(FdAccess::Read)
+    }
+
+    /// The device sockfs inodes report, learnt once from a socket of our own;
+    /// `None` if no socket can be made here (then fd links are read instead).
+    fn sockfs_device(&mut self) -> Option<u64> {
+        *self.sockfs_device.get_or_insert_with(|| {
+            let socket = rustix::net::socket_with(
+                AddressFamily::UNIX,
+                SocketType::DGRAM,
+                SocketFlags::CLOEXEC,
+                None,
+            )
+            .ok()?;
+            rustix::fs::fstat(&socket).ok().map(|stat| stat.st_dev)
+        })
     }
 
     /// Reads a file under the proc root whole (`net/tcp`, say) and returns its
@@ -86,6 +98,34 @@ impl SystemSource {
             })?;
         Ok(&self.buf[..len])
     }
+}
+
+/// The inode of the socket behind the fd entry `name` of the open fd
+/// directory `dir`; `None` for anything else, or an fd closed meanwhile.
+///
+/// `statx` following the magic link stats the open file itself: a socket is
+/// `S_IFSOCK` on the sockfs device, and its inode is the `INODE` of the
+/// link text `socket:[INODE]` and of sock_diag, without the kernel building
+/// that text (a `readlinkat` costs more). The device check rules out a
+/// socket *file* on a disk (a Unix socket path opened `O_PATH`). Only type
+/// and inode are asked, without syncing: a file on a network filesystem
+/// answers from cache and never waits on its server. Where `statx` fails
+/// (no sockfs device known, an old kernel, a fixture tree whose links
+/// lead nowhere, a race with `close`) the link text is read instead.
+fn fd_socket(dir: BorrowedFd<'_>, name: &CStr, sockfs: Option<u64>) -> Option<u64> {
+    if let Some(sockfs) = sockfs {
+        let wanted = StatxFlags::TYPE | StatxFlags::INO;
+        let flags = AtFlags::STATX_DONT_SYNC | AtFlags::NO_AUTOMOUNT;
+        if let Ok(stat) = rustix::fs::statx(dir, name, flags, wanted) {
+            let is_socket = FileType::from_raw_mode(stat.stx_mode.into()) == FileType::Socket
+                && rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor) == sockfs
+                && stat.stx_mask & wanted.bits() == wanted.bits();
+            return is_socket.then_some(stat.stx_ino);
+        }
+    }
+    let mut link = [0u8; 64];
+    let len = rustix::fs::readlinkat_raw(dir, name, &mut link[..]).ok()?;
+    socket_inode(&link[..len])
 }
 
 /// An fd or task directory entry: decimal digits that fit an `i32`.
@@ -158,6 +198,55 @@ mod tests {
             1,
             "sparse: {found:?}"
         );
+        Ok(())
+    }
+
+    /// What `statx` on each fd says is what the link text says: the same
+    /// fds are sockets, with the same inodes (TCP, UDP, Unix), and a Unix
+    /// socket *file* opened `O_PATH` (`S_IFSOCK` on a disk) is not a socket.
+    #[test]
+    fn statx_finds_the_inodes_the_links_name() -> Result<()> {
+        let io = |e: std::io::Error| crate::Error::Io {
+            path: None,
+            source: e,
+        };
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").map_err(io)?;
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").map_err(io)?;
+        let dir = tempfile::tempdir().map_err(io)?;
+        let path = dir.path().join("ports2.sock");
+        let unix = std::os::unix::net::UnixListener::bind(&path).map_err(io)?;
+        let socket_file = rustix::fs::open(&path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|errno| io_error(errno, path.clone()))?;
+        let mut reader = SystemSource::open()?;
+        assert!(reader.sockfs_device().is_some(), "no sockfs device learnt");
+        let mut by_statx = Vec::new();
+        assert_eq!(
+            reader.socket_fds(Pid::current(), &[], &mut by_statx)?,
+            FdAccess::Read
+        );
+        let mut by_link = Vec::new();
+        for entry in std::fs::read_dir("/proc/self/fd").map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let Some(fd) = fd_number(entry.file_name().as_encoded_bytes()) else {
+                continue;
+            };
+            // The read_dir's own fd is closed by now.
+            let Ok(link) = std::fs::read_link(entry.path()) else {
+                continue;
+            };
+            if let Some(inode) = socket_inode(link.as_os_str().as_encoded_bytes()) {
+                by_link.push((fd, inode));
+            }
+        }
+        by_statx.sort_unstable();
+        by_link.sort_unstable();
+        assert_eq!(by_statx, by_link);
+        use std::os::fd::AsRawFd;
+        for fd in [tcp.as_raw_fd(), udp.as_raw_fd(), unix.as_raw_fd()] {
+            assert!(by_statx.iter().any(|&(f, _)| f == fd), "{fd} missing");
+        }
+        let file_fd = socket_file.as_raw_fd();
+        assert!(by_statx.iter().all(|&(f, _)| f != file_fd));
         Ok(())
     }
 

@@ -53,6 +53,9 @@ pub struct SystemSource {
     children_files: Option<bool>,
     /// Kept-open stat fds, once [`SystemSource::keep_stat_fds`] asked for them.
     kept: Option<KeptStats>,
+    /// The device of sockfs (where every socket's inode lives), `Some(None)`
+    /// when it cannot be learnt; asked on first use.
+    pub(super) sockfs_device: Option<Option<u64>>,
 }
 
 impl SystemSource {
@@ -82,6 +85,7 @@ impl SystemSource {
             dirents: vec![MaybeUninit::uninit(); DIRENT_BUFFER],
             children_files: None,
             kept: None,
+            sockfs_device: None,
         };
         let boot_path = reader.root_path.join(OsStr::from_bytes(BOOT_ID.to_bytes()));
         let len = read_at(

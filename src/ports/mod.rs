@@ -312,7 +312,7 @@ impl PortFinder {
             holders.entry(id).or_default().push((pid, fd));
         }
         let raw = std::mem::take(&mut self.raw);
-        report.listeners = build_listeners(self.platform.holder_source(), &raw, &holders, true)?;
+        report.listeners = build_listeners(self.platform.holder_source(), &raw, holders, true)?;
         self.raw = raw;
         Ok(report)
     }
@@ -361,7 +361,7 @@ impl PortFinder {
         let source = self.platform.holder_source();
         let found = search::find_holders(source, &plan)?;
         Ok(PortReport {
-            listeners: build_listeners(source, raw, &found.holders, false)?,
+            listeners: build_listeners(source, raw, found.holders, false)?,
             not_permitted: found.not_permitted,
         })
     }
@@ -373,7 +373,7 @@ impl PortFinder {
 fn build_listeners<S: HolderSource>(
     source: &mut S,
     raw: &[RawSocket],
-    holders: &std::collections::HashMap<u64, Vec<(Pid, i32)>>,
+    mut holders: std::collections::HashMap<u64, Vec<(Pid, i32)>>,
     held_only: bool,
 ) -> Result<Vec<Listener>> {
     let mut listeners = Vec::with_capacity(raw.len());
@@ -386,7 +386,7 @@ fn build_listeners<S: HolderSource>(
         if !seen.insert((socket.protocol, socket.id)) {
             continue;
         }
-        let mut found: Vec<(Pid, i32)> = holders.get(&socket.id).cloned().unwrap_or_default();
+        let mut found: Vec<(Pid, i32)> = holders.remove(&socket.id).unwrap_or_default();
         found.sort_unstable();
         found.dedup_by_key(|(pid, _)| *pid);
         if held_only && found.is_empty() {
