@@ -1,8 +1,10 @@
 //! `proctrack kill`: plan (with `--dry-run`) or run tree kills, and report.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use proctrack::signal::{KillOptions, KillOutcome, KillReport, Refusal, kill_cwd, kill_tree};
+use proctrack::signal::{
+    KillOptions, KillOutcome, KillReport, Refusal, kill_cwd, kill_tree, plan_kill,
+};
 use proctrack::table::ProcessTable;
 use proctrack::{Pid, ProcessIdentity, ProcessInfo};
 use serde::Serialize;
@@ -70,7 +72,8 @@ pub fn run(args: &KillArgs, out: &mut Out) -> Result<Outcome, Error> {
         outcome = Outcome::Partial;
     }
     if args.dry_run {
-        let plan = plan(&table, &roots);
+        let roots: Vec<ProcessIdentity> = roots.iter().map(|p| p.identity()).collect();
+        let plan = plan(&mut table, &roots)?;
         if !plan.refused.is_empty() {
             outcome = Outcome::Partial;
         }
@@ -241,45 +244,29 @@ struct Plan<'a> {
     refused: Vec<RefusedJson<'a>>,
 }
 
-/// The guard rails of [`proctrack::signal::Guard::new`], applied to the
-/// table. The library decides the same when it kills; a dry run only shows it.
+/// The library's dry run, with each process as the table shows it.
 fn plan<'a, S: proctrack::ProcessSource>(
-    table: &'a ProcessTable<S>,
-    roots: &[&'a ProcessInfo],
-) -> Plan<'a> {
-    let me = Pid::current();
-    let ancestors: HashSet<Pid> = table.ancestors(me).iter().map(|p| p.pid()).collect();
-    let refusal = |process: &ProcessInfo| -> Option<Refusal> {
-        if process.pid().as_raw() == 1 {
-            Some(Refusal::Init)
-        } else if process.pid() == me {
-            Some(Refusal::OwnProcess)
-        } else if ancestors.contains(&process.pid()) {
-            Some(Refusal::Ancestor)
-        } else if process.is_kernel_thread() {
-            Some(Refusal::KernelThread)
-        } else {
-            None
-        }
-    };
-    let mut plan = Plan {
-        would_kill: Vec::new(),
-        refused: Vec::new(),
-    };
-    let mut seen = HashSet::new();
-    let mut queue: Vec<&ProcessInfo> = roots.to_vec();
-    while let Some(process) = queue.pop() {
-        if !seen.insert(process.pid()) {
-            continue;
-        }
-        if let Some(reason) = refusal(process) {
-            plan.refused.push(RefusedJson { process, reason });
-            continue;
-        }
-        plan.would_kill.push(process);
-        queue.extend(table.children(process.pid()));
-    }
-    plan.would_kill.sort_unstable_by_key(|p| p.pid());
-    plan.refused.sort_unstable_by_key(|r| r.process.pid());
-    plan
+    table: &'a mut ProcessTable<S>,
+    roots: &[ProcessIdentity],
+) -> Result<Plan<'a>, Error> {
+    let planned = plan_kill(table, roots, &KillOptions::new())?;
+    let table: &'a ProcessTable<S> = table;
+    Ok(Plan {
+        would_kill: planned
+            .members
+            .iter()
+            .filter_map(|identity| table.get_identity(*identity))
+            .collect(),
+        refused: planned
+            .refused
+            .iter()
+            .filter_map(|(identity, reason)| {
+                let process = table.get_identity(*identity)?;
+                Some(RefusedJson {
+                    process,
+                    reason: *reason,
+                })
+            })
+            .collect(),
+    })
 }

@@ -713,3 +713,33 @@ fn live_resume_helper() {
     drop(cleanup);
     let _ = child.wait();
 }
+
+#[test]
+fn a_plan_names_members_and_refusals_and_signals_nothing() -> Result<()> {
+    let mut kernel = Kernel::new();
+    let init = kernel.spawn_at(1, None);
+    let root = kernel.spawn(init);
+    let child = kernel.spawn(root);
+    let grandchild = kernel.spawn(child);
+    let kthread = kernel.spawn(root);
+    if let Some(proc) = kernel.get(kthread) {
+        proc.info.kernel_thread = true;
+    }
+    let kernel = Rc::new(RefCell::new(kernel));
+    let source = FakeSource {
+        kernel: Rc::clone(&kernel),
+        last: None,
+    };
+    let mut table = ProcessTable::with_source(source, TableOptions::default())?;
+    let before = kernel.borrow().procs.len();
+    let plan = super::plan_kill(&mut table, &[root, init], &KillOptions::new())?;
+    assert_eq!(plan.members, vec![root, child, grandchild]);
+    assert_eq!(
+        plan.refused,
+        vec![(init, Refusal::Init), (kthread, Refusal::KernelThread)]
+    );
+    let kernel = kernel.borrow();
+    assert_eq!(kernel.procs.len(), before);
+    assert!(kernel.stopped().is_empty());
+    Ok(())
+}
