@@ -206,6 +206,7 @@
 #[cfg(feature = "tokio")]
 mod blocking;
 mod error;
+pub mod events;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
