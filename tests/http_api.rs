@@ -1,1 +1,323 @@
-//! Written in the next commits.
+//! The HTTP API's answers to bad input and its security rules, through the
+//! router itself (`tower::ServiceExt::oneshot`): nothing is killed by any
+//! refused request, checked on a spawned tree that stays alive.
+#![cfg(target_os = "linux")]
+
+mod support;
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use proctrack::http::{ApiConfig, ApiState, MAX_BODY, Token, router};
+use proctrack::table::ProcessTable;
+use proctrack::{Pid, ProcessIdentity};
+use serde_json::Value;
+use support::SpawnedTree;
+use tower::ServiceExt;
+
+const BOUND: &str = "127.0.0.1:8787";
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+fn state() -> ApiState {
+    let bound: SocketAddr = BOUND.parse().unwrap();
+    ApiState::new(ApiConfig::new(bound, Token::new(SECRET).unwrap())).unwrap()
+}
+
+/// A request to the router, from a well-behaved local client unless the
+/// caller overrides a header.
+struct Call {
+    method: &'static str,
+    uri: String,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+impl Call {
+    fn get(uri: impl Into<String>) -> Call {
+        Call {
+            method: "GET",
+            uri: uri.into(),
+            headers: vec![("host", BOUND.into())],
+            body: String::new(),
+        }
+    }
+
+    fn kill(pid: impl std::fmt::Display, body: impl Into<String>) -> Call {
+        Call {
+            method: "POST",
+            uri: format!("/api/processes/{pid}/kill"),
+            headers: vec![
+                ("host", BOUND.into()),
+                ("authorization", format!("Bearer {SECRET}")),
+                ("content-type", "application/json".into()),
+            ],
+            body: body.into(),
+        }
+    }
+
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Call {
+        self.headers.retain(|(n, _)| *n != name);
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    fn without(mut self, name: &'static str) -> Call {
+        self.headers.retain(|(n, _)| *n != name);
+        self
+    }
+
+    async fn send(self) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(self.method).uri(self.uri);
+        for (name, value) in &self.headers {
+            request = request.header(*name, value);
+        }
+        let response = router(state())
+            .oneshot(request.body(Body::from(self.body)).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
+        (status, body)
+    }
+}
+
+/// Asserts an error answer: this status, a JSON body with this code and a message.
+fn assert_error((status, body): (StatusCode, Value), want: StatusCode, code: &str) {
+    assert_eq!(status, want, "{body}");
+    assert_eq!(body["error"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+fn body_for(identity: ProcessIdentity) -> String {
+    format!(
+        r#"{{"start_time": {}, "signal": "SIGKILL"}}"#,
+        identity.start_time().as_raw()
+    )
+}
+
+/// A tree of three: the root and two `read`ers, all blocking on stdin.
+fn spawn_tree() -> (SpawnedTree, Vec<ProcessIdentity>) {
+    let mut tree = SpawnedTree::shell(
+        "exec 3<&0; sh -c 'echo $$; read _' <&3 & sh -c 'echo $$; read _' <&3 & echo ready; wait",
+    );
+    // Two pids and "ready", in any order.
+    let lines = tree.read_lines(3);
+    assert!(lines.iter().any(|l| l == "ready"), "{lines:?}");
+    let members = tree
+        .members()
+        .iter()
+        .map(|p| p.identity())
+        .collect::<Vec<_>>();
+    assert_eq!(members.len(), 3);
+    (tree, members)
+}
+
+fn assert_alive(tree: &mut SpawnedTree, members: &[ProcessIdentity]) {
+    let now: Vec<ProcessIdentity> = tree.members().iter().map(|p| p.identity()).collect();
+    assert_eq!(now, members, "a refused request killed something");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_kills_kill_nothing() {
+    let (mut tree, members) = spawn_tree();
+    let root = tree.root();
+    let good = body_for(root);
+    let pid = root.pid();
+
+    // Token.
+    assert_error(
+        Call::kill(pid, &good).without("authorization").send().await,
+        StatusCode::UNAUTHORIZED,
+        "no_token",
+    );
+    for wrong in [
+        "Bearer 0123456789abcdef0123456789abcdeX".to_owned(),
+        "Bearer short".to_owned(),
+        format!("Basic {SECRET}"),
+        format!("Bearer {SECRET}{SECRET}"),
+    ] {
+        let (status, body) = Call::kill(pid, &good)
+            .header("authorization", wrong.clone())
+            .send()
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{wrong}: {body}");
+    }
+
+    // Origin and Host.
+    for origin in [
+        "http://evil.example",
+        "https://127.0.0.1:8787",
+        "http://127.0.0.1:9999",
+        "null",
+    ] {
+        assert_error(
+            Call::kill(pid, &good).header("origin", origin).send().await,
+            StatusCode::FORBIDDEN,
+            "foreign_origin",
+        );
+    }
+    for host in [
+        "evil.example",
+        "evil.example:8787",
+        "127.0.0.1:9999",
+        "localhost",
+    ] {
+        assert_error(
+            Call::kill(pid, &good).header("host", host).send().await,
+            StatusCode::FORBIDDEN,
+            "foreign_host",
+        );
+        assert_error(
+            Call::get("/api/processes")
+                .header("host", host)
+                .send()
+                .await,
+            StatusCode::FORBIDDEN,
+            "foreign_host",
+        );
+    }
+    assert_error(
+        Call::get("/api/processes").without("host").send().await,
+        StatusCode::FORBIDDEN,
+        "foreign_host",
+    );
+
+    // Identity: a start time that is not this process's.
+    let stale = format!(r#"{{"start_time": {}}}"#, root.start_time().as_raw() + 1);
+    assert_error(
+        Call::kill(pid, stale).send().await,
+        StatusCode::CONFLICT,
+        "stale_identity",
+    );
+
+    // Pids.
+    for bad in ["0", "-1", "abc", "4294967296", "2147483648", "1.5", "%20"] {
+        assert_error(
+            Call::kill(bad, &good).send().await,
+            StatusCode::BAD_REQUEST,
+            "invalid_pid",
+        );
+    }
+    assert_error(
+        Call::get("/api/processes/abc").send().await,
+        StatusCode::BAD_REQUEST,
+        "invalid_pid",
+    );
+    assert_error(
+        Call::get("/api/processes?root=-1").send().await,
+        StatusCode::BAD_REQUEST,
+        "invalid_pid",
+    );
+
+    // Bodies.
+    for bad in [
+        "",
+        "{",
+        "[]",
+        r#"{"start_time": "x"}"#,
+        r#"{"start_time": 1, "signal": "SIGNOPE"}"#,
+        r#"{"start_time": 1, "guard": "off"}"#,
+    ] {
+        assert_error(
+            Call::kill(pid, bad).send().await,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        );
+    }
+    assert_error(
+        Call::kill(pid, &good)
+            .header("content-type", "text/plain")
+            .send()
+            .await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+    let huge = format!(
+        r#"{{"start_time": {}, "signal": "SIGKILL"{}}}"#,
+        root.start_time().as_raw(),
+        " ".repeat(MAX_BODY)
+    );
+    assert_error(
+        Call::kill(pid, huge).send().await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+    );
+
+    assert_alive(&mut tree, &members);
+    support::assert_no_leftovers(&tree.finish());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guard_rails_are_403() {
+    let table = ProcessTable::new().unwrap();
+    let me = table.get(Pid::current()).unwrap().identity();
+    let init = table.get(Pid::try_from(1_u32).unwrap()).unwrap().identity();
+    let parent = table.parent(Pid::current()).unwrap().identity();
+    for target in [me, init, parent] {
+        assert_error(
+            Call::kill(target.pid(), body_for(target)).send().await,
+            StatusCode::FORBIDDEN,
+            "refused",
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lists_and_kills_a_tree() {
+    let (tree, members) = spawn_tree();
+    let root = tree.root();
+
+    let (status, body) = Call::get(format!("/api/processes?root={}", root.pid()))
+        .send()
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["count"], 3);
+    let tree_json = &body["trees"][0];
+    assert_eq!(tree_json["process"]["identity"]["pid"], root.pid().as_u32());
+    assert_eq!(tree_json["children"].as_array().unwrap().len(), 2);
+
+    let (status, body) = Call::get(format!("/api/processes/{}", members[1].pid()))
+        .send()
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["parent"], root.pid().as_u32());
+
+    let (status, body) = Call::get("/api/processes?name=sh").send().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["count"].as_u64().unwrap() >= 3);
+
+    // The page's own origin may kill, with the token.
+    let (status, report) = Call::kill(root.pid(), body_for(root))
+        .header("origin", format!("http://{BOUND}"))
+        .send()
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["killed"].as_array().unwrap().len(), 3, "{report}");
+    for member in &members {
+        support::wait_for_exit(member.pid());
+    }
+    support::assert_no_leftovers(&tree.finish());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_routes_and_pids_are_json_404() {
+    assert_error(
+        Call::get("/api/nothing").send().await,
+        StatusCode::NOT_FOUND,
+        "no_route",
+    );
+    let (status, body) = Call::get(format!("/api/processes/{}", i32::MAX))
+        .send()
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = Call::get("/api/ports/notaport").send().await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}

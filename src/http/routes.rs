@@ -22,7 +22,9 @@ use crate::{Pid, ProcessInfo, StartTime};
 /// (and so every other request) while it waits.
 const MAX_GRACE: Duration = Duration::from_secs(30);
 
-/// The body of `POST /api/processes/{pid}/kill`.
+/// The body of `POST /api/processes/{pid}/kill`. The root's exit status is
+/// left to its parent (see [`KillOptions::reap_root`]); the guard is the
+/// strict one.
 ///
 /// ```json
 /// {"start_time": 123456, "signal": "SIGTERM", "grace_ms": 2000}
@@ -47,9 +49,12 @@ impl KillRequest {
         let grace = self
             .grace_ms
             .map(|ms| Duration::from_millis(ms).min(MAX_GRACE));
+        // The root's exit status stays with its parent: an application
+        // that spawned it and serves this API still waits on its `Child`.
         KillOptions::new()
             .signal(self.signal.unwrap_or(Signal::Kill))
             .grace(grace)
+            .reap_root(false)
     }
 }
 
