@@ -1,1 +1,248 @@
-//! Written in the next commits.
+//! The tree view in a real browser: headless Chromium driven through its
+//! WebDriver (`chromedriver`, Debian package `chromium-driver`; `.ci/run`
+//! installs it). The page shows a tree the test spawned, the filter narrows
+//! the list, the kill button kills the tree (seen through pidfds), and a
+//! process spawned afterwards appears within a second.
+#![cfg(target_os = "linux")]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use proctrack::http::{ApiConfig, ApiState, Token, serve};
+use proctrack::signal::ProcessHandle;
+use proctrack::{Pid, ProcessIdentity};
+use serde_json::{Value, json};
+use support::{HANG_GUARD, Lines, SpawnedTree};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const SECRET: &str = "browser-test-token-0123456789abcdef";
+const SCREENSHOT: &str = "/work/wt/http-screenshot.png";
+
+/// chromedriver on a free loopback port; killed and reaped on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        assert!(
+            std::path::Path::new(CHROMEDRIVER).exists(),
+            "{CHROMEDRIVER} is missing: apt-get install chromium chromium-driver (as .ci/run does)"
+        );
+        // A port the kernel just had free; chromedriver binds it at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The guard first: a hang below still ends chromedriver.
+        let mut driver = Driver { child, port };
+        let mut lines = Lines::new(driver.child.stdout.take().unwrap());
+        loop {
+            match lines.next_line() {
+                Some(line) if line.contains("started successfully") => break,
+                Some(_) => continue,
+                None => panic!("chromedriver exited before it was ready"),
+            }
+        }
+        driver
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--window-size=1280,800",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a WebDriver session")
+}
+
+/// Runs `script` in the page until it returns true, or fails after `limit`.
+async fn until(client: &Client, script: &str, limit: Duration, what: &str) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let value = client.execute(script, vec![]).await.unwrap();
+        if value == Value::Bool(true) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        // The page's own work (its refresh) is what we wait for: yield to
+        // the server's tasks between looks.
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn shown_rows(client: &Client) -> u64 {
+    let value = client
+        .execute(
+            "return document.querySelectorAll('#rows .row').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    value.as_u64().unwrap()
+}
+
+fn row_of(pid: Pid) -> String {
+    format!("return document.querySelector('#rows .row[data-pid=\"{pid}\"]') !== null")
+}
+
+/// Three processes whose command lines hold `marker`: a root and two `read`ers.
+fn spawn_tree(marker: &str) -> (SpawnedTree, Vec<ProcessIdentity>) {
+    let mut tree = SpawnedTree::shell(&format!(
+        "exec 3<&0; sh -c 'echo $$; read _' {marker} <&3 & sh -c 'echo $$; read _' {marker} <&3 & echo ready; wait"
+    ));
+    let lines = tree.read_lines(3);
+    assert!(lines.iter().any(|l| l == "ready"), "{lines:?}");
+    let members: Vec<ProcessIdentity> = tree.members().iter().map(|p| p.identity()).collect();
+    assert_eq!(members.len(), 3);
+    (tree, members)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tree_view_lists_filters_kills_and_follows() {
+    // Dropped last: sweeps whatever Chromium left behind.
+    let _serial = support::serial();
+    let profile = tempfile::Builder::new()
+        .prefix("http-chromium-")
+        .tempdir()
+        .unwrap();
+    let driver = Driver::start();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bound: SocketAddr = listener.local_addr().unwrap();
+    let state = ApiState::new(ApiConfig::new(bound, Token::new(SECRET).unwrap())).unwrap();
+    let server = tokio::spawn(serve(listener, state));
+
+    let marker = format!("http-browser-{}", std::process::id());
+    let (tree, members) = spawn_tree(&marker);
+
+    let client = browser(&driver, profile.path()).await;
+    client
+        .goto(&format!("http://{bound}/#token={SECRET}"))
+        .await
+        .unwrap();
+    until(
+        &client,
+        "return /processes/.test(document.getElementById('status').textContent)",
+        HANG_GUARD,
+        "the first listing",
+    )
+    .await;
+    let total = shown_rows(&client).await;
+
+    // The filter narrows the list to the tree (and its ancestors).
+    client
+        .find(Locator::Id("filter"))
+        .await
+        .unwrap()
+        .send_keys(&marker)
+        .await
+        .unwrap();
+    for member in &members {
+        until(&client, &row_of(member.pid()), HANG_GUARD, "a member's row").await;
+    }
+    let narrowed = shown_rows(&client).await;
+    assert!(
+        narrowed >= 3 && narrowed < total.max(4),
+        "{narrowed} of {total} rows"
+    );
+    let status = client
+        .find(Locator::Id("status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    eprintln!("filtered: {status}");
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(SCREENSHOT, png).unwrap();
+
+    // Kill the tree from its root's row, confirmed.
+    let handles: Vec<ProcessHandle> = members
+        .iter()
+        .map(|m| ProcessHandle::open(*m).unwrap())
+        .collect();
+    let root = members[0].pid();
+    client
+        .find(Locator::Css(&format!(
+            "#rows .row[data-pid=\"{root}\"] .kill"
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("confirm-kill"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let waits = tokio::task::spawn_blocking(move || {
+        handles
+            .iter()
+            .map(|h| h.wait_timeout(HANG_GUARD).unwrap())
+            .collect::<Vec<bool>>()
+    });
+    assert_eq!(
+        waits.await.unwrap(),
+        [true, true, true],
+        "every member exited"
+    );
+    until(
+        &client,
+        "return /^killed 3,/.test(document.getElementById('status').textContent)",
+        HANG_GUARD,
+        "the kill's report",
+    )
+    .await;
+
+    // A new process shows up within a second.
+    let (later, later_members) = spawn_tree(&marker);
+    until(
+        &client,
+        &row_of(later_members[0].pid()),
+        Duration::from_secs(1),
+        "the new tree's row",
+    )
+    .await;
+
+    client.close().await.unwrap();
+    server.abort();
+    support::assert_no_leftovers(&tree.finish());
+    support::assert_no_leftovers(&later.finish());
+}

@@ -41,7 +41,7 @@ function select() {
   if (query) {
     let until = -1;
     for (let i = 0; i < flat.length; i++) {
-      if (i < until) { show[i] = 1; continue; }
+      if (i < until) { show[i] = flat[i].text.includes(query) ? 2 : 1; continue; }
       if (flat[i].text.includes(query)) { show[i] = 2; until = flat[i].end; }
     }
     // An ancestor is shown when some row in its range is.
