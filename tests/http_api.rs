@@ -321,3 +321,34 @@ async fn unknown_routes_and_pids_are_json_404() {
     let (status, body) = Call::get("/api/ports/notaport").send().await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_stream_tells_of_a_new_tree() {
+    use futures_util::StreamExt;
+
+    let request = Request::get("/api/events")
+        .header("host", BOUND)
+        .body(Body::empty())
+        .unwrap();
+    let response = router(state()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body().into_data_stream();
+    let mut seen = String::new();
+    let mut next_until = async |want: &dyn Fn(&str) -> bool, seen: &mut String| {
+        tokio::time::timeout(support::HANG_GUARD, async {
+            while !want(seen) {
+                let chunk = body.next().await.expect("the stream ended").unwrap();
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("not seen in the event stream: {seen}"));
+    };
+    next_until(&|s| s.contains("event: ready"), &mut seen).await;
+
+    let (tree, members) = spawn_tree();
+    let spawned = format!(r#""Spawned":{{"process":{{"pid":{}"#, members[1].pid());
+    next_until(&|s| s.contains(&spawned), &mut seen).await;
+    support::assert_no_leftovers(&tree.finish());
+}

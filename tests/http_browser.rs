@@ -162,6 +162,14 @@ async fn tree_view_lists_filters_kills_and_follows() {
     )
     .await;
     let total = shown_rows(&client).await;
+    // Live updates come from the event stream.
+    until(
+        &client,
+        "return document.getElementById('mode').textContent === 'live'",
+        HANG_GUARD,
+        "the event stream",
+    )
+    .await;
 
     // The filter narrows the list to the tree (and its ancestors).
     client
@@ -225,7 +233,7 @@ async fn tree_view_lists_filters_kills_and_follows() {
     );
     until(
         &client,
-        "return /^killed 3,/.test(document.getElementById('status').textContent)",
+        "return /^killed 3,/.test(document.getElementById('message').textContent)",
         HANG_GUARD,
         "the kill's report",
     )

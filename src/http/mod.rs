@@ -8,11 +8,10 @@
 //! | `GET /api/processes/{pid}` | one process |
 //! | `POST /api/processes/{pid}/kill` | kills the tree of that process: body [`KillRequest`], answer [`KillReport`](crate::signal::KillReport) |
 //! | `GET /api/ports/{port}` | who holds a port: a [`PortReport`](crate::ports::PortReport) |
+//! | `GET /api/events` | server-sent events: `event: ready` once the server's one [`Tracker`](crate::events::Tracker) runs (events count from there), then each [`Event`](crate::events::Event) as JSON (`event: process`); `event: lagged` when a slow client missed some (list again), `event: failed` when the tracker failed |
 //!
-//! Not yet: `GET /api/events` (server-sent events from the events tracker,
-//! issue 11: until it lands the page refreshes `/api/processes` every half
-//! second) and `GET /api/jobs` (TODO: once the supervisor of issue 13
-//! exists, it is served when the application hands one over).
+//! TODO (issue 13): `GET /api/jobs`, served when the application hands over
+//! a supervisor, once the supervisor exists.
 //!
 //! Every error is a status with a JSON body `{"error": "<code>", "message":
 //! "<what is wrong and what to do>"}`.
@@ -50,12 +49,14 @@
 //! ```
 
 mod error;
+mod events;
 mod routes;
 mod security;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -192,6 +193,10 @@ struct Inner {
     config: ApiConfig,
     hosts: Vec<String>,
     table: Mutex<Snapshot>,
+    /// Set by the event stream: the next read refreshes whatever its age.
+    stale: AtomicBool,
+    /// The event stream, started by its first client.
+    events: OnceLock<events::Channel>,
 }
 
 /// The table and when it was last refreshed.
@@ -212,6 +217,8 @@ impl ApiState {
                     table,
                     refreshed: Instant::now(),
                 }),
+                stale: AtomicBool::new(false),
+                events: OnceLock::new(),
             }),
         })
     }
@@ -239,7 +246,8 @@ impl ApiState {
                 .table
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if fresh || snapshot.refreshed.elapsed() >= state.inner.config.max_age {
+            let stale = state.inner.stale.swap(false, Ordering::Relaxed);
+            if fresh || stale || snapshot.refreshed.elapsed() >= state.inner.config.max_age {
                 snapshot.table.refresh()?;
                 snapshot.refreshed = Instant::now();
             }
@@ -272,6 +280,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/processes", get(routes::processes))
         .route("/api/processes/{pid}", get(routes::process))
         .route("/api/ports/{port}", get(routes::port))
+        .route("/api/events", get(events::stream))
         .merge(mutating)
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

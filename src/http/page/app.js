@@ -137,7 +137,7 @@ async function kill() {
     body: JSON.stringify({ start_time: p.identity.start_time, signal: "SIGTERM", grace_ms: 2000 }),
   });
   const body = await response.json();
-  $("status").textContent = response.ok
+  $("message").textContent = response.ok
     ? `killed ${body.killed.length}, already gone ${body.already_gone.length}, survived ${body.survived.length}`
     : `kill failed: ${body.message}`;
   refresh();
@@ -165,6 +165,26 @@ $("viewport").addEventListener("scroll", render);
 window.addEventListener("resize", render);
 $("confirm-kill").onclick = kill;
 $("confirm-cancel").onclick = () => { $("confirm").hidden = true; };
-// TODO(issue 11): follow GET /api/events once the events tracker serves it.
+
+// Live: every event from /api/events asks for a listing (at most one per
+// 250 ms); a slow poll keeps CPU% current. Without the stream (an old
+// server, a proxy that buffers), poll every half second.
+let soonTimer = null;
+function soon() {
+  if (!soonTimer) soonTimer = setTimeout(() => { soonTimer = null; refresh(); }, 250);
+}
+let poll = setInterval(refresh, REFRESH_MS);
+function polling(ms, mode) {
+  clearInterval(poll);
+  poll = setInterval(refresh, ms);
+  $("mode").textContent = mode;
+}
+if (window.EventSource) {
+  const events = new EventSource("api/events");
+  events.addEventListener("ready", () => { polling(2000, "live"); soon(); });
+  events.addEventListener("process", soon);
+  events.addEventListener("lagged", soon);
+  events.addEventListener("failed", () => { events.close(); polling(REFRESH_MS, "polling"); });
+  events.onerror = () => polling(REFRESH_MS, "polling");
+}
 refresh();
-setInterval(refresh, REFRESH_MS);
