@@ -116,33 +116,30 @@ pub(crate) async fn processes(
 ) -> Result<Response, ApiError> {
     let Query(filter) = filter.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let root = filter.root.as_deref().map(parse_pid).transpose()?;
-    let bytes = state
+    // The trees are built under the table's lock; encoding them is not,
+    // so concurrent listings encode in parallel.
+    let trees = state
         .with_table(false, move |table| {
-            let trees = if let Some(root) = root {
-                let tree = table
-                    .tree(root)
-                    .ok_or(crate::Error::NotFound { pid: root })?;
-                Trees {
+            if let Some(root) = root {
+                let tree = table.tree(root).ok_or(crate::Error::NotFound { pid: root })?;
+                return Ok(Trees {
                     count: tree.len(),
                     trees: vec![tree],
-                }
-            } else if let Some(dir) = &filter.cwd {
-                let found = table
-                    .find_by_cwd_prefix(dir)
-                    .iter()
-                    .map(|p| p.pid())
-                    .collect();
-                trees_of(table, found)
+                });
+            }
+            let found: Vec<Pid> = if let Some(dir) = &filter.cwd {
+                table.find_by_cwd_prefix(dir).iter().map(|p| p.pid()).collect()
             } else if let Some(name) = &filter.name {
-                let found = table.find_by_name(name).iter().map(|p| p.pid()).collect();
-                trees_of(table, found)
+                table.find_by_name(name).iter().map(|p| p.pid()).collect()
             } else {
-                let roots = table.roots().iter().map(|p| p.pid()).collect();
-                trees_of(table, roots)
+                table.roots().iter().map(|p| p.pid()).collect()
             };
-            encode(&trees)
+            Ok::<_, ApiError>(trees_of(table, found))
         })
         .await??;
+    let bytes = tokio::task::spawn_blocking(move || encode(&trees))
+        .await
+        .map_err(|_| ApiError::internal("the encoding thread failed"))??;
     Ok(json(bytes))
 }
 
