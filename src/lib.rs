@@ -159,6 +159,7 @@
 //! | `serde` | JSON forms of every data type and report (below) | serde |
 //! | `registry` | [`registry`]: SQLite file of spawned processes, reconcile, stop (implies `tokio`) | sqlx with bundled SQLite |
 //! | `schema` | a JSON Schema of the JSON forms (implies `serde`) | schemars |
+//! | `http` | [`http`]: an axum router with the JSON API, server-sent events and a live tree view (implies `serde`, `tokio`) | axum, serde_json, futures-util |
 //!
 //! # JSON
 //!
