@@ -219,6 +219,7 @@ mod process;
 pub mod registry;
 pub mod signal;
 mod source;
+pub mod supervisor;
 pub mod table;
 #[cfg(feature = "serde")]
 mod wire;
