@@ -5,7 +5,7 @@
 //! leaves a working directory search. Two things follow a job wherever its
 //! processes go:
 //!
-//! - its own **cgroup v2 leaf** (`cgroup`, next): every process forked inside it
+//! - its own **cgroup v2 leaf** ([`cgroup`]): every process forked inside it
 //!   stays inside, `cgroup.kill` kills all of them at once (forks during the
 //!   kill included), and `cgroup.events` says when the last one is gone. It
 //!   needs a writable cgroup2 tree (root, or a delegated subtree);
@@ -17,4 +17,10 @@
 //! [`Error::Unsupported`](crate::Error::Unsupported); the pure parsers and the
 //! tag work everywhere.
 
+pub mod cgroup;
 pub mod tag;
+
+/// The system calls under this layer, chosen once.
+#[cfg_attr(target_os = "linux", path = "sys/linux.rs")]
+#[cfg_attr(not(target_os = "linux"), path = "sys/unsupported.rs")]
+mod sys;
