@@ -206,6 +206,7 @@
 #[cfg(feature = "tokio")]
 mod blocking;
 mod error;
+pub mod events;
 mod identity;
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]

@@ -46,8 +46,9 @@ pub enum Command {
     /// proctrack itself, its ancestors and kernel threads are never signalled.
     #[command(after_help = EXIT_CODES)]
     Kill(KillArgs),
-    /// Print processes as they start, run a new program and exit, and the
-    /// busiest ones, every interval.
+    /// Print processes as they start, run a new program and exit (with the
+    /// exit code or signal, also of processes that are not proctrack's
+    /// children), from the kernel's process events as they happen.
     #[command(after_help = EXIT_CODES)]
     Watch(WatchArgs),
     /// Show who holds a port: every process that has the listening TCP or
@@ -131,13 +132,18 @@ pub struct KillArgs {
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Seconds between two looks.
+    /// Follow only this process and everything under it (nothing else is
+    /// read); stop when it exits.
+    #[arg(long, value_name = "PID", value_parser = parse_pid, allow_negative_numbers = true)]
+    pub pid: Option<Pid>,
+    /// Seconds between two refreshes where the kernel's process events are
+    /// not available (the events then come from polling, without exit codes).
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_seconds)]
     pub interval: Duration,
-    /// Stop after this many looks (default: until interrupted).
+    /// Stop after this many events (default: until interrupted).
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
-    /// Print one JSON object per look, one per line.
+    /// Print one JSON object per event, one per line.
     #[arg(long)]
     pub json: bool,
 }

@@ -6,6 +6,7 @@
 //! strings a [`ProcessInfo`](crate::ProcessInfo) owns.
 
 mod fds;
+mod kept;
 mod path;
 #[cfg(feature = "registry")]
 mod pidfs;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use rustix::fs::{Mode, OFlags, RawDir, SeekFrom};
 use rustix::io::Errno;
 
+use super::kept::{KeptRead, KeptStats};
 use super::path::PidPath;
 use crate::CommandLine;
 use crate::parse::{self, Stat};
@@ -50,6 +51,8 @@ pub struct SystemSource {
     pub(super) dirents: Vec<MaybeUninit<u8>>,
     /// Whether `task/<tid>/children` exists here; asked on first use.
     children_files: Option<bool>,
+    /// Kept-open stat fds, once [`SystemSource::keep_stat_fds`] asked for them.
+    kept: Option<KeptStats>,
     /// The device of sockfs (where every socket's inode lives), `Some(None)`
     /// when it cannot be learnt; asked on first use.
     pub(super) sockfs_device: Option<Option<u64>>,
@@ -81,6 +84,7 @@ impl SystemSource {
             buf: vec![0; READ_BUFFER],
             dirents: vec![MaybeUninit::uninit(); DIRENT_BUFFER],
             children_files: None,
+            kept: None,
             sockfs_device: None,
         };
         let boot_path = reader.root_path.join(OsStr::from_bytes(BOOT_ID.to_bytes()));
@@ -127,6 +131,65 @@ impl SystemSource {
             pids.sort_unstable();
         }
         Ok(())
+    }
+
+    /// Keeps the `/proc/<pid>/stat` fd of each sampled process open, up to
+    /// `budget` fds, and samples with `pread` on it: no `openat` and `close`
+    /// per sample (the table's refresh samples every process). Raises the
+    /// soft `RLIMIT_NOFILE` toward the hard limit to make room, and keeps
+    /// fewer when the hard limit is too low; returns the budget granted.
+    ///
+    /// A kept fd answers `ESRCH` once its process is reaped, even if the pid
+    /// was reused meanwhile: it never reads another process. Fds of
+    /// processes that left the table are closed (see
+    /// [`ProcessSource::forget`]).
+    ///
+    /// ```no_run
+    /// use proctrack::{SystemSource, table::{ProcessTable, TableOptions}};
+    ///
+    /// let mut source = SystemSource::open()?;
+    /// source.keep_stat_fds(4096);
+    /// let mut table = ProcessTable::with_source(source, TableOptions::default())?;
+    /// table.refresh()?; // one pread per known process
+    /// # Ok::<(), proctrack::Error>(())
+    /// ```
+    pub fn keep_stat_fds(&mut self, budget: usize) -> usize {
+        let kept = KeptStats::new(budget);
+        let granted = kept.budget();
+        self.kept = Some(kept);
+        granted
+    }
+
+    /// How many stat fds are kept open now (0 unless
+    /// [`keep_stat_fds`](Self::keep_stat_fds) was called).
+    pub fn kept_stat_fds(&self) -> usize {
+        self.kept.as_ref().map_or(0, KeptStats::len)
+    }
+
+    /// Reads the stat of `pid` into the buffer, through a kept fd if there
+    /// is one, keeping the fd it opens otherwise (within the budget).
+    fn read_stat_kept(&mut self, pid: Pid) -> Result<usize> {
+        let Some(kept) = self.kept.as_mut() else {
+            let path = PidPath::new(pid, "stat");
+            return read_at(
+                self.root.as_fd(),
+                path.as_c_str(),
+                &mut self.buf,
+                ReadMode::Once,
+            )
+            .map_err(|errno| file_error(&self.root_path, errno, pid, "stat"));
+        };
+        let fail = |errno| file_error(&self.root_path, errno, pid, "stat");
+        if let KeptRead::Read(len) = kept.read(pid, &mut self.buf).map_err(fail)? {
+            return Ok(len);
+        }
+        let path = PidPath::new(pid, "stat");
+        let fd = open_at(self.root.as_fd(), path.as_c_str()).map_err(fail)?;
+        let len = read_fd(&fd, &mut self.buf, ReadMode::Once).map_err(fail)?;
+        if let Ok(stat) = parse::parse_stat(&self.buf[..len]) {
+            kept.keep(pid, fd, StartTime::from_raw(stat.starttime));
+        }
+        Ok(len)
     }
 
     /// Reads and parses `/proc/<pid>/stat`, borrowing the reader's buffer.
@@ -402,18 +465,28 @@ pub(super) fn read_at(
     buf: &mut Vec<u8>,
     mode: ReadMode,
 ) -> Result<usize, Errno> {
-    let fd = rustix::fs::openat(
+    let fd = open_at(dir, name)?;
+    read_fd(&fd, buf, mode)
+}
+
+fn open_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat(
         dir,
         name,
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
         Mode::empty(),
-    )?;
+    )
+}
+
+/// Reads an open file from its current offset into `buf`, growing it as
+/// needed. Returns the number of bytes read.
+fn read_fd(fd: &OwnedFd, buf: &mut Vec<u8>, mode: ReadMode) -> Result<usize, Errno> {
     let mut filled = 0;
     loop {
         if filled == buf.len() {
             buf.resize(buf.len().max(READ_BUFFER) * 2, 0);
         }
-        let n = rustix::io::read(&fd, &mut buf[filled..])?;
+        let n = rustix::io::read(fd, &mut buf[filled..])?;
         filled += n;
         let more_possible = filled == buf.len() || mode == ReadMode::ToEnd;
         if n == 0 || !more_possible {
@@ -565,14 +638,9 @@ impl ProcessSource for SystemSource {
 
     fn sample(&mut self, pid: Pid) -> Result<Sample<'_>> {
         let (ticks, page) = (self.ticks_per_second, self.page_size);
-        let path = PidPath::new(pid, "stat");
-        let stat = read_stat(
-            self.root.as_fd(),
-            path.as_c_str(),
-            &mut self.buf,
-            &self.root_path,
-            pid,
-        )?;
+        let len = self.read_stat_kept(pid)?;
+        let stat = parse::parse_stat(&self.buf[..len])
+            .map_err(|e| parse_error(&self.root_path, pid, "stat", e.into()))?;
         match sample_from_stat(&stat, ticks, page) {
             Some(sample) if sample.pid == pid => Ok(sample),
             _ => Err(parse_error(
@@ -584,6 +652,12 @@ impl ProcessSource for SystemSource {
                     found: stat.pid,
                 },
             )),
+        }
+    }
+
+    fn forget(&mut self, identity: ProcessIdentity) {
+        if let Some(kept) = self.kept.as_mut() {
+            kept.forget(identity);
         }
     }
 

@@ -87,6 +87,13 @@ pub trait ProcessSource {
     /// when that process is gone, even if its pid was reused.
     fn read_cwd(&mut self, identity: ProcessIdentity) -> Result<Cwd>;
 
+    /// Tells the source that `identity` left the table, so it can release
+    /// what it holds for that process (kept-open files). The default holds
+    /// nothing.
+    fn forget(&mut self, identity: ProcessIdentity) {
+        let _ = identity;
+    }
+
     /// Fills `children` with the pids of `pid`'s children as the kernel links
     /// them now, and returns true; returns false (leaving `children` empty)
     /// where the platform cannot list one process's children without a scan

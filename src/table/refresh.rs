@@ -5,7 +5,10 @@ use super::diff::Reparented;
 use super::pid_hash::PidMap;
 use super::rows::Rows;
 use crate::CommandLine;
-use crate::{BootId, Cwd, Error, Pid, ProcessInfo, ProcessSource, Result, Sample, SystemSource};
+use crate::{
+    BootId, Cwd, Error, Pid, ProcessIdentity, ProcessInfo, ProcessSource, Result, Sample,
+    SystemSource,
+};
 
 /// When the table re-reads a process's working directory.
 ///
@@ -99,7 +102,15 @@ impl<S: ProcessSource> ProcessTable<S> {
     /// Builds a table over any source (a `SystemSource` on a
     /// fixture directory, say) and fills it.
     pub fn with_source(source: S, options: TableOptions) -> Result<ProcessTable<S>> {
-        let mut table = ProcessTable {
+        let mut table = ProcessTable::empty(source, options);
+        table.refresh()?;
+        Ok(table)
+    }
+
+    /// A table with no rows yet: for the event tracker, which fills it with
+    /// one subtree instead of every process.
+    pub(crate) fn empty(source: S, options: TableOptions) -> ProcessTable<S> {
+        ProcessTable {
             boot_id: source.boot_id(),
             source,
             options,
@@ -109,9 +120,16 @@ impl<S: ProcessSource> ProcessTable<S> {
             gone: Vec::new(),
             epoch: 0,
             clock: Instant::now(),
-        };
-        table.refresh()?;
-        Ok(table)
+        }
+    }
+
+    /// Removes the row of `pid` without reading anything, and returns the
+    /// identity it had: for callers told by the kernel that the process
+    /// exited (or that it left the part of the tree they follow).
+    pub(crate) fn remove_pid(&mut self, pid: Pid) -> Option<ProcessIdentity> {
+        let mut diff = RefreshDiff::default();
+        self.remove(pid, &mut diff);
+        diff.exited.pop()
     }
 
     /// The options the table was built with.
@@ -149,6 +167,21 @@ impl<S: ProcessSource> ProcessTable<S> {
         let now = self.now();
         for &pid in pids {
             self.refresh_one(pid, now, &mut diff);
+        }
+        diff
+    }
+
+    /// Re-reads `pid` in full, as after an exec, whatever its cheap sample
+    /// shows: for callers the kernel told that it ran a new program. (A row
+    /// read in the middle of that exec may already hold the new program's
+    /// markers with the old command line.)
+    pub(crate) fn refresh_exec(&mut self, pid: Pid) -> RefreshDiff {
+        let mut diff = RefreshDiff::default();
+        let now = self.now();
+        if self.rows.get(pid).is_some() {
+            self.reread_after_exec(pid, now, Exec::Yes, &mut diff);
+        } else {
+            self.insert_new(pid, now, &mut diff);
         }
         diff
     }
@@ -315,6 +348,7 @@ impl<S: ProcessSource> ProcessTable<S> {
 
     fn remove(&mut self, pid: Pid, diff: &mut RefreshDiff) {
         if let Some(row) = self.rows.remove(pid, |row| row.info.pid()) {
+            self.source.forget(row.info.identity());
             self.move_edge(pid, row.info.parent, None);
             diff.exited.push(row.info.identity());
         }

@@ -1,0 +1,40 @@
+//! Process events: fork, exec and exit as they happen, and a table kept
+//! current by them.
+//!
+//! On Linux the events come from the kernel's proc connector (a netlink
+//! socket): every new process, every exec, every exit with its exit code or
+//! signal, also for processes that are not our children. Where the connector
+//! is not allowed (before Linux 6.6 without `CAP_NET_ADMIN`, in a container,
+//! on macOS) the same events come from refreshing the table at an interval;
+//! [`probe`] says which source runs and why.
+//!
+//! A [`Tracker`] owns a [`ProcessTable`](crate::table::ProcessTable) and
+//! keeps it current from the events: the cost is in proportion to what
+//! changes, not to the number of processes. [`Tracker::track`] follows one
+//! subtree and reads nothing outside it.
+//!
+//! ```no_run
+//! use proctrack::events::{EventKind, Tracker};
+//! use proctrack::Pid;
+//!
+//! let mut tracker = Tracker::track(Pid::current())?;
+//! for event in &mut tracker {
+//!     if let EventKind::Exited { pid, exit, .. } = event?.kind {
+//!         println!("{pid}: {exit}");
+//!     }
+//! }
+//! # Ok::<(), proctrack::Error>(())
+//! ```
+
+#[cfg_attr(target_os = "linux", path = "connector_linux.rs")]
+#[cfg_attr(not(target_os = "linux"), path = "connector_none.rs")]
+mod connector;
+mod decode;
+mod event;
+mod probe;
+mod tracker;
+
+pub use decode::DecodeError;
+pub use event::{Event, EventKind, Exit, Origin};
+pub use probe::{DEFAULT_ACK_TIMEOUT, EventSource, Probe, ProbeReason, probe};
+pub use tracker::{Scope, Tracker, TrackerOptions};
