@@ -405,7 +405,8 @@ impl JobCgroup {
     /// cgroup (the write failed: the cgroup was removed, permission denied)
     /// it exits before running anything: the child is reaped and the call
     /// fails with an [`Error::Io`] naming `cgroup.procs`. A command made any
-    /// other way is refused.
+    /// other way is refused. Nothing may send the new process group `SIGCONT`
+    /// before this returns (the stop is how it learns the shell is inside).
     pub fn spawn(&self, command: &mut Command) -> Result<Spawned> {
         let args: Vec<&OsStr> = command.get_args().take(4).collect();
         let ours = command.get_program() == SHELL
