@@ -7,7 +7,8 @@
 //! one read of a process tells. The [`table::ProcessTable`] is the model of
 //! all processes: parent index, tree queries, cwd search, CPU%, diffs.
 //! [`signal`] kills whole trees race-free; [`registry`] (feature `registry`)
-//! remembers what you spawned across your own restarts. The `proctrack`
+//! remembers what you spawned across your own restarts; [`supervisor`]
+//! contains a job in a cgroup v2 leaf and tags its environment. The `proctrack`
 //! command (`cargo install --path cli`) is built on exactly this API.
 //!
 //! # Quick start
@@ -224,6 +225,7 @@ mod process;
 pub mod registry;
 pub mod signal;
 mod source;
+pub mod supervisor;
 pub mod table;
 #[cfg(feature = "serde")]
 mod wire;

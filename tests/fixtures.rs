@@ -1003,3 +1003,27 @@ fn bad_boot_id() {
         other => panic!("expected an I/O error, got {other:?}"),
     }
 }
+
+#[test]
+fn environ_is_read_whole_and_a_missing_process_is_not_found() {
+    let scratch = Scratch::new();
+    let raw = captured::NON_UTF8;
+    let pid = Pid::try_from(raw).unwrap();
+    // Longer than the reader's buffer, with bytes that are not UTF-8.
+    let mut environ = b"A=\xff\xfe\0".to_vec();
+    environ.extend(format!("BIG={}\0", "x".repeat(10_000)).bytes());
+    environ.extend(b"PROCTRACK_JOB=build-42\0");
+    scratch.write(raw, "environ", &environ);
+    let read = scratch.reader().environ(pid).unwrap().expect("readable");
+    assert_eq!(read, environ);
+    assert_eq!(
+        proctrack::supervisor::tag::job_of(&read),
+        Some(&b"build-42"[..])
+    );
+
+    let gone = Pid::try_from(999_999).unwrap();
+    assert!(matches!(
+        scratch.reader().environ(gone),
+        Err(Error::NotFound { pid }) if pid == gone
+    ));
+}

@@ -270,6 +270,40 @@ impl SystemSource {
         self.cwd_in(dir.as_fd(), pid)
     }
 
+    /// Reads `/proc/<pid>/environ` whole: the environment the process was
+    /// started with (what `exec` got), `NAME=value` entries each ended by
+    /// NUL; find a variable in it with
+    /// [`supervisor::tag::find`](crate::supervisor::tag::find).
+    /// `Ok(None)` when we may not read it (another user's process: EACCES),
+    /// which is not an error; [`Error::NotFound`] when the process is gone.
+    /// A zombie's reads empty.
+    ///
+    /// ```no_run
+    /// use proctrack::{Pid, SystemSource, supervisor::tag};
+    /// let mut source = SystemSource::open()?;
+    /// if let Some(environ) = source.environ(Pid::current())? {
+    ///     println!("job: {:?}", tag::job_of(&environ));
+    /// }
+    /// # Ok::<(), proctrack::Error>(())
+    /// ```
+    pub fn environ(&mut self, pid: Pid) -> Result<Option<Vec<u8>>> {
+        let name = PidPath::new(pid, "environ");
+        match read_at(
+            self.root.as_fd(),
+            name.as_c_str(),
+            &mut self.buf,
+            ReadMode::ToEnd,
+        ) {
+            Ok(len) => {
+                let environ = self.buf[..len].to_vec();
+                self.shrink_buffer();
+                Ok(Some(environ))
+            }
+            Err(Errno::ACCESS | Errno::PERM) => Ok(None),
+            Err(errno) => Err(file_error(&self.root_path, errno, pid, "environ")),
+        }
+    }
+
     /// Opens `/proc/<pid>` as a pin: files opened through it belong to this
     /// process or fail with ESRCH/ENOENT, even if the pid is reused meanwhile.
     fn open_pid_dir(&self, pid: Pid) -> Result<OwnedFd> {
