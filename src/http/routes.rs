@@ -121,14 +121,20 @@ pub(crate) async fn processes(
     let trees = state
         .with_table(false, move |table| {
             if let Some(root) = root {
-                let tree = table.tree(root).ok_or(crate::Error::NotFound { pid: root })?;
+                let tree = table
+                    .tree(root)
+                    .ok_or(crate::Error::NotFound { pid: root })?;
                 return Ok(Trees {
                     count: tree.len(),
                     trees: vec![tree],
                 });
             }
             let found: Vec<Pid> = if let Some(dir) = &filter.cwd {
-                table.find_by_cwd_prefix(dir).iter().map(|p| p.pid()).collect()
+                table
+                    .find_by_cwd_prefix(dir)
+                    .iter()
+                    .map(|p| p.pid())
+                    .collect()
             } else if let Some(name) = &filter.name {
                 table.find_by_name(name).iter().map(|p| p.pid()).collect()
             } else {
