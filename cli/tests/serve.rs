@@ -1,8 +1,6 @@
 //! `proctrack serve`: with the `serve` feature it prints its address and
 //! token once and answers on loopback; without it, it says how to get it.
 
-use std::process::Command;
-
 /// The command under test (unused on macOS with the feature: no test there).
 #[allow(dead_code)]
 const BIN: &str = env!("CARGO_BIN_EXE_proctrack");
@@ -12,7 +10,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_proctrack");
 fn serves_the_api_on_loopback_with_a_printed_token() {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpStream;
-    use std::process::{Child, Stdio};
+    use std::process::{Child, Command, Stdio};
 
     /// The server, killed and reaped on drop (also when the test fails).
     struct Server(Child);
@@ -63,6 +61,8 @@ fn serves_the_api_on_loopback_with_a_printed_token() {
 #[cfg(not(feature = "serve"))]
 #[test]
 fn without_the_feature_serve_says_how_to_get_it() {
+    use std::process::Command;
+
     let output = Command::new(BIN).arg("serve").output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
