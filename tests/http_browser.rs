@@ -204,15 +204,26 @@ async fn tree_view_lists_filters_kills_and_follows() {
         .map(|m| ProcessHandle::open(*m).unwrap())
         .collect();
     let root = members[0].pid();
+    // Found and clicked in one script: the page updates its rows in place,
+    // so an element found in one call may show another process in the next.
     client
-        .find(Locator::Css(&format!(
-            "#rows .row[data-pid=\"{root}\"] .kill"
-        )))
-        .await
-        .unwrap()
-        .click()
+        .execute(
+            &format!("document.querySelector('#rows .row[data-pid=\"{root}\"] .kill').click()"),
+            vec![],
+        )
         .await
         .unwrap();
+    let question = client
+        .find(Locator::Id("confirm-text"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        question.starts_with(&format!("Kill process {root} ")),
+        "{question}"
+    );
     client
         .find(Locator::Id("confirm-kill"))
         .await

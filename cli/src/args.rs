@@ -73,6 +73,11 @@ pub struct ServeArgs {
     /// list your processes.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: std::net::IpAddr,
+    /// Also accept requests for this host (as the browser sends it:
+    /// `name:port`), besides the bound address and the loopback names.
+    /// Repeatable.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_hosts: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -19,7 +19,13 @@ pub fn run(args: &ServeArgs) -> Result<Outcome, Error> {
                 "listening on {bound}: other machines can list your processes"
             ));
         }
-        let state = ApiState::new(ApiConfig::new(bound, token.clone()))?;
+        let config = args
+            .allow_hosts
+            .iter()
+            .fold(ApiConfig::new(bound, token.clone()), |config, host| {
+                config.allow_host(host)
+            });
+        let state = ApiState::new(config)?;
         // Printed once: the token is the key to the kill route.
         println!("proctrack serves http://{bound}/#token={token}");
         println!("API token (Authorization: Bearer ...): {token}");

@@ -13,7 +13,11 @@ const collapsed = new Set();
 let pending = null;       // the process a kill waits confirmation for
 
 const params = new URLSearchParams(location.hash.slice(1));
-if (params.get("token")) $("token").value = params.get("token");
+if (params.get("token")) {
+  $("token").value = params.get("token");
+  // Out of the address bar and history once read.
+  history.replaceState(null, "", location.pathname + location.search);
+}
 
 function flatten(trees) {
   const out = [];
@@ -24,7 +28,7 @@ function flatten(trees) {
     if (node === null) { out[depth].end = out.length; continue; }
     const p = node.process;
     const index = out.length;
-    out.push({ p, depth, kids: node.children.length, end: 0,
+    out.push({ p, depth, kids: node.children.length, start: index, end: 0,
                text: (p.identity.pid + " " + p.name + " " + p.cmdline.join(" ") + " " +
                       (p.cwd.path || "")).toLowerCase() });
     stack.push([null, index]);
@@ -74,11 +78,23 @@ function bytes(n) {
   return Math.round(n / 1024) + " K";
 }
 
-function cell(cls, text) {
-  const span = document.createElement("span");
-  span.className = cls;
-  span.textContent = text;
-  return span;
+// A row's elements, made once and reused: a refresh updates them in place,
+// so a button under the pointer is never replaced between press and release.
+function makeRow() {
+  const div = document.createElement("div");
+  const span = (cls) => { const e = document.createElement("span"); e.className = cls; div.appendChild(e); return e; };
+  const parts = { pid: span("pid"), name: span("name"), cwd: span("cwd"), cpu: span("num"), rss: span("num") };
+  parts.toggle = document.createElement("span");
+  parts.toggle.className = "toggle";
+  parts.label = document.createTextNode("");
+  parts.name.append(parts.toggle, parts.label);
+  const act = span("act");
+  parts.kill = document.createElement("button");
+  parts.kill.className = "kill";
+  parts.kill.textContent = "kill";
+  act.appendChild(parts.kill);
+  div.parts = parts;
+  return div;
 }
 
 function render() {
@@ -87,40 +103,31 @@ function render() {
   const last = Math.min(rows.length, first + Math.ceil(view.clientHeight / ROW) + 20);
   const box = $("rows");
   box.style.top = first * ROW + "px";
-  const fragment = document.createDocumentFragment();
+  while (box.children.length < last - first) box.appendChild(makeRow());
+  while (box.children.length > Math.max(0, last - first)) box.lastChild.remove();
   for (let i = first; i < last; i++) {
     const { row, match } = rows[i];
     const p = row.p;
     const pid = p.identity.pid;
-    const div = document.createElement("div");
+    const div = box.children[i - first];
+    const parts = div.parts;
     div.className = match ? "row match" : "row";
     div.dataset.pid = pid;
-    div.appendChild(cell("pid", pid));
-    const name = cell("name", "");
-    name.style.paddingLeft = row.depth * 14 + "px";
-    const toggle = cell("toggle", row.kids ? (collapsed.has(pid) ? "▸" : "▾") : "");
-    toggle.onclick = () => { collapsed.has(pid) ? collapsed.delete(pid) : collapsed.add(pid); select(); };
-    name.appendChild(toggle);
-    name.appendChild(document.createTextNode(p.cmdline.length ? p.cmdline.join(" ") : "[" + p.name + "]"));
-    name.title = p.cmdline.join(" ");
-    div.appendChild(name);
-    div.appendChild(cell("cwd", p.cwd.path || ""));
-    div.appendChild(cell("num", p.cpu_percent == null ? "–" : p.cpu_percent.toFixed(1)));
-    div.appendChild(cell("num", bytes(p.rss_bytes)));
-    const act = cell("act", "");
-    const kill = document.createElement("button");
-    kill.className = "kill";
-    kill.textContent = "kill";
-    kill.onclick = () => ask(row);
-    act.appendChild(kill);
-    div.appendChild(act);
-    fragment.appendChild(div);
+    parts.pid.textContent = pid;
+    parts.name.style.paddingLeft = row.depth * 14 + "px";
+    parts.name.title = p.cmdline.join(" ");
+    parts.toggle.textContent = row.kids ? (collapsed.has(pid) ? "▸" : "▾") : "";
+    parts.toggle.onclick = () => { collapsed.has(pid) ? collapsed.delete(pid) : collapsed.add(pid); select(); };
+    parts.label.data = p.cmdline.length ? p.cmdline.join(" ") : "[" + p.name + "]";
+    parts.cwd.textContent = p.cwd.path || "";
+    parts.cpu.textContent = p.cpu_percent == null ? "–" : p.cpu_percent.toFixed(1);
+    parts.rss.textContent = bytes(p.rss_bytes);
+    parts.kill.onclick = () => ask(row);
   }
-  box.replaceChildren(fragment);
 }
 
 function ask(row) {
-  const size = row.end - flat.indexOf(row);
+  const size = row.end - row.start;
   pending = row.p;
   $("confirm-text").textContent =
     `Kill process ${row.p.identity.pid} (${row.p.name}) and its tree of ${size} process(es)?` +
