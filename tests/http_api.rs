@@ -352,3 +352,17 @@ async fn events_stream_tells_of_a_new_tree() {
     next_until(&|s| s.contains(&spawned), &mut seen).await;
     support::assert_no_leftovers(&tree.finish());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn port_holders_include_us() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (status, body) = Call::get(format!("/api/ports/{port}")).send().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let holders = body["listeners"][0]["holders"].to_string();
+    assert!(
+        holders.contains(&format!("\"pid\":{}", std::process::id())),
+        "{body}"
+    );
+    drop(listener);
+}

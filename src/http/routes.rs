@@ -209,19 +209,17 @@ pub(crate) async fn kill(
     Ok(Json(report))
 }
 
-pub(crate) async fn port(
-    State(state): State<ApiState>,
-    Path(port): Path<String>,
-) -> Result<Response, ApiError> {
+pub(crate) async fn port(Path(port): Path<String>) -> Result<Response, ApiError> {
     let port: u16 = port
         .parse()
         .map_err(|_| ApiError::bad_request(format!("{port:?} is not a port: use 0..=65535")))?;
-    let bytes = state
-        .with_table(false, move |_| {
-            let report = PortFinder::open()?.holders(port, &Search::new())?;
-            encode(&report)
-        })
-        .await??;
+    // The port search reads sockets and fds, not the table: no lock.
+    let bytes = tokio::task::spawn_blocking(move || {
+        let report = PortFinder::open()?.holders(port, &Search::new())?;
+        encode(&report)
+    })
+    .await
+    .map_err(|_| ApiError::internal("the port search's thread failed"))??;
     Ok(json(bytes))
 }
 
