@@ -7,6 +7,10 @@
 
 mod support;
 
+#[allow(dead_code)]
+#[path = "../benches/population/mod.rs"]
+mod population;
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -264,4 +268,83 @@ async fn tree_view_lists_filters_kills_and_follows() {
     server.abort();
     support::assert_no_leftovers(&tree.finish());
     support::assert_no_leftovers(&later.finish());
+}
+
+/// The page with ~2000 extra processes: how long one refresh takes (fetch,
+/// then flatten, filter and render), and that filtering finds a process.
+/// Run once by hand: `cargo test --features http --test http_browser -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "spawns 2000 processes; run by hand"]
+async fn tree_view_with_2000_processes() {
+    let _serial = support::serial();
+    let population = population::Population::spawn(4, 500).expect("the population");
+    let profile = tempfile::Builder::new()
+        .prefix("http-chromium-")
+        .tempdir()
+        .unwrap();
+    let driver = Driver::start();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bound: SocketAddr = listener.local_addr().unwrap();
+    let state = ApiState::new(ApiConfig::new(bound, Token::new(SECRET).unwrap())).unwrap();
+    let server = tokio::spawn(serve(listener, state));
+    let client = browser(&driver, profile.path()).await;
+    client.goto(&format!("http://{bound}/")).await.unwrap();
+    until(
+        &client,
+        "return document.body.dataset.renderMs !== undefined",
+        HANG_GUARD,
+        "a listing",
+    )
+    .await;
+    let mut samples = Vec::new();
+    for _ in 0..10 {
+        client
+            .execute("delete document.body.dataset.renderMs; refresh()", vec![])
+            .await
+            .unwrap();
+        until(
+            &client,
+            "return document.body.dataset.renderMs !== undefined",
+            HANG_GUARD,
+            "a refresh",
+        )
+        .await;
+        let timing = client
+            .execute(
+                "return [document.body.dataset.fetchMs, document.body.dataset.renderMs]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        samples.push(timing);
+    }
+    let status = client
+        .find(Locator::Id("status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let last = population.pids()[1999];
+    client
+        .find(Locator::Id("filter"))
+        .await
+        .unwrap()
+        .send_keys(&last.to_string())
+        .await
+        .unwrap();
+    until(
+        &client,
+        &format!(
+            "return document.querySelector('#rows .row[data-pid=\"{}\"]') !== null",
+            last.as_raw_nonzero()
+        ),
+        HANG_GUARD,
+        "the filtered row",
+    )
+    .await;
+    eprintln!("{status}; refreshes [fetch ms, flatten+filter+render ms]: {samples:?}");
+    client.close().await.unwrap();
+    server.abort();
+    population.teardown().unwrap();
 }
