@@ -7,7 +7,6 @@
 
 mod support;
 
-#[allow(dead_code)]
 #[path = "../benches/population/mod.rs"]
 mod population;
 
