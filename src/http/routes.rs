@@ -184,7 +184,8 @@ pub(crate) async fn kill(
             ))
         }
     })?;
-    let report = state
+    let options = request.options();
+    let identity = state
         .with_table(true, move |table| {
             let stale = |now: &str| {
                 ApiError::new(
@@ -196,16 +197,23 @@ pub(crate) async fn kill(
                     ),
                 )
             };
-            let identity = match table.get(pid) {
-                None => return Err(stale("has exited")),
+            match table.get(pid) {
+                None => Err(stale("has exited")),
                 Some(process) if process.identity().start_time() != request.start_time => {
-                    return Err(stale("has exited, and its pid now belongs to another process"));
+                    Err(stale("has exited, and its pid now belongs to another process"))
                 }
-                Some(process) => process.identity(),
-            };
-            Ok(kill_tree(table, identity, &request.options())?)
+                Some(process) => Ok(process.identity()),
+            }
         })
         .await??;
+    // The kill runs on a table of its own, so that listings are not held up
+    // for its grace period; it re-checks the identity when it pins the root.
+    let report = tokio::task::spawn_blocking(move || {
+        let mut table = ProcessTable::new()?;
+        kill_tree(&mut table, identity, &options)
+    })
+    .await
+    .map_err(|_| ApiError::internal("the kill's worker thread failed"))??;
     Ok(Json(report))
 }
 
