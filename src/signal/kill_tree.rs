@@ -204,6 +204,10 @@ struct Member<P> {
     stopped: bool,
     /// The last signal delivered to it.
     signal: Option<Signal>,
+    /// This discovery round's look at it, taken right after its children
+    /// were listed: its state and thread count, or `None` when it was gone.
+    /// `all_stopped` uses it instead of reading the process again.
+    seen: Option<Option<Look>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -250,6 +254,12 @@ impl<S: ProcessSource, G: Signaller> Drop for Killer<'_, S, G> {
         }
     }
 }
+
+/// A child found by discovery, and whether it is a kernel thread.
+type Child = (ProcessIdentity, bool);
+
+/// A process's scheduler state and thread count, as one look saw them.
+type Look = (State, u32);
 
 /// Whether a thread in `state`, of a process that was sent `SIGSTOP`, can
 /// still create a child: not when it is stopped or dead, and not in
@@ -339,6 +349,7 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
                     fate: Fate::Held,
                     stopped: true,
                     signal: None,
+                    seen: None,
                 });
                 return Err(error);
             }
@@ -350,6 +361,7 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
             fate,
             stopped: fate == Fate::Held,
             signal: None,
+            seen: None,
         });
         Ok(())
     }
@@ -430,11 +442,14 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
             let source = self.table.source_mut();
             let boot = source.boot_id();
             let me = source.sample(self.me)?.identity(boot);
-            for (child, kernel_thread) in self.children_of(me)? {
+            for (child, kernel_thread) in self.children_of(me)?.0 {
                 if !is_own(&child) && self.known.insert(child) {
                     self.admit(child, kernel_thread, true, false)?;
                 }
             }
+        }
+        for member in &mut self.members {
+            member.seen = None;
         }
         // Breadth-first: members admitted in this pass are visited too.
         let mut next = 0;
@@ -445,7 +460,9 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
                 continue;
             }
             let parent = member.identity;
-            for (child, kernel_thread) in self.children_of(parent)? {
+            let (children, now) = self.children_of(parent)?;
+            self.members[next - 1].seen = Some(now);
+            for (child, kernel_thread) in children {
                 if self.known.insert(child) {
                     // A child of ours that is not the root belongs to no
                     // `Child` of the caller's: ours to reap.
@@ -456,18 +473,19 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
         Ok(self.members.len() - before)
     }
 
-    /// The children of `parent` now, with whether each is a kernel thread;
-    /// none when `parent` is gone. A child that started before its parent
-    /// sits on a reused pid (a real parent is never younger than its child,
-    /// even after reparenting), so that edge is not followed.
-    fn children_of(&mut self, parent: ProcessIdentity) -> Result<Vec<(ProcessIdentity, bool)>> {
+    /// The children of `parent` now, with whether each is a kernel thread,
+    /// and `parent`'s state and thread count read after them; no children
+    /// and `None` when `parent` is gone. A child that started before its
+    /// parent sits on a reused pid (a real parent is never younger than its
+    /// child, even after reparenting), so that edge is not followed.
+    fn children_of(&mut self, parent: ProcessIdentity) -> Result<(Vec<Child>, Option<Look>)> {
         let mut found = Vec::new();
         let mut pids = std::mem::take(&mut self.children);
         let listed = match self.table.source_mut().children(parent.pid(), &mut pids) {
             Ok(listed) => listed,
             Err(Error::NotFound { .. }) => {
                 self.children = pids;
-                return Ok(found);
+                return Ok((found, None));
             }
             Err(other) => {
                 self.children = pids;
@@ -503,16 +521,19 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
         }
         // The list was read by pid: it is `parent`'s only if `parent` still
         // holds the pid now, after the read.
+        let mut now = None;
         if result.is_ok() {
             match source.sample(parent.pid()) {
-                Ok(now) if now.start_time == parent.start_time() => {}
+                Ok(sample) if sample.start_time == parent.start_time() => {
+                    now = Some((sample.state, sample.threads));
+                }
                 Ok(_) | Err(Error::NotFound { .. }) => found.clear(),
                 Err(other) => result = Err(other),
             }
         }
         pids.clear();
         self.children = pids;
-        result.map(|()| found)
+        result.map(|()| (found, now))
     }
 
     /// True when every member that may still run cannot fork any more:
@@ -525,9 +546,20 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
                 continue;
             }
             let identity = member.identity;
-            let frozen = match source.sample(identity.pid()) {
-                Ok(now) if now.start_time == identity.start_time() => {
-                    if cannot_fork(now.state) && now.threads > 1 {
+            let now = match member.seen {
+                // Looked at after its children were listed, this round.
+                Some(seen) => seen,
+                None => match source.sample(identity.pid()) {
+                    Ok(now) if now.start_time == identity.start_time() => {
+                        Some((now.state, now.threads))
+                    }
+                    Ok(_) | Err(Error::NotFound { .. }) => None,
+                    Err(other) => return Err(other),
+                },
+            };
+            let frozen = match now {
+                Some((state, threads)) => {
+                    if cannot_fork(state) && threads > 1 {
                         match source.thread_states(identity.pid(), &mut states) {
                             Ok(()) => states.iter().all(|state| cannot_fork(*state)),
                             // Gone since the sample counts as frozen.
@@ -535,12 +567,11 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
                             Err(other) => return Err(other),
                         }
                     } else {
-                        cannot_fork(now.state)
+                        cannot_fork(state)
                     }
                 }
                 // Reaped already.
-                Ok(_) | Err(Error::NotFound { .. }) => true,
-                Err(other) => return Err(other),
+                None => true,
             };
             if !frozen {
                 return Ok(false);
