@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         },
         Command::Port(port) => port::show(port, &mut out),
         Command::Watch(watch) => watch::run(watch, &mut out),
-        Command::Serve(serve) => serve::run(serve),
+        Command::Serve(serve) => serve::run(serve, &mut out),
     };
     let result = result.and_then(|outcome| out.flush().map(|()| outcome));
     match result {

@@ -37,10 +37,10 @@ fn serves_the_api_on_loopback_with_a_printed_token() {
             .unwrap(),
     );
     // The first line is printed once the socket listens.
+    // The reader lives as long as the server: a closed pipe is its own test.
+    let mut banner = BufReader::new(server.0.stdout.take().unwrap());
     let mut first = String::new();
-    BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    banner.read_line(&mut first).unwrap();
     let url = first
         .trim()
         .strip_prefix("proctrack serves http://")
@@ -56,6 +56,41 @@ fn serves_the_api_on_loopback_with_a_printed_token() {
         "POST /api/processes/1/kill HTTP/1.1\r\nContent-Length: 0\r\n",
     );
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+}
+
+/// A reader that went away before the banner (`proctrack serve | true`) gets
+/// a warning on stderr, and the server stays up rather than panicking.
+#[cfg(all(feature = "serve", target_os = "linux"))]
+#[test]
+fn a_closed_stdout_does_not_take_the_server_down() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+
+    struct Server(Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    let (reader, writer) = std::io::pipe().unwrap();
+    // Nobody will ever read what the server prints.
+    drop(reader);
+    let mut server = Server(
+        Command::new(BIN)
+            .args(["serve", "--port", "0"])
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut warning = String::new();
+    BufReader::new(server.0.stderr.take().unwrap())
+        .read_line(&mut warning)
+        .unwrap();
+    assert!(warning.contains("serving anyway"), "{warning:?}");
+    assert!(server.0.try_wait().unwrap().is_none(), "the server exited");
 }
 
 #[cfg(not(feature = "serve"))]
