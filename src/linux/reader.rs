@@ -318,21 +318,22 @@ impl SystemSource {
     }
 
     /// Everything about the process `dir` pins: all three files are read through
-    /// the pin, so they describe one process. Stat goes last only because the
-    /// parsed stat borrows the read buffer.
+    /// the pin, so they describe one process. Stat goes first: its exec
+    /// marker is then never newer than the command line read after it, so an
+    /// `execve` that lands between the reads shows as a changed marker at the
+    /// next sample. (Read last, a new marker could sit with the old command
+    /// line, and no later sample would tell.)
     fn read_pinned(&mut self, dir: BorrowedFd<'_>, pid: Pid) -> Result<(ProcessInfo, u64)> {
-        let cmdline = self.cmdline_in(dir, pid)?;
-        let cwd = self.cwd_in(dir, pid)?;
         let (boot_id, ticks, page) = (self.boot_id, self.ticks_per_second, self.page_size);
         let stat = self.stat_in(dir, pid)?;
-        match sample_from_stat(&stat, ticks, page) {
-            Some(sample) if sample.pid == pid => Ok((
-                ProcessInfo::from_sample(&sample, boot_id, cmdline, cwd),
+        let (mut info, exec_marker) = match sample_from_stat(&stat, ticks, page) {
+            Some(sample) if sample.pid == pid => (
+                ProcessInfo::from_sample(&sample, boot_id, CommandLine::default(), Cwd::Unknown),
                 sample.exec_marker,
-            )),
+            ),
             _ => {
                 let found = stat.pid;
-                Err(parse_error(
+                return Err(parse_error(
                     &self.root_path,
                     pid,
                     "stat",
@@ -340,9 +341,12 @@ impl SystemSource {
                         expected: pid,
                         found,
                     },
-                ))
+                ));
             }
-        }
+        };
+        info.cmdline = self.cmdline_in(dir, pid)?;
+        info.cwd = self.cwd_in(dir, pid)?;
+        Ok((info, exec_marker))
     }
 
     fn stat_in(&mut self, dir: BorrowedFd<'_>, pid: Pid) -> Result<Stat<'_>> {
