@@ -10,6 +10,10 @@ use super::probe::{DEFAULT_ACK_TIMEOUT, EventSource, Probe, ProbeReason};
 use crate::table::{ProcessTable, RefreshDiff, TableOptions};
 use crate::{Error, Pid, ProcessIdentity, ProcessSource, Result, SystemSource};
 
+/// How many times a subtree rescan walks the children lists at most, looking
+/// for a walk that finds nothing new.
+const MAX_WALKS: usize = 4;
+
 /// Which processes a [`Tracker`] follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -121,6 +125,12 @@ pub struct Tracker<S: ProcessSource = SystemSource> {
     /// short-lived member may vanish before it is read, and its children
     /// still belong).
     members: HashSet<Pid>,
+    /// Subtree scope: members a resync found gone. Events queued behind the
+    /// resync may still name them: a fork by one of them is inside (its
+    /// child is reparented by now, but its fork event says who forked it),
+    /// and its exit moves children that rows may still list under it. Their
+    /// exit is not reported again; a fork that reuses the pid ends it.
+    departed: HashSet<Pid>,
     /// Rows a re-read found gone before the kernel's exit event came: the
     /// event still reports the identity.
     awaiting_exit: HashMap<Pid, ProcessIdentity>,
@@ -180,6 +190,7 @@ impl<S: ProcessSource> Tracker<S> {
             table: ProcessTable::empty(source, options.table),
             scope,
             members: HashSet::new(),
+            departed: HashSet::new(),
             awaiting_exit: HashMap::new(),
             zombies: HashSet::new(),
             connector,
@@ -320,6 +331,8 @@ impl<S: ProcessSource> Tracker<S> {
     fn poll_now(&mut self) -> Result<()> {
         self.next_poll = Instant::now() + self.poll_interval;
         let diff = self.rescan()?;
+        // No kernel events will name them.
+        self.departed.clear();
         self.push_diff(diff, Origin::Poll);
         Ok(())
     }
@@ -351,11 +364,18 @@ impl<S: ProcessSource> Tracker<S> {
         self.messages = messages;
         self.finish_batch();
         if lost {
-            self.resyncs += 1;
-            self.awaiting_exit.clear();
-            let diff = self.rescan()?;
-            self.push_diff(diff, Origin::Resync);
+            self.resync()?;
         }
+        Ok(())
+    }
+
+    /// After lost events: one rescan, reported as [`Origin::Resync`]. The
+    /// events queued behind it are applied afterwards, as usual.
+    fn resync(&mut self) -> Result<()> {
+        self.resyncs += 1;
+        self.awaiting_exit.clear();
+        let diff = self.rescan()?;
+        self.push_diff(diff, Origin::Resync);
         Ok(())
     }
 
@@ -372,8 +392,12 @@ impl<S: ProcessSource> Tracker<S> {
                     return;
                 };
                 if let Scope::Subtree(_) = self.scope {
+                    // A new process on this pid: whoever had it is gone.
+                    self.departed.remove(&child);
                     match Pid::try_from(parent_tgid) {
-                        Ok(parent) if self.members.contains(&parent) => {}
+                        Ok(parent)
+                            if self.members.contains(&parent)
+                                || self.departed.contains(&parent) => {}
                         _ => return,
                     }
                     self.members.insert(child);
@@ -411,16 +435,21 @@ impl<S: ProcessSource> Tracker<S> {
                 exit_code,
                 ..
             } if pid == tgid => {
-                let Some(pid) = self.member(tgid) else { return };
+                let Some(pid) = self.member(tgid) else {
+                    // Reported gone by a resync already: only its orphans.
+                    if let Ok(pid) = Pid::try_from(tgid)
+                        && self.departed.remove(&pid)
+                    {
+                        self.reread_orphans(pid);
+                    }
+                    return;
+                };
                 if self.unread.remove(&pid) {
                     // Read it before its row goes: an unreaped process still
                     // tells its identity.
                     let _ = self.table.refresh_pids(&[pid]);
                     self.resolve(pid);
                 }
-                // The kernel reparents the children before it reports the
-                // exit: re-read them to learn their new parent.
-                let orphans: Vec<Pid> = self.table.children(pid).iter().map(|c| c.pid()).collect();
                 let process = self
                     .table
                     .remove_pid(pid)
@@ -433,11 +462,7 @@ impl<S: ProcessSource> Tracker<S> {
                     process,
                     exit: Exit::from_wait_status(exit_code),
                 });
-                if !orphans.is_empty() {
-                    let diff = self.table.refresh_pids(&orphans);
-                    self.push_diff(diff, Origin::Kernel);
-                    self.prune(&orphans);
-                }
+                self.reread_orphans(pid);
             }
             KernelEvent::Comm { pid, tgid, .. } if pid == tgid => {
                 self.reread_and_report(tgid, Later::Renamed);
@@ -446,6 +471,19 @@ impl<S: ProcessSource> Tracker<S> {
                 self.reread_and_report(tgid, Later::NewSession);
             }
             _ => {}
+        }
+    }
+
+    /// The kernel reparents an exiting process's children before it reports
+    /// the exit: re-reads the rows that still name `parent`, to learn their
+    /// new parent. By the recorded parent, not by the parent's row, which
+    /// may be gone already (a re-read found it gone, or a resync did).
+    fn reread_orphans(&mut self, parent: Pid) {
+        let orphans = self.table.children_named(parent);
+        if !orphans.is_empty() {
+            let diff = self.table.refresh_pids(&orphans);
+            self.push_diff(diff, Origin::Kernel);
+            self.prune(&orphans);
         }
     }
 
@@ -584,7 +622,10 @@ impl<S: ProcessSource> Tracker<S> {
             .collect();
         for zombie in &found {
             self.table.remove_pid(zombie.pid());
-            self.members.remove(&zombie.pid());
+            if self.members.remove(&zombie.pid()) {
+                // Its exit event may still be queued: see `departed`.
+                self.departed.insert(zombie.pid());
+            }
             let new = diff.spawned.contains(zombie);
             if new && self.zombies.contains(zombie) {
                 // Dropped last time already: neither new nor exited.
@@ -596,6 +637,12 @@ impl<S: ProcessSource> Tracker<S> {
         self.zombies = found;
     }
 
+    /// The subtree as the source's children lists show it, while it keeps
+    /// changing: a child can move from a parent not walked yet to one walked
+    /// already (its parent exited and it was reparented up), and a list read
+    /// while siblings exit can skip one. So the walk is repeated until one
+    /// finds nothing new (at most [`MAX_WALKS`] times), and a row whose
+    /// recorded parent is not the one listing it is re-read.
     fn rescan_subtree(&mut self, root: Pid) -> Result<RefreshDiff> {
         let before = std::mem::take(&mut self.members);
         let known: Vec<Pid> = self.table.iter().map(|info| info.pid()).collect();
@@ -603,30 +650,58 @@ impl<S: ProcessSource> Tracker<S> {
         if self.table.get(root).is_none() {
             merge(&mut diff, self.table.refresh_pids(&[root]));
         }
-        let mut queue = vec![root];
+        let mut found = HashSet::new();
         let mut children = Vec::new();
-        while let Some(pid) = queue.pop() {
-            match self.table.source_mut().children(pid, &mut children) {
-                Ok(true) => {}
-                Ok(false) => {
-                    // No per-process children lists here: one full refresh.
-                    merge(&mut diff, self.table.refresh()?);
-                    break;
+        'walks: for _ in 0..MAX_WALKS {
+            let mut news = false;
+            let mut queue = vec![root];
+            while let Some(pid) = queue.pop() {
+                match self.table.source_mut().children(pid, &mut children) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // No per-process children lists here: one full refresh.
+                        merge(&mut diff, self.table.refresh()?);
+                        break 'walks;
+                    }
+                    Err(Error::NotFound { .. }) => continue,
+                    Err(other) => {
+                        diff.errors.push(other);
+                        continue;
+                    }
                 }
-                Err(Error::NotFound { .. }) => continue,
-                Err(other) => {
-                    diff.errors.push(other);
-                    continue;
+                let stale: Vec<Pid> = children
+                    .iter()
+                    .copied()
+                    .filter(|&child| {
+                        self.table
+                            .get(child)
+                            .is_none_or(|info| info.parent() != Some(pid))
+                    })
+                    .collect();
+                merge(&mut diff, self.table.refresh_pids(&stale));
+                for &child in &children {
+                    news |= found.insert(child);
                 }
+                queue.extend_from_slice(&children);
             }
-            let new: Vec<Pid> = children
-                .iter()
-                .copied()
-                .filter(|&child| self.table.get(child).is_none())
-                .collect();
-            merge(&mut diff, self.table.refresh_pids(&new));
-            queue.extend_from_slice(&children);
+            if !news {
+                break;
+            }
         }
+        // A row whose parent has no row any more was moved when that parent
+        // exited, perhaps while the walk ran: read where it went.
+        let dangling: Vec<Pid> = self
+            .table
+            .iter()
+            .filter(|info| {
+                info.pid() != root
+                    && info
+                        .parent()
+                        .is_some_and(|parent| self.table.get(parent).is_none())
+            })
+            .map(|info| info.pid())
+            .collect();
+        merge(&mut diff, self.table.refresh_pids(&dangling));
         // Keep the subtree; everything else leaves without an event.
         let mut inside: HashSet<Pid> = self
             .table
@@ -637,15 +712,24 @@ impl<S: ProcessSource> Tracker<S> {
         if self.table.get(root).is_some() {
             inside.insert(root);
         }
-        let outside: Vec<Pid> = self
+        let outside: HashSet<Pid> = self
             .table
             .iter()
             .map(|info| info.pid())
             .filter(|pid| !inside.contains(pid))
             .collect();
-        for pid in outside {
+        for &pid in &outside {
             self.table.remove_pid(pid);
         }
+        // Members not found alive (gone, or never read) may still be named by
+        // the events queued behind this rescan.
+        self.departed.extend(
+            before
+                .iter()
+                .copied()
+                .filter(|pid| !inside.contains(pid) && !outside.contains(pid)),
+        );
+        self.departed.retain(|pid| !inside.contains(pid));
         diff.spawned.retain(|p| inside.contains(&p.pid()));
         diff.execed.retain(|p| inside.contains(&p.pid()));
         diff.exited.retain(|p| before.contains(&p.pid()));
@@ -835,5 +919,263 @@ mod tests {
         tracker.table.source_mut().remove(pid(10));
         assert_eq!(kinds(&mut tracker), [("exited", 10)]);
         assert!(pids(&tracker).is_empty());
+    }
+}
+
+/// The tracker's rules for events that race with exits and with a resync,
+/// on synthetic events over a source whose processes change at chosen
+/// moments of a read.
+#[cfg(test)]
+mod race_tests {
+    use super::*;
+    use crate::{BootId, Cwd, MemorySource, ProcessInfo, Sample, StartTime, State};
+
+    const BOOT: BootId = BootId::from_bytes([9; 16]);
+
+    fn pid(raw: u32) -> Pid {
+        Pid::try_from(raw).expect("a pid")
+    }
+
+    fn process(raw: u32, parent: u32) -> ProcessInfo {
+        let identity = ProcessIdentity::new(BOOT, pid(raw), StartTime::from_raw(u64::from(raw)));
+        ProcessInfo::builder(identity)
+            .parent(Pid::try_from(parent).ok())
+            .name("p")
+            .state(State::Sleeping)
+            .build()
+    }
+
+    type Change = Box<dyn FnOnce(&mut MemorySource)>;
+
+    /// A `MemorySource` where the system changes in the middle of a read:
+    /// `on_sample` answers with the process as it was, then applies the
+    /// change; `on_children` applies it before answering. `hidden` is left
+    /// out of every children list (the kernel's list can skip a child while
+    /// its siblings exit).
+    struct Staged {
+        memory: MemorySource,
+        on_sample: Option<(Pid, Change)>,
+        on_children: Option<(Pid, Change)>,
+        hidden: Option<Pid>,
+        held: Option<ProcessInfo>,
+    }
+
+    impl std::fmt::Debug for Staged {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Staged")
+                .field("memory", &self.memory)
+                .finish()
+        }
+    }
+
+    impl Staged {
+        fn new(processes: &[(u32, u32)]) -> Staged {
+            let mut memory = MemorySource::new(BOOT);
+            for &(raw, parent) in processes {
+                memory.insert(process(raw, parent));
+            }
+            Staged {
+                memory,
+                on_sample: None,
+                on_children: None,
+                hidden: None,
+                held: None,
+            }
+        }
+    }
+
+    impl ProcessSource for Staged {
+        fn boot_id(&self) -> BootId {
+            BOOT
+        }
+
+        fn list_pids(&mut self, pids: &mut Vec<Pid>) -> Result<()> {
+            self.memory.list_pids(pids)
+        }
+
+        fn sample(&mut self, pid: Pid) -> Result<Sample<'_>> {
+            if self.on_sample.as_ref().is_none_or(|(at, _)| *at != pid) {
+                return self.memory.sample(pid);
+            }
+            if let Some((_, change)) = self.on_sample.take() {
+                self.held = self.memory.get(pid).cloned();
+                change(&mut self.memory);
+            }
+            let info = self.held.as_ref().ok_or(Error::NotFound { pid })?;
+            Ok(Sample {
+                pid,
+                start_time: info.start_time(),
+                parent: info.parent(),
+                name: info.name().as_encoded_bytes(),
+                state: info.state(),
+                rss_bytes: 0,
+                user_time: Duration::ZERO,
+                system_time: Duration::ZERO,
+                process_group: None,
+                session: None,
+                threads: 1,
+                kernel_thread: false,
+                exec_marker: 0,
+            })
+        }
+
+        fn read(&mut self, pid: Pid) -> Result<(ProcessInfo, u64)> {
+            self.memory.read(pid)
+        }
+
+        fn read_cwd(&mut self, identity: ProcessIdentity) -> Result<Cwd> {
+            self.memory.read_cwd(identity)
+        }
+
+        fn children(&mut self, pid: Pid, children: &mut Vec<Pid>) -> Result<bool> {
+            if self.on_children.as_ref().is_some_and(|(at, _)| *at == pid)
+                && let Some((_, change)) = self.on_children.take()
+            {
+                change(&mut self.memory);
+            }
+            let listed = self.memory.children(pid, children)?;
+            children.retain(|&child| Some(child) != self.hidden);
+            Ok(listed)
+        }
+    }
+
+    fn tracker(source: Staged, root: u32) -> Tracker<Staged> {
+        // Polling only keeps the connector away: the test applies the
+        // kernel's events itself, in the kernel's order.
+        let options = TrackerOptions::default().polling(true);
+        Tracker::with_source(source, Scope::Subtree(pid(root)), options).expect("tracker")
+    }
+
+    fn fork(parent: u32, child: u32) -> KernelEvent {
+        KernelEvent::Fork {
+            parent_pid: parent as i32,
+            parent_tgid: parent as i32,
+            child_pid: child as i32,
+            child_tgid: child as i32,
+        }
+    }
+
+    fn exit(raw: u32) -> KernelEvent {
+        KernelEvent::Exit {
+            pid: raw as i32,
+            tgid: raw as i32,
+            exit_code: 0,
+            exit_signal: 17,
+            parent_pid: 0,
+            parent_tgid: 0,
+        }
+    }
+
+    /// One batch of events, as `drain` applies it.
+    fn batch(tracker: &mut Tracker<Staged>, events: &[KernelEvent]) {
+        for &event in events {
+            tracker.apply(event);
+        }
+        tracker.finish_batch();
+    }
+
+    /// The subtree as the table shows it: (pid, parent) by trusted edges
+    /// from the root, ascending.
+    fn subtree(tracker: &Tracker<Staged>, root: u32) -> Vec<(u32, u32)> {
+        let table = tracker.table();
+        let mut out: Vec<(u32, u32)> = table
+            .descendants(pid(root))
+            .iter()
+            .map(|p| {
+                let parent = p.parent().map_or(0, Pid::as_u32);
+                (p.pid().as_u32(), parent)
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// A re-read (here for a rename) finds 20 gone before its exit event
+    /// is applied: its row goes, and its exit must still move the child
+    /// whose row names it.
+    #[test]
+    fn an_exit_moves_the_children_of_a_parent_whose_row_is_gone() {
+        let source = Staged::new(&[(1, 0), (10, 1), (20, 10), (30, 20)]);
+        let mut tracker = tracker(source, 1);
+        assert_eq!(subtree(&tracker, 1), [(10, 1), (20, 10), (30, 20)]);
+
+        // 20 exits and is reaped; the kernel moves 30 to the subreaper 1.
+        let memory = &mut tracker.table.source_mut().memory;
+        memory.remove(pid(20));
+        memory.insert(process(30, 1));
+        let rename = KernelEvent::Comm {
+            pid: 20,
+            tgid: 20,
+            comm: [0; 16],
+        };
+        batch(&mut tracker, &[rename, exit(20)]);
+        assert_eq!(subtree(&tracker, 1), [(10, 1), (30, 1)]);
+    }
+
+    /// During a resync 30 is sampled under its parent 20; then 20 exits
+    /// (30 moves to 1) and is sampled gone. The walk lists 30 under 1: its
+    /// row must be re-read, not dropped as outside the subtree.
+    #[test]
+    fn a_resync_rereads_a_child_whose_parent_exits_during_it() {
+        let source = Staged::new(&[(1, 0), (10, 1), (20, 10), (30, 20)]);
+        let mut tracker = tracker(source, 1);
+        // Rows in the order 1, 10, 30, 20 (20 read again, as after a pid
+        // reuse), so the resync samples 30 before 20.
+        tracker.table.remove_pid(pid(20));
+        let _ = tracker.table.refresh_pids(&[pid(20)]);
+        tracker.table.source_mut().on_sample = Some((
+            pid(30),
+            Box::new(|memory: &mut MemorySource| {
+                memory.remove(pid(20));
+                memory.insert(process(30, 1));
+            }),
+        ));
+        tracker.resync().expect("resync");
+        // The exit event queued behind the resync.
+        batch(&mut tracker, &[exit(20)]);
+        assert_eq!(subtree(&tracker, 1), [(10, 1), (30, 1)]);
+    }
+
+    /// Lost events hid 30 and its child 40. The walk reads 30's children
+    /// just after 30 exited and 40 moved up to 1, past the point where the
+    /// walk had listed 1: a second walk finds 40.
+    #[test]
+    fn a_resync_walks_again_until_nothing_new_is_found() {
+        let source = Staged::new(&[(1, 0), (10, 1)]);
+        let mut tracker = tracker(source, 1);
+        let staged = tracker.table.source_mut();
+        staged.memory.insert(process(30, 1));
+        staged.memory.insert(process(40, 30));
+        staged.on_children = Some((
+            pid(30),
+            Box::new(|memory: &mut MemorySource| {
+                memory.remove(pid(30));
+                memory.insert(process(40, 1));
+            }),
+        ));
+        tracker.resync().expect("resync");
+        batch(&mut tracker, &[exit(30)]);
+        assert_eq!(subtree(&tracker, 1), [(10, 1), (40, 1)]);
+    }
+
+    /// 20 forked 30 and exited before a resync, which found 20 gone and
+    /// missed 30 (hidden from the children lists). The fork event queued
+    /// behind the resync still puts 30 in the subtree.
+    #[test]
+    fn a_fork_queued_behind_a_resync_counts_for_a_parent_it_found_gone() {
+        let source = Staged::new(&[(1, 0), (10, 1), (20, 10)]);
+        let mut tracker = tracker(source, 1);
+        let staged = tracker.table.source_mut();
+        staged.memory.remove(pid(20));
+        staged.memory.insert(process(30, 1));
+        staged.hidden = Some(pid(30));
+        tracker.resync().expect("resync");
+        assert_eq!(subtree(&tracker, 1), [(10, 1)]);
+        batch(&mut tracker, &[fork(20, 30), exit(20)]);
+        assert_eq!(subtree(&tracker, 1), [(10, 1), (30, 1)]);
+        // 20's exit ended its stay; a new process on pid 20 outside the
+        // subtree is not followed.
+        batch(&mut tracker, &[fork(99, 20)]);
+        assert!(!tracker.members.contains(&pid(20)));
     }
 }

@@ -53,6 +53,28 @@ impl<S: ProcessSource> ProcessTable<S> {
         children
     }
 
+    /// The pids of the rows that name `pid` as their parent, whether or not
+    /// `pid` has a row: for callers told that `pid` exited, whose children
+    /// the kernel has moved and must be re-read even when the parent's own
+    /// row is already gone.
+    pub(crate) fn children_named(&self, pid: Pid) -> Vec<Pid> {
+        let mut named: Vec<Pid> = self
+            .children
+            .get(&pid)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&child| {
+                self.rows
+                    .get(child)
+                    .is_some_and(|row| row.info.parent() == Some(pid))
+            })
+            .collect();
+        named.sort_unstable();
+        named.dedup();
+        named
+    }
+
     /// Everything under `pid` (not `pid` itself), parents before their
     /// children. Costs in proportion to the subtree.
     pub fn descendants(&self, pid: Pid) -> Vec<&ProcessInfo> {
