@@ -10,8 +10,9 @@ use super::probe::{DEFAULT_ACK_TIMEOUT, EventSource, Probe, ProbeReason};
 use crate::table::{ProcessTable, RefreshDiff, TableOptions};
 use crate::{Error, Pid, ProcessIdentity, ProcessSource, Result, SystemSource};
 
-/// How many times a subtree rescan walks the children lists at most, looking
-/// for a walk that finds nothing new.
+/// How many times a subtree rescan that events will follow walks the
+/// children lists at most, looking for a walk that finds nothing new. A
+/// polling rescan walks once: the next poll finds what this one missed.
 const MAX_WALKS: usize = 4;
 
 /// Which processes a [`Tracker`] follows.
@@ -206,7 +207,12 @@ impl<S: ProcessSource> Tracker<S> {
             #[cfg(feature = "tokio")]
             async_fd: None,
         };
-        tracker.rescan()?;
+        let walks = if tracker.connector.is_some() {
+            MAX_WALKS
+        } else {
+            1
+        };
+        tracker.rescan(walks)?;
         if let Scope::Subtree(root) = scope
             && tracker.table.get(root).is_none()
         {
@@ -330,7 +336,7 @@ impl<S: ProcessSource> Tracker<S> {
 
     fn poll_now(&mut self) -> Result<()> {
         self.next_poll = Instant::now() + self.poll_interval;
-        let diff = self.rescan()?;
+        let diff = self.rescan(1)?;
         // No kernel events will name them.
         self.departed.clear();
         self.push_diff(diff, Origin::Poll);
@@ -374,7 +380,7 @@ impl<S: ProcessSource> Tracker<S> {
     fn resync(&mut self) -> Result<()> {
         self.resyncs += 1;
         self.awaiting_exit.clear();
-        let diff = self.rescan()?;
+        let diff = self.rescan(MAX_WALKS)?;
         self.push_diff(diff, Origin::Resync);
         Ok(())
     }
@@ -601,10 +607,10 @@ impl<S: ProcessSource> Tracker<S> {
 
     /// Brings the table up to date by reading: every process (all), or the
     /// subtree found through the source's children lists (subtree).
-    fn rescan(&mut self) -> Result<RefreshDiff> {
+    fn rescan(&mut self, walks: usize) -> Result<RefreshDiff> {
         let mut diff = match self.scope {
             Scope::All => self.table.refresh()?,
-            Scope::Subtree(root) => self.rescan_subtree(root)?,
+            Scope::Subtree(root) => self.rescan_subtree(root, walks)?,
         };
         self.drop_zombies(&mut diff);
         Ok(diff)
@@ -641,9 +647,9 @@ impl<S: ProcessSource> Tracker<S> {
     /// changing: a child can move from a parent not walked yet to one walked
     /// already (its parent exited and it was reparented up), and a list read
     /// while siblings exit can skip one. So the walk is repeated until one
-    /// finds nothing new (at most [`MAX_WALKS`] times), and a row whose
+    /// finds nothing new (at most `walks` times), and a row whose
     /// recorded parent is not the one listing it is re-read.
-    fn rescan_subtree(&mut self, root: Pid) -> Result<RefreshDiff> {
+    fn rescan_subtree(&mut self, root: Pid, walks: usize) -> Result<RefreshDiff> {
         let before = std::mem::take(&mut self.members);
         let known: Vec<Pid> = self.table.iter().map(|info| info.pid()).collect();
         let mut diff = self.table.refresh_pids(&known);
@@ -652,7 +658,7 @@ impl<S: ProcessSource> Tracker<S> {
         }
         let mut found = HashSet::new();
         let mut children = Vec::new();
-        'walks: for _ in 0..MAX_WALKS {
+        'walks: for _ in 0..walks {
             let mut news = false;
             let mut queue = vec![root];
             while let Some(pid) = queue.pop() {
