@@ -66,20 +66,30 @@ fn tagged(id: &JobId) -> Vec<Pid> {
 const ESCAPES: &str = "\
 ( setsid sh -c 'echo daemon $$; exec sleep 600' & )
 ( sh -c 'echo closer $$; cd /; exec sleep 600 <&- >&- 2>&-' & )
-( setsid env -i /bin/sh -c 'echo bare $$; exec /bin/sleep 600' & )
-exec sleep 600";
+( env -i /bin/sh -c 'echo bare $$; exec /bin/sleep 600' & )
+";
+
+/// With a cgroup, a fourth that does all at once (clears its environment,
+/// `setsid`, double fork before anyone looked): only the cgroup holds it.
+const HERMIT: &str =
+    "( setsid env -i /bin/sh -c 'echo hermit $$; exec /bin/sleep 600 <&- >&- 2>&-' & )\n";
 
 fn escapes_are_members_and_stop_leaves_none(cgroups: bool) {
     let _serial = serial();
     let Some(mut supervisor) = supervisor(cgroups) else {
         return;
     };
-    let (id, mut lines) = start(&mut supervisor, ESCAPES);
+    let script = if cgroups {
+        format!("{ESCAPES}{HERMIT}exec sleep 600")
+    } else {
+        format!("{ESCAPES}exec sleep 600")
+    };
+    let (id, mut lines) = start(&mut supervisor, &script);
     let containment = supervisor.job(&id).expect("job").containment().clone();
     assert_eq!(containment.cgroup.is_some(), cgroups, "{containment}");
     assert!(containment.subreaper, "{containment}");
     let mut escapes = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..if cgroups { 4 } else { 3 } {
         let line = lines.line();
         let (what, pid) = line.split_once(' ').expect("<what> <pid>");
         let pid: Pid = pid.parse().expect("a pid");

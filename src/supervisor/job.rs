@@ -223,7 +223,7 @@ pub struct FoundBy {
     /// Carries the job's environment tag.
     pub tag: bool,
     /// An orphan our subreaper adopted that was seen in this job before, or
-    /// that no job claims (it lost its tag: see [`Supervisor`](super::Supervisor)).
+    /// that is still in the job's process group (it lost its tag).
     pub adopted: bool,
 }
 
@@ -251,6 +251,29 @@ pub struct JobUsage {
     /// The cgroup's `memory.current`, where the memory controller is on for
     /// it; counts page cache and kernel memory too.
     pub cgroup_memory: Option<u64>,
+}
+
+/// A job as it is now, in one look: what `GET /api/jobs` serves (feature
+/// `http`), from [`Supervisor::status`](super::Supervisor::status).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobStatus {
+    /// The job.
+    pub id: JobId,
+    /// The process it started as.
+    pub root: ProcessIdentity,
+    /// How it is contained.
+    pub containment: Containment,
+    /// Every member is gone and the end is recorded.
+    pub finished: bool,
+    /// Left running when the supervisor goes.
+    pub kept: bool,
+    /// The root's exit status, once collected.
+    pub exit: Option<ExitStatus>,
+    /// What the live members use.
+    pub usage: JobUsage,
+    /// The live members' pids, ascending.
+    pub members: Vec<Pid>,
 }
 
 /// How a stop killed a job.

@@ -50,11 +50,13 @@
 //! # Ok::<(), proctrack::supervisor::SupervisorError>(())
 //! ```
 //!
-//! Children of the supervisor's process that it did not spawn count as
-//! adopted orphans (as for a [`Subreaper`]): in a process that runs a
-//! supervisor, start children through it. An adopted orphan that lost its
-//! tag and was never seen in a job's tree cannot be told apart: it counts as
-//! a member of every running job, and goes down with the next one stopped.
+//! Other children of the application are never taken for a job's: an orphan
+//! the subreaper adopted counts as a job's member only when it carries the
+//! job's tag, is still in the job's process group, or was seen in the job
+//! before; only members are ever signalled or reaped. So a process that
+//! clears its environment, calls `setsid` and double-forks before the
+//! supervisor ever looked escapes every layer but the cgroup: where
+//! cgroups cannot be made, that one is out of reach.
 
 pub mod cgroup;
 mod job;
@@ -63,7 +65,7 @@ mod recover;
 mod stop;
 pub mod tag;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -71,8 +73,8 @@ use std::process::Command;
 use std::time::Duration;
 
 pub use job::{
-    BadJobId, Containment, FoundBy, Job, JobId, JobStopReport, JobUsage, Member, MemberFate,
-    StopMethod, StoppedMember,
+    BadJobId, Containment, FoundBy, Job, JobId, JobStatus, JobStopReport, JobUsage, Member,
+    MemberFate, StopMethod, StoppedMember,
 };
 pub use journal::{JobEnd, JobRecord, Journal, JournalError, MemoryJournal};
 pub use recover::{RecoverReport, RecoveredJob};
@@ -438,16 +440,35 @@ impl Supervisor {
     /// What job `id` uses now, summed over its live members.
     pub fn usage(&mut self, id: &JobId) -> Result<JobUsage, SupervisorError> {
         let members = self.members(id)?;
-        let cgroup_memory = match &self.job_mut(id)?.cgroup {
-            Some(cgroup) => cgroup.memory_current().unwrap_or(None),
-            None => None,
-        };
-        Ok(JobUsage {
-            processes: members.len(),
-            cpu_time: members.iter().map(|m| m.process.cpu_time()).sum(),
-            rss_bytes: members.iter().map(|m| m.process.rss_bytes()).sum(),
-            cgroup_memory,
-        })
+        Ok(usage_of(&self.jobs[id], &members))
+    }
+
+    /// Every job as it is now (finished ones too), with one refresh of the
+    /// table: for a UI.
+    pub fn status(&mut self) -> Result<Vec<JobStatus>, SupervisorError> {
+        self.table.refresh()?;
+        let adopted = self.adopted()?;
+        let ids: Vec<JobId> = self.jobs.keys().cloned().collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let members = if self.jobs[&id].finished {
+                Vec::new()
+            } else {
+                self.find_members(&id, &adopted)?
+            };
+            let job = &self.jobs[&id];
+            out.push(JobStatus {
+                root: job.root,
+                containment: job.containment.clone(),
+                finished: job.finished,
+                kept: job.keep_running,
+                exit: job.exit,
+                usage: usage_of(job, &members),
+                members: members.iter().map(|m| m.process.pid()).collect(),
+                id,
+            });
+        }
+        Ok(out)
     }
 
     fn job_mut(&mut self, id: &JobId) -> Result<&mut Job, SupervisorError> {
@@ -509,7 +530,6 @@ impl Supervisor {
             .filter(|p| !p.is_kernel_thread() && p.identity() != me)
             .map(|p| p.identity())
             .collect();
-        let mut tags: HashMap<ProcessIdentity, Option<Vec<u8>>> = HashMap::new();
         for identity in candidates {
             let tag = match self.table.source_mut().environ(identity) {
                 Ok(Some(environ)) => tag::job_of(&environ).map(<[u8]>::to_vec),
@@ -519,15 +539,16 @@ impl Supervisor {
             if tag.as_deref() == Some(id.as_str().as_bytes()) {
                 mark(&mut found, identity, |f| f.tag = true);
             }
-            tags.insert(identity, tag);
         }
+        // An orphan we adopted is this job's if it was seen in it before or
+        // is still in the job's process group (its tag lost). Never merely
+        // for being our child: the application's own children are too.
         for orphan in adopted {
-            let untagged = tags.get(orphan).is_none_or(Option::is_none);
-            let claimed_elsewhere = self
-                .jobs
-                .values()
-                .any(|other| &other.id != id && other.seen.contains(orphan));
-            if job.seen.contains(orphan) || (untagged && !claimed_elsewhere) {
+            let in_group = self
+                .table
+                .get_identity(*orphan)
+                .is_some_and(|p| p.process_group() == Some(job.root.pid()));
+            if job.seen.contains(orphan) || in_group {
                 mark(&mut found, *orphan, |f| f.adopted = true);
             }
         }
@@ -554,6 +575,19 @@ impl Supervisor {
                 .extend(members.iter().map(|m| m.process.identity()));
         }
         Ok(members)
+    }
+}
+
+/// What `members` of `job` use, with the cgroup's memory where it counts.
+fn usage_of(job: &Job, members: &[Member]) -> JobUsage {
+    JobUsage {
+        processes: members.len(),
+        cpu_time: members.iter().map(|m| m.process.cpu_time()).sum(),
+        rss_bytes: members.iter().map(|m| m.process.rss_bytes()).sum(),
+        cgroup_memory: job
+            .cgroup
+            .as_ref()
+            .and_then(|cgroup| cgroup.memory_current().ok().flatten()),
     }
 }
 

@@ -55,6 +55,11 @@ impl Supervisor {
                 d.saturating_duration_since(Instant::now())
             })
         };
+        // An empty look is believed only when the one before it was empty
+        // too: a member that forks and exits between reading the pid list
+        // and reading its own state leaves its child out of that look, but
+        // not out of the next (the child exists before its parent's exit).
+        let mut empty_before = false;
         loop {
             if self.job_mut(id)?.finished {
                 return Ok(self.jobs[id].exit);
@@ -69,10 +74,15 @@ impl Supervisor {
             let members = self.find_members(id, &adopted)?;
             self.reap_adopted()?;
             let Some(member) = members.first() else {
+                if !empty_before {
+                    empty_before = true;
+                    continue;
+                }
                 let status = self.reap_root(id)?;
                 self.finish(id, JobEnd::Exited(status.and_then(|s| s.code())))?;
                 return Ok(status);
             };
+            empty_before = false;
             let remaining = left(deadline);
             match ProcessHandle::open(member.process.identity()) {
                 Ok(handle) => {
@@ -313,10 +323,30 @@ impl Supervisor {
         Ok(job.exit)
     }
 
-    /// Collects the exit status of every adopted orphan that has exited.
+    /// Collects the exit status of every adopted orphan that has exited and
+    /// was seen as a job's member or is in a job's process group; the
+    /// application's other children keep theirs.
     pub(super) fn reap_adopted(&mut self) -> Result<(), SupervisorError> {
-        if let Ok(subreaper) = &self.subreaper {
-            subreaper.reap_adopted(&mut self.table)?;
+        self.table.refresh()?;
+        let zombies: Vec<ProcessIdentity> = self
+            .table
+            .children(self.me.pid())
+            .into_iter()
+            .filter(|child| child.state().has_exited())
+            .filter(|child| {
+                let identity = child.identity();
+                self.jobs.values().any(|job| {
+                    job.root != identity
+                        && (job.seen.contains(&identity)
+                            || child.process_group() == Some(job.root.pid()))
+                })
+            })
+            .map(|child| child.identity())
+            .collect();
+        for identity in zombies {
+            if let Ok(handle) = ProcessHandle::open(identity) {
+                reap_if_ours(&handle)?;
+            }
         }
         Ok(())
     }
