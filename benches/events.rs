@@ -16,6 +16,11 @@
 //!   are killed and one `sync` handles the 200 exits (no read). Against one
 //!   full read of a process (`SystemSource::process`: stat + cmdline + cwd).
 //!
+//! - kept-fd sampling: `ProcessTable::refresh` on a source keeping stat fds
+//!   open, against the openat floor and against a kept-fd floor (getdents,
+//!   then one `pread` per kept stat fd, no parsing): how much of the kept
+//!   path is the kernel's.
+//!
 //! The closing table gives medians of interleaved rounds and their ratios.
 
 #[cfg(target_os = "linux")]
@@ -35,8 +40,14 @@ fn main() {
 
 #[cfg(target_os = "linux")]
 mod linux {
+    use std::collections::HashMap;
+    use std::ffi::CStr;
     use std::hint::black_box;
+    use std::mem::MaybeUninit;
+    use std::os::fd::OwnedFd;
     use std::time::{Duration, Instant};
+
+    use rustix::fs::{Mode, OFlags, RawDir, SeekFrom};
 
     use criterion::Criterion;
     use proctrack::events::{EventSource, Scope, Tracker, TrackerOptions};
@@ -77,6 +88,8 @@ mod linux {
             .expect("a table on kept fds");
         kept.refresh().expect("refresh"); // opens and keeps the fds
         let mut floor = Floor::open();
+        let mut kept_floor = KeptFloor::open();
+        kept_floor.scan(); // opens and keeps the fds
         println!("kept-fd budget: {budget}");
         println!(
             "tracked subtree: {} processes; whole table: {}",
@@ -111,17 +124,20 @@ mod linux {
         // Interleaved rounds: each variant once per round.
         let (mut idle, mut full, mut poll) = (Vec::new(), Vec::new(), Vec::new());
         let (mut kept_times, mut floor_times) = (Vec::new(), Vec::new());
+        let mut kept_floor_times = Vec::new();
         for _ in 0..ROUNDS {
             idle.push(time(|| tracker.sync().expect("sync")));
             full.push(time(|| table.refresh().expect("refresh").spawned.len()));
             kept_times.push(time(|| kept.refresh().expect("refresh").spawned.len()));
             floor_times.push(time(|| floor.scan()));
+            kept_floor_times.push(time(|| kept_floor.scan()));
             poll.push(time(|| polling.sync().expect("sync")));
             drain(&mut tracker);
             drain(&mut polling);
         }
         let (idle, full, poll) = (median(idle), median(full), median(poll));
         let (kept_median, floor_median) = (median(kept_times), median(floor_times));
+        let kept_floor_median = median(kept_floor_times);
 
         // Per event: bursts of BURST sleepers under the bench process.
         let mut reader = open();
@@ -175,6 +191,11 @@ mod linux {
             "| `refresh()` sampling through kept stat fds (pread) | {kept_median:?} | {:.2}x the floor |",
             ratio(kept_median, floor_median)
         );
+        println!(
+            "| kept-fd floor: getdents + one pread of every kept stat fd | {kept_floor_median:?} | {:.2}x the floor; kept `refresh()` is {:.2}x this |",
+            ratio(kept_floor_median, floor_median),
+            ratio(kept_median, kept_floor_median)
+        );
         println!("| one full read of a process (stat + cmdline + cwd) | {read_per:?} | 1 |");
         println!(
             "| a new process: fork + exec events handled | {spawn_per:?} | {:.2}x one read |",
@@ -187,6 +208,79 @@ mod linux {
 
         let reaped = big.teardown().unwrap_or(0);
         println!("torn down: {reaped} processes reaped");
+    }
+
+    /// The floor for sampling through kept fds: getdents of /proc, then per
+    /// pid one `pread` of its kept stat fd (opened and kept the first time).
+    /// No parsing, no identity check, no budget: nothing sampling through
+    /// kept fds can be cheaper.
+    struct KeptFloor {
+        proc: OwnedFd,
+        dirents: Vec<MaybeUninit<u8>>,
+        buf: Vec<u8>,
+        name: Vec<u8>,
+        fds: HashMap<u32, OwnedFd>,
+    }
+
+    impl KeptFloor {
+        fn open() -> KeptFloor {
+            let proc = rustix::fs::open(
+                "/proc",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .expect("open /proc");
+            KeptFloor {
+                proc,
+                dirents: vec![MaybeUninit::uninit(); 64 * 1024],
+                buf: vec![0; 4096],
+                name: Vec::new(),
+                fds: HashMap::new(),
+            }
+        }
+
+        /// Returns the number of stat texts read.
+        fn scan(&mut self) -> usize {
+            rustix::fs::seek(&self.proc, SeekFrom::Start(0)).expect("rewind /proc");
+            let mut read = 0;
+            let mut dir = RawDir::new(&self.proc, &mut self.dirents);
+            while let Some(entry) = dir.next() {
+                let entry = entry.expect("getdents /proc");
+                let name = entry.file_name().to_bytes();
+                let Some(pid) = std::str::from_utf8(name)
+                    .ok()
+                    .and_then(|n| n.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                if !self.fds.contains_key(&pid) {
+                    self.name.clear();
+                    self.name.extend_from_slice(name);
+                    self.name.extend_from_slice(b"/stat\0");
+                    let path = CStr::from_bytes_with_nul(&self.name).expect("one nul");
+                    let Ok(fd) = rustix::fs::openat(
+                        &self.proc,
+                        path,
+                        OFlags::RDONLY | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    ) else {
+                        continue;
+                    };
+                    self.fds.insert(pid, fd);
+                }
+                let Some(fd) = self.fds.get(&pid) else {
+                    continue;
+                };
+                match rustix::io::pread(fd, &mut self.buf, 0) {
+                    Ok(_) => read += 1,
+                    // Reaped: a new process may hold the pid next time.
+                    Err(_) => {
+                        self.fds.remove(&pid);
+                    }
+                }
+            }
+            read
+        }
     }
 
     fn drain(tracker: &mut Tracker<SystemSource>) {
