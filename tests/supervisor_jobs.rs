@@ -167,6 +167,7 @@ fn a_big_forking_job_stops_with_no_survivor(cgroups: bool) {
     let (id, mut lines) = start(&mut supervisor, FORKING);
     lines.until("ready");
     let report = supervisor.stop(&id, Duration::ZERO).expect("stop");
+    eprintln!("{report}");
     assert!(report.is_complete(), "{report}");
     assert!(
         report.count(MemberFate::Killed) >= 500,

@@ -17,6 +17,7 @@ use std::process::{Command, Stdio};
 
 use proctrack::registry::{JobJournal, Registry};
 use proctrack::signal::{ProcessHandle, Signal};
+use proctrack::supervisor::cgroup::{Cgroup2, JobCgroup};
 use proctrack::supervisor::{Cgroups, Supervisor, SupervisorOptions, tag};
 use proctrack::{Pid, ProcessSource, SystemSource};
 use support::{HANG_GUARD, Lines, assert_no_descendants, serial, unique_marker};
@@ -68,6 +69,16 @@ fn crashing_supervisor() {
     );
     let mut supervisor =
         Supervisor::new(options(Path::new(db), name, cgroups)).expect("supervisor");
+    if parts.next() == Some("keep") {
+        // A clean exit that leaves one job running on purpose.
+        let mut command = supervisor.command("sh");
+        command.args(["-c", "echo pid $$; exec sleep 600"]);
+        let id = supervisor.spawn(command).expect("spawn");
+        supervisor.keep_running(&id, true).expect("keep");
+        println!("job {id}");
+        drop(supervisor);
+        std::process::exit(0);
+    }
     for _ in 0..JOBS {
         let mut command = supervisor.command("sh");
         command.args(["-c", JOB]);
@@ -191,4 +202,66 @@ fn a_supervisor_killed_at_random_moments_leaves_nothing_after_recover() {
     }
     eprintln!("50 trials: {recovered_jobs} jobs recovered, {killed} processes killed");
     assert!(recovered_jobs > 0);
+}
+
+/// A job its supervisor left running on purpose, as it exited cleanly, is
+/// recorded as kept: a later recover leaves it alone.
+#[test]
+fn a_kept_job_survives_recover() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("jobs.db");
+    let name = unique_marker("kept").replace('-', "_");
+    for cgroups in [true, false] {
+        let mut child = Command::new(std::env::current_exe().expect("test binary"))
+            .args(["crashing_supervisor", "--exact", "--ignored", "--nocapture"])
+            .env(
+                CHILD_VAR,
+                format!(
+                    "{}\t{name}\t{}\tkeep",
+                    db.display(),
+                    if cgroups { "on" } else { "off" }
+                ),
+            )
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the supervisor");
+        let mut lines = Lines::new(child.stdout.take().expect("stdout"));
+        // Both lines come, in either order (and libtest's among them).
+        let (mut pid, mut id): (Option<Pid>, Option<String>) = (None, None);
+        while pid.is_none() || id.is_none() {
+            let line = lines.line();
+            if let Some(text) = line.strip_prefix("pid ") {
+                pid = Some(text.parse().expect("a pid"));
+            } else if let Some(text) = line.strip_prefix("job ") {
+                id = Some(text.to_owned());
+            }
+        }
+        let (pid, id) = (pid.expect("pid"), id.expect("id"));
+        let status = child.wait().expect("the supervisor exits");
+        assert!(status.success(), "{status:?}");
+        let kept = ProcessHandle::open(proctrack::process(pid).expect("kept job").identity())
+            .expect("pin");
+
+        let mut recovering = Supervisor::new(options(&db, &name, cgroups)).expect("supervisor");
+        let report = recovering.recover().expect("recover");
+        assert!(report.jobs.is_empty(), "{report:#?}");
+        assert!(
+            !kept.has_exited().expect("look"),
+            "recover stopped a kept job"
+        );
+        drop(recovering);
+        // Ours to end now (the serial guard would, too).
+        kept.signal(Signal::Kill).expect("kill");
+        assert!(kept.wait_timeout(HANG_GUARD).expect("wait"));
+        // It reparented to us (the serial guard's subreaper): collect it,
+        // and remove the cgroup it was left in.
+        kept.try_reap().expect("reap");
+        if cgroups && let Ok(cgroups) = Cgroup2::locate() {
+            let cgroup = JobCgroup::open(cgroups.own_dir(), &id).expect("the kept job's cgroup");
+            assert!(cgroup.wait_empty(HANG_GUARD).expect("wait"));
+            cgroup.remove().expect("rmdir");
+        }
+    }
+    assert_no_descendants();
 }

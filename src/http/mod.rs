@@ -10,7 +10,7 @@
 //! | `GET /api/ports/{port}` | who holds a port: a [`PortReport`](crate::ports::PortReport) |
 //! | `GET /api/events` | server-sent events: `event: ready` once the server's one [`Tracker`](crate::events::Tracker) runs (events count from there), then each [`Event`](crate::events::Event) as JSON (`event: process`); `event: lagged` when a slow client missed some (list again), `event: failed` when the tracker failed |
 //!
-//! | `GET /api/jobs` | the jobs of the application's [`Supervisor`](crate::supervisor::Supervisor), handed over with [`ApiConfig::supervisor`]: a list of [`JobStatus`](crate::supervisor::JobStatus) (404 `no_supervisor` without one) |
+//! | `GET /api/jobs` | the jobs of the application's [`Supervisor`], handed over with [`ApiConfig::supervisor`]: a list of [`JobStatus`](crate::supervisor::JobStatus) (404 `no_supervisor` without one) |
 //!
 //! Every error is a status with a JSON body `{"error": "<code>", "message":
 //! "<what is wrong and what to do>"}`.

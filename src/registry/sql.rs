@@ -197,7 +197,8 @@ mod tests {
         assert!(versions.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(versions.last(), Some(&SUPPORTED_VERSION));
         assert!(knows_version(1));
-        assert!(!knows_version(2));
+        assert!(knows_version(2));
+        assert!(!knows_version(3));
     }
 
     #[test]

@@ -583,15 +583,12 @@ impl JobCgroup {
         }
     }
 
-    /// Renames the cgroup to `proctrack-<job id>.kept`: a job left running on
-    /// purpose, which [`leftovers`] does not list.
-    pub fn keep(mut self) -> Result<PathBuf> {
-        let kept = self
-            .path
-            .with_file_name(format!("{PREFIX}{}{KEPT}", self.job_id));
-        fs::rename(&self.path, &kept).map_err(|error| file_error(&self.path, error))?;
+    /// Lets go of the cgroup without removing it, for a job left running
+    /// on purpose; returns its directory. (cgroup2 does not allow renaming
+    /// a cgroup, so a kept job is told apart by its journal.)
+    pub fn leave(mut self) -> PathBuf {
         self.removed = true;
-        Ok(kept)
+        std::mem::take(&mut self.path)
     }
 
     /// Removes the cgroup (`rmdir`). Fails with [`Error::Io`] (`EBUSY`) while
@@ -615,12 +612,9 @@ impl Drop for JobCgroup {
 
 /// What every job cgroup's name starts with.
 const PREFIX: &str = "proctrack-";
-/// What the name of a job cgroup left running on purpose ends with.
-const KEPT: &str = ".kept";
-
-/// The job ids of the job cgroups under `parent` (`proctrack-<job id>`),
-/// kept ones ([`JobCgroup::keep`]) excepted: what a supervisor that died
-/// left behind. An empty list when `parent` does not exist.
+/// The job ids of the job cgroups under `parent` (`proctrack-<job id>`):
+/// what supervisors left behind, running or not. An empty list when
+/// `parent` does not exist.
 pub fn leftovers(parent: &Path) -> Result<Vec<String>> {
     let entries = match fs::read_dir(parent) {
         Ok(entries) => entries,
@@ -634,7 +628,7 @@ pub fn leftovers(parent: &Path) -> Result<Vec<String>> {
         let Some(id) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
             continue;
         };
-        if !id.ends_with(KEPT) && check_job_id(id).is_ok() && entry.path().is_dir() {
+        if check_job_id(id).is_ok() && entry.path().is_dir() {
             ids.push(id.to_owned());
         }
     }

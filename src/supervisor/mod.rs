@@ -413,9 +413,11 @@ impl Supervisor {
         self.jobs.values()
     }
 
-    /// Leaves job `id` running when the supervisor is dropped: its cgroup is
-    /// renamed `proctrack-<id>.kept` and the journal marks it kept, so
-    /// [`recover`](Supervisor::recover) leaves it alone.
+    /// Leaves job `id` running when the supervisor is dropped: its cgroup
+    /// stays, and the journal marks it kept, so
+    /// [`recover`](Supervisor::recover) leaves it alone. Without a journal a
+    /// later recover cannot tell it from a crashed instance's job, and
+    /// stops it.
     pub fn keep_running(&mut self, id: &JobId, keep: bool) -> Result<(), SupervisorError> {
         self.job_mut(id)?.keep_running = keep;
         Ok(())

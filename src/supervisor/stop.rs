@@ -109,9 +109,9 @@ impl Supervisor {
     }
 
     /// Stops every running job not marked
-    /// [`keep_running`](Supervisor::keep_running) with `grace`; marks the
-    /// kept ones so in their cgroup's name and the journal. What dropping
-    /// the supervisor does, with its shutdown grace.
+    /// [`keep_running`](Supervisor::keep_running) with `grace`; the journal
+    /// marks the kept ones so. What dropping the supervisor does, with its
+    /// shutdown grace.
     pub fn shutdown(&mut self, grace: Duration) -> Result<Vec<JobStopReport>, SupervisorError> {
         let ids: Vec<JobId> = self
             .jobs
@@ -141,7 +141,7 @@ impl Supervisor {
         let job = self.job_mut(id)?;
         job.finished = true;
         if let Some(cgroup) = job.cgroup.take() {
-            job.containment.cgroup = Some(cgroup.keep()?);
+            job.containment.cgroup = Some(cgroup.leave());
         }
         if let Some(journal) = self.journal.as_mut() {
             journal.ended(id, JobEnd::Kept)?;
