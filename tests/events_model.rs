@@ -193,11 +193,12 @@ fn trial(seed: u64, actions: usize, options: TrackerOptions, lossy: bool) -> Tri
 fn diff(table: &Model, scan: &Model) -> String {
     let mut out = String::new();
     for (identity, value) in table {
-        if scan.get(identity) != Some(value) {
-            out += &format!(
-                "  table only: {identity} {value:?} (scan: {:?})\n",
-                scan.get(identity)
-            );
+        match scan.get(identity) {
+            None => out += &format!("  table only: {identity} {value:?}\n"),
+            Some(seen) if seen != value => {
+                out += &format!("  differs: {identity}\n    table {value:?}\n    scan  {seen:?}\n")
+            }
+            Some(_) => {}
         }
     }
     for (identity, value) in scan {
