@@ -3,8 +3,9 @@
 //! and buffers, like every other read of `/proc`.
 
 use std::ffi::CStr;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, StatxFlags};
 use rustix::io::Errno;
@@ -12,12 +13,30 @@ use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
 use super::SystemSource;
 use super::path::PidPath;
-use super::reader::{ReadMode, file_error, io_error, read_at};
+use super::reader::{DIRENT_BUFFER, ReadMode, file_error, io_error, read_at};
+use super::split;
 use crate::source::FdAccess;
 use crate::{Pid, Result};
 
 /// `socket:[` as `/proc/<pid>/fd/N` links show a socket.
 const SOCKET_PREFIX: &[u8] = b"socket:[";
+
+/// What one thread needs to read fd directories: the proc root, shared,
+/// and a `getdents64` buffer of its own.
+struct FdReader<'a> {
+    root: BorrowedFd<'a>,
+    root_path: &'a Path,
+    sockfs: Option<u64>,
+    dirents: &'a mut Vec<MaybeUninit<u8>>,
+}
+
+/// The sockets a run of processes holds: `(pid, fd, inode)` in the order
+/// of the pids, and those whose fds could not be read.
+#[derive(Debug, Default)]
+struct Piece {
+    sockets: Vec<(Pid, i32, u64)>,
+    not_permitted: Vec<Pid>,
+}
 
 impl SystemSource {
     /// Appends `(fd, inode)` for every socket `pid` holds open to `out`.
@@ -34,44 +53,52 @@ impl SystemSource {
         owners: &[u32],
         out: &mut Vec<(i32, u64)>,
     ) -> Result<FdAccess> {
-        let path = PidPath::new(pid, "fd");
-        let dir = match rustix::fs::openat(
-            &self.root,
-            path.as_c_str(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(dir) => dir,
-            Err(Errno::ACCESS | Errno::PERM) => return Ok(FdAccess::NotPermitted),
-            Err(Errno::NOENT | Errno::SRCH) => return Ok(FdAccess::Gone),
-            Err(errno) => return Err(file_error(&self.root_path, errno, pid, "fd")),
-        };
-        if !owners.is_empty() {
-            match rustix::fs::fstat(&dir) {
-                Ok(stat) if owners.contains(&stat.st_uid) => {}
-                Ok(_) => return Ok(FdAccess::OtherOwner),
-                Err(Errno::NOENT | Errno::SRCH) => return Ok(FdAccess::Gone),
-                Err(errno) => return Err(file_error(&self.root_path, errno, pid, "fd")),
-            }
-        }
         let sockfs = self.sockfs_device();
-        let mut entries = RawDir::new(&dir, &mut self.dirents);
-        while let Some(entry) = entries.next() {
-            let entry = match entry {
-                Ok(entry) => entry,
-                // The process exited while we listed its fds.
-                Err(Errno::NOENT | Errno::SRCH) => return Ok(FdAccess::Gone),
-                Err(errno) => return Err(file_error(&self.root_path, errno, pid, "fd")),
-            };
-            let name = entry.file_name();
-            let Some(fd) = fd_number(name.to_bytes()) else {
-                continue;
-            };
-            if let Some(inode) = fd_socket(dir.as_fd(), name, sockfs) {
-                out.push((fd, inode));
-            }
+        FdReader {
+            root: self.root.as_fd(),
+            root_path: &self.root_path,
+            sockfs,
+            dirents: &mut self.dirents,
         }
-        Ok(FdAccess::Read)
+        .socket_fds(pid, owners, out)
+    }
+
+    /// Appends `(pid, fd, inode)` for every socket each of `pids` holds to
+    /// `sockets`, in the order of `pids`, and the pids whose fds cannot be
+    /// read (another user's) to `not_permitted`; gone processes are left
+    /// out. The same answer as [`SystemSource::socket_fds`] on each pid in
+    /// turn, whatever the threads' timing: with many pids and a second CPU
+    /// the walk is shared with one helper thread (see [`split`]).
+    pub(crate) fn socket_fds_of_all(
+        &mut self,
+        pids: &[Pid],
+        sockets: &mut Vec<(Pid, i32, u64)>,
+        not_permitted: &mut Vec<Pid>,
+    ) -> Result<()> {
+        let sockfs = self.sockfs_device();
+        let two_threads = *self.two_cpus.get_or_insert_with(split::two_cpus);
+        if two_threads && self.spare_dirents.is_empty() {
+            self.spare_dirents = vec![MaybeUninit::uninit(); DIRENT_BUFFER];
+        }
+        let (root, root_path) = (self.root.as_fd(), self.root_path.as_path());
+        let mut mine = FdReader {
+            root,
+            root_path,
+            sockfs,
+            dirents: &mut self.dirents,
+        };
+        let mut theirs = FdReader {
+            root,
+            root_path,
+            sockfs,
+            dirents: &mut self.spare_dirents,
+        };
+        let pieces = split::in_pieces(pids, two_threads, &mut mine, &mut theirs, FdReader::piece)?;
+        for piece in pieces {
+            sockets.extend(piece.sockets);
+            not_permitted.extend(piece.not_permitted);
+        }
+        Ok(())
     }
 
     /// The device sockfs inodes report, learnt once from a socket of our own;
@@ -153,6 +180,71 @@ fn could_be_socket(mode: u32) -> bool {
     const OWNER_READ_WRITE: u32 = 0o600;
     FileType::from_raw_mode(mode) != FileType::Symlink
         || mode & OWNER_READ_WRITE == OWNER_READ_WRITE
+}
+
+impl FdReader<'_> {
+    /// [`SystemSource::socket_fds`] with this thread's buffer.
+    fn socket_fds(
+        &mut self,
+        pid: Pid,
+        owners: &[u32],
+        out: &mut Vec<(i32, u64)>,
+    ) -> Result<FdAccess> {
+        let path = PidPath::new(pid, "fd");
+        let dir = match rustix::fs::openat(
+            self.root,
+            path.as_c_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(dir) => dir,
+            Err(Errno::ACCESS | Errno::PERM) => return Ok(FdAccess::NotPermitted),
+            Err(Errno::NOENT | Errno::SRCH) => return Ok(FdAccess::Gone),
+            Err(errno) => return Err(file_error(self.root_path, errno, pid, "fd")),
+        };
+        if !owners.is_empty() {
+            match rustix::fs::fstat(&dir) {
+                Ok(stat) if owners.contains(&stat.st_uid) => {}
+                Ok(_) => return Ok(FdAccess::OtherOwner),
+                Err(Errno::NOENT | Errno::SRCH) => return Ok(FdAccess::Gone),
+                Err(errno) => return Err(file_error(self.root_path, errno, pid, "fd")),
+            }
+        }
+        let mut entries = RawDir::new(&dir, self.dirents);
+        while let Some(entry) = entries.next() {
+            let entry = match entry {
+                Ok(entry) => entry,
+                // The process exited while we listed its fds.
+                Err(Errno::NOENT | Errno::SRCH) => return Ok(FdAccess::Gone),
+                Err(errno) => return Err(file_error(self.root_path, errno, pid, "fd")),
+            };
+            let name = entry.file_name();
+            let Some(fd) = fd_number(name.to_bytes()) else {
+                continue;
+            };
+            if let Some(inode) = fd_socket(dir.as_fd(), name, self.sockfs) {
+                out.push((fd, inode));
+            }
+        }
+        Ok(FdAccess::Read)
+    }
+
+    /// The sockets of each of `pids`, in their order.
+    fn piece(&mut self, pids: &[Pid]) -> Result<Piece> {
+        let mut piece = Piece::default();
+        let mut fds = Vec::new();
+        for &pid in pids {
+            fds.clear();
+            match self.socket_fds(pid, &[], &mut fds)? {
+                FdAccess::Read => piece
+                    .sockets
+                    .extend(fds.iter().map(|&(fd, inode)| (pid, fd, inode))),
+                FdAccess::NotPermitted => piece.not_permitted.push(pid),
+                FdAccess::Gone | FdAccess::OtherOwner => {}
+            }
+        }
+        Ok(piece)
+    }
 }
 
 /// An fd or task directory entry: decimal digits that fit an `i32`.
@@ -289,6 +381,91 @@ mod tests {
         }
         let file_fd = socket_file.as_raw_fd();
         assert!(by_statx.iter().all(|&(f, _)| f != file_fd));
+        Ok(())
+    }
+
+    /// Children that each hold one socket as their stdin; killed and reaped
+    /// on drop.
+    struct Holders(Vec<std::process::Child>);
+
+    impl Drop for Holders {
+        fn drop(&mut self) {
+            for child in &mut self.0 {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    /// Reading the fds or identities of many processes at once (two
+    /// threads) gives what reading them one by one gives, in the same order,
+    /// repeats and a gone pid included.
+    #[test]
+    fn the_walk_of_many_is_the_walk_of_each() -> Result<()> {
+        use std::process::{Command, Stdio};
+        let io = |e: std::io::Error| crate::Error::Io {
+            path: None,
+            source: e,
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io)?;
+        let mut holders = Holders(Vec::new());
+        for _ in 0..40 {
+            let socket = std::os::fd::OwnedFd::from(listener.try_clone().map_err(io)?);
+            let child = Command::new("sleep")
+                .arg("600")
+                .stdin(Stdio::from(socket))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(io)?;
+            holders.0.push(child);
+        }
+        let children: Vec<Pid> = holders
+            .0
+            .iter()
+            .filter_map(|child| Pid::try_from(child.id()).ok())
+            .collect();
+        // More than one thread takes: every child five times, and a pid
+        // that is no process.
+        let mut pids: Vec<Pid> = (0..5).flat_map(|_| children.iter().copied()).collect();
+        pids.push(Pid::try_from(i32::MAX).map_err(|_| crate::Error::Unsupported { what: "pid" })?);
+        assert!(pids.len() >= split::PIDS_WORTH_A_THREAD);
+        let mut reader = SystemSource::open()?;
+        let (mut each, mut fds) = (Vec::new(), Vec::new());
+        for &pid in &pids {
+            fds.clear();
+            assert_ne!(
+                reader.socket_fds(pid, &[], &mut fds)?,
+                FdAccess::NotPermitted
+            );
+            each.extend(fds.iter().map(|&(fd, inode)| (pid, fd, inode)));
+        }
+        let (mut all, mut not_permitted) = (Vec::new(), Vec::new());
+        reader.socket_fds_of_all(&pids, &mut all, &mut not_permitted)?;
+        assert_eq!(all, each);
+        assert!(not_permitted.is_empty());
+        // Each child holds the listener as its fd 0, and nothing else.
+        let inode = all[0].2;
+        assert_eq!(all.len(), pids.len() - 1);
+        assert!(all.iter().all(|&(_, fd, id)| fd == 0 && id == inode));
+        // The same for identities: read together, or one by one.
+        let boot = reader.boot_id();
+        let mut each = Vec::new();
+        for &pid in &pids {
+            each.push(match reader.stat(pid) {
+                Ok(stat) => Some(crate::ProcessIdentity::new(
+                    boot,
+                    pid,
+                    crate::StartTime::from_raw(stat.starttime),
+                )),
+                Err(crate::Error::NotFound { .. }) => None,
+                Err(other) => return Err(other),
+            });
+        }
+        let mut all = Vec::new();
+        reader.identities(&pids, &mut all)?;
+        assert_eq!(all, each);
+        assert_eq!(all.iter().filter(|identity| identity.is_none()).count(), 1);
         Ok(())
     }
 
