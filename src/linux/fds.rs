@@ -4,10 +4,10 @@
 
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, StatxFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, SeekFrom, StatxFlags};
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
@@ -27,6 +27,9 @@ struct FdReader<'a> {
     root: BorrowedFd<'a>,
     root_path: &'a Path,
     sockfs: Option<u64>,
+    /// Fd directories here list fd N at offset N + 2 (see
+    /// [`SystemSource::fd_dirs_seek_by_number`]).
+    seek_by_number: bool,
     dirents: &'a mut Vec<MaybeUninit<u8>>,
 }
 
@@ -44,9 +47,11 @@ impl SystemSource {
     /// (the owner of `<pid>/fd`, its effective uid) and answers
     /// [`FdAccess::OtherOwner`] for others.
     ///
-    /// One `openat` of `<pid>/fd`, `getdents64` on it, and per entry one
-    /// `statx` of the link, a second one of its target if that may be a
-    /// socket (see [`fd_socket`]): no allocation.
+    /// One `openat` of `<pid>/fd`; per fd one `statx` of the link and a
+    /// second one of its target if that may be a socket (see
+    /// [`fd_socket`]); fds 0, 1, 2, ... up to the first gap found by name
+    /// and the rest by `getdents64` from there (the whole directory where
+    /// offsets are not fd numbers). No allocation.
     pub(crate) fn socket_fds(
         &mut self,
         pid: Pid,
@@ -54,10 +59,12 @@ impl SystemSource {
         out: &mut Vec<(i32, u64)>,
     ) -> Result<FdAccess> {
         let sockfs = self.sockfs_device();
+        let seek_by_number = self.fd_dirs_seek_by_number();
         FdReader {
             root: self.root.as_fd(),
             root_path: &self.root_path,
             sockfs,
+            seek_by_number,
             dirents: &mut self.dirents,
         }
         .socket_fds(pid, owners, out)
@@ -76,6 +83,7 @@ impl SystemSource {
         not_permitted: &mut Vec<Pid>,
     ) -> Result<()> {
         let sockfs = self.sockfs_device();
+        let seek_by_number = self.fd_dirs_seek_by_number();
         let two_threads = *self.two_cpus.get_or_insert_with(split::two_cpus);
         if two_threads && self.spare_dirents.is_empty() {
             self.spare_dirents = vec![MaybeUninit::uninit(); DIRENT_BUFFER];
@@ -85,12 +93,14 @@ impl SystemSource {
             root,
             root_path,
             sockfs,
+            seek_by_number,
             dirents: &mut self.dirents,
         };
         let mut theirs = FdReader {
             root,
             root_path,
             sockfs,
+            seek_by_number,
             dirents: &mut self.spare_dirents,
         };
         let pieces = split::in_pieces(pids, two_threads, &mut mine, &mut theirs, FdReader::piece)?;
@@ -114,6 +124,35 @@ impl SystemSource {
             .ok()?;
             rustix::fs::fstat(&socket).ok().map(|stat| stat.st_dev)
         })
+    }
+
+    /// Whether an fd directory under this root can be read from a given fd
+    /// number on: procfs lists fd N at directory offset N + 2 (after `.` and
+    /// `..`), so after `lseek` to N + 2 `getdents64` starts at the first fd
+    /// open from N. Learnt once, on our own fd directory: read from the
+    /// offset of the fd that directory is open on, it must list that fd
+    /// first. A fixture tree (whose offsets are the filesystem's cookies),
+    /// or a kernel that numbered them otherwise, fails this and is read
+    /// whole.
+    fn fd_dirs_seek_by_number(&mut self) -> bool {
+        if let Some(known) = self.fd_dirs_seek_by_number {
+            return known;
+        }
+        let path = PidPath::new(Pid::current(), "fd");
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let works = rustix::fs::openat(&self.root, path.as_c_str(), flags, Mode::empty())
+            .ok()
+            .is_some_and(|dir| {
+                let fd = dir.as_raw_fd();
+                let offset = u64::try_from(fd).map_or(0, |fd| fd + 2);
+                rustix::fs::seek(&dir, SeekFrom::Start(offset)).is_ok()
+                    && match RawDir::new(&dir, &mut self.dirents).next() {
+                        Some(Ok(entry)) => fd_number(entry.file_name().to_bytes()) == Some(fd),
+                        _ => false,
+                    }
+            });
+        self.fd_dirs_seek_by_number = Some(works);
+        works
     }
 
     /// Reads a file under the proc root whole (`net/tcp`, say) and returns its
@@ -150,19 +189,31 @@ impl SystemSource {
 /// whose links lead nowhere, a race with `close`) the link text is read
 /// instead.
 fn fd_socket(dir: BorrowedFd<'_>, name: &CStr, sockfs: Option<u64>) -> Option<u64> {
-    let flags = AtFlags::STATX_DONT_SYNC | AtFlags::NO_AUTOMOUNT;
-    if let Ok(link) = rustix::fs::statx(
-        dir,
-        name,
-        flags | AtFlags::SYMLINK_NOFOLLOW,
-        StatxFlags::TYPE | StatxFlags::MODE,
-    ) && !could_be_socket(link.stx_mode.into())
+    if let Ok(mode) = link_mode(dir, name)
+        && !could_be_socket(mode)
     {
         return None;
     }
+    socket_behind(dir, name, sockfs)
+}
+
+/// Only type and inode are asked, without syncing: see [`fd_socket`].
+const STATX_FLAGS: AtFlags = AtFlags::STATX_DONT_SYNC.union(AtFlags::NO_AUTOMOUNT);
+
+/// The mode of the fd link `name` itself (`statx` without following); an
+/// error when no such fd is open.
+fn link_mode(dir: BorrowedFd<'_>, name: &CStr) -> std::result::Result<u32, Errno> {
+    let flags = STATX_FLAGS | AtFlags::SYMLINK_NOFOLLOW;
+    rustix::fs::statx(dir, name, flags, StatxFlags::TYPE | StatxFlags::MODE)
+        .map(|link| link.stx_mode.into())
+}
+
+/// The inode of the socket behind the fd link `name`, by `statx` following
+/// it or else by its text: the second half of [`fd_socket`].
+fn socket_behind(dir: BorrowedFd<'_>, name: &CStr, sockfs: Option<u64>) -> Option<u64> {
     if let Some(sockfs) = sockfs {
         let wanted = StatxFlags::TYPE | StatxFlags::INO;
-        if let Ok(stat) = rustix::fs::statx(dir, name, flags, wanted) {
+        if let Ok(stat) = rustix::fs::statx(dir, name, STATX_FLAGS, wanted) {
             let is_socket = FileType::from_raw_mode(stat.stx_mode.into()) == FileType::Socket
                 && rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor) == sockfs
                 && stat.stx_mask & wanted.bits() == wanted.bits();
@@ -210,6 +261,35 @@ impl FdReader<'_> {
                 Err(errno) => return Err(file_error(self.root_path, errno, pid, "fd")),
             }
         }
+        if self.seek_by_number {
+            // Fds are handed out lowest first, so most tables are dense from
+            // 0: look at fds 0, 1, 2, ... by name while they are open (the
+            // look each fd gets anyway, without getdents64 building a
+            // dentry for every entry first), then list the rest from the
+            // first gap on. An fd open all along is seen either way: below
+            // the gap by its own look, from the gap on by the listing.
+            let mut fd = 0;
+            loop {
+                let name = FdName::new(fd);
+                match link_mode(dir.as_fd(), name.as_c_str()) {
+                    Ok(mode) => {
+                        if could_be_socket(mode)
+                            && let Some(inode) =
+                                socket_behind(dir.as_fd(), name.as_c_str(), self.sockfs)
+                        {
+                            out.push((fd, inode));
+                        }
+                    }
+                    // Not open (or not readable): the listing takes over.
+                    Err(_) => break,
+                }
+                fd += 1;
+            }
+            let offset = u64::try_from(fd).map_or(0, |fd| fd + 2);
+            if let Err(errno) = rustix::fs::seek(&dir, SeekFrom::Start(offset)) {
+                return Err(file_error(self.root_path, errno, pid, "fd"));
+            }
+        }
         let mut entries = RawDir::new(&dir, self.dirents);
         while let Some(entry) = entries.next() {
             let entry = match entry {
@@ -244,6 +324,36 @@ impl FdReader<'_> {
             }
         }
         Ok(piece)
+    }
+}
+
+/// An fd number as the name of its entry in an fd directory, built on the
+/// stack.
+struct FdName {
+    bytes: [u8; 12],
+}
+
+impl FdName {
+    fn new(fd: i32) -> FdName {
+        let mut digits = [0u8; 10];
+        let mut value = fd.unsigned_abs();
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        let mut bytes = [0u8; 12];
+        bytes[..digits.len() - start].copy_from_slice(&digits[start..]);
+        FdName { bytes }
+    }
+
+    fn as_c_str(&self) -> &CStr {
+        // Zero-filled, and at most 10 digits: a NUL always follows.
+        CStr::from_bytes_until_nul(&self.bytes).unwrap_or(c"")
     }
 }
 
@@ -467,6 +577,55 @@ mod tests {
         assert_eq!(all, each);
         assert_eq!(all.iter().filter(|identity| identity.is_none()).count(), 1);
         Ok(())
+    }
+
+    /// procfs fd directories are read from a given fd number on; a fixture
+    /// tree is read whole, its gaps and all.
+    #[test]
+    fn only_procfs_fd_dirs_are_read_from_an_fd_number_on() -> Result<()> {
+        assert!(SystemSource::open()?.fd_dirs_seek_by_number());
+        let io = |e: std::io::Error| crate::Error::Io {
+            path: None,
+            source: e,
+        };
+        let root = tempfile::tempdir().map_err(io)?;
+        let boot = root.path().join("sys/kernel/random");
+        std::fs::create_dir_all(&boot).map_err(io)?;
+        std::fs::write(
+            boot.join("boot_id"),
+            "0b3e6f8c-2a4d-4b1e-9f7a-5c8d2e1f3a4b\n",
+        )
+        .map_err(io)?;
+        // Our own pid, so the check itself reads this tree.
+        let fds = root.path().join(Pid::current().to_string()).join("fd");
+        std::fs::create_dir_all(&fds).map_err(io)?;
+        for (fd, target) in [
+            ("0", "socket:[11]"),
+            ("1", "/dev/null"),
+            ("7", "socket:[12]"),
+        ] {
+            std::os::unix::fs::symlink(target, fds.join(fd)).map_err(io)?;
+        }
+        let mut fixture = SystemSource::open_root(root.path())?;
+        assert!(!fixture.fd_dirs_seek_by_number());
+        let mut found = Vec::new();
+        assert_eq!(
+            fixture.socket_fds(Pid::current(), &[], &mut found)?,
+            FdAccess::Read
+        );
+        found.sort_unstable();
+        assert_eq!(found, vec![(0, 11), (7, 12)]);
+        Ok(())
+    }
+
+    #[test]
+    fn fd_names_are_decimal() {
+        for fd in [0, 7, 10, 255, 1_000_000, i32::MAX] {
+            assert_eq!(
+                FdName::new(fd).as_c_str().to_bytes(),
+                fd.to_string().as_bytes()
+            );
+        }
     }
 
     #[test]

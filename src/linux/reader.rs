@@ -57,6 +57,9 @@ pub struct SystemSource {
     /// The device of sockfs (where every socket's inode lives), `Some(None)`
     /// when it cannot be learnt; asked on first use.
     pub(super) sockfs_device: Option<Option<u64>>,
+    /// Whether fd directories here can be read from a given fd number on;
+    /// checked on first use.
+    pub(super) fd_dirs_seek_by_number: Option<bool>,
     /// Whether a second CPU is there to share the fd walk; asked on first use.
     pub(super) two_cpus: Option<bool>,
     /// The `getdents64` buffer of the fd walk's helper thread; allocated on
@@ -94,6 +97,7 @@ impl SystemSource {
             children_files: None,
             kept: None,
             sockfs_device: None,
+            fd_dirs_seek_by_number: None,
             two_cpus: None,
             spare_dirents: Vec::new(),
             spare_buf: Vec::new(),
