@@ -8,7 +8,9 @@
 //! all processes: parent index, tree queries, cwd search, CPU%, diffs.
 //! [`signal`] kills whole trees race-free; [`registry`] (feature `registry`)
 //! remembers what you spawned across your own restarts; [`supervisor`]
-//! contains a job in a cgroup v2 leaf and tags its environment. The `proctrack`
+//! runs commands as jobs in every containment the system allows (process
+//! group, subreaper, environment tag, cgroup v2 leaf), stops all of each,
+//! and recovers what a crashed instance left. The `proctrack`
 //! command (`cargo install --path cli`) is built on exactly this API.
 //!
 //! # Quick start

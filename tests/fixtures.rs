@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use proctrack::CommandLine;
 use proctrack::{
-    BootId, Cwd, Error, Liveness, ParseError, Pid, ProcessIdentity, ProcessInfo, StartTime, State,
-    SystemSource,
+    BootId, Cwd, Error, Liveness, ParseError, Pid, ProcessIdentity, ProcessInfo, ProcessSource,
+    StartTime, State, SystemSource,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -1014,7 +1014,9 @@ fn environ_is_read_whole_and_a_missing_process_is_not_found() {
     environ.extend(format!("BIG={}\0", "x".repeat(10_000)).bytes());
     environ.extend(b"PROCTRACK_JOB=build-42\0");
     scratch.write(raw, "environ", &environ);
-    let read = scratch.reader().environ(pid).unwrap().expect("readable");
+    let mut reader = scratch.reader();
+    let identity = reader.read(pid).unwrap().0.identity();
+    let read = reader.environ(identity).unwrap().expect("readable");
     assert_eq!(read, environ);
     assert_eq!(
         proctrack::supervisor::tag::job_of(&read),
@@ -1022,8 +1024,15 @@ fn environ_is_read_whole_and_a_missing_process_is_not_found() {
     );
 
     let gone = Pid::try_from(999_999).unwrap();
+    let gone_identity = ProcessIdentity::new(identity.boot_id(), gone, identity.start_time());
     assert!(matches!(
-        scratch.reader().environ(gone),
+        scratch.reader().environ(gone_identity),
         Err(Error::NotFound { pid }) if pid == gone
+    ));
+    // The pid is there, but under another start time: not this process.
+    let reused = ProcessIdentity::new(identity.boot_id(), pid, StartTime::from_raw(1));
+    assert!(matches!(
+        reader.environ(reused),
+        Err(Error::NotFound { pid: found }) if found == pid
     ));
 }

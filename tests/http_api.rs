@@ -366,3 +366,82 @@ async fn port_holders_include_us() {
     );
     drop(listener);
 }
+
+/// `GET /api/jobs`: 404 without a supervisor; with one, its jobs with their
+/// containment and live members.
+#[test]
+fn jobs_lists_the_supervisors_jobs() {
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use proctrack::supervisor::{Supervisor, SupervisorOptions};
+
+    // No serial guard and no subreaper: the other tests of this file run
+    // alongside, and their orphans and their sweep are theirs.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let get = |state: ApiState| {
+        let request = Request::builder()
+            .uri("/api/jobs")
+            .header("host", BOUND)
+            .body(Body::empty())
+            .unwrap();
+        runtime.block_on(async {
+            let response = router(state).oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+        })
+    };
+    assert_error(get(state()), StatusCode::NOT_FOUND, "no_supervisor");
+
+    let supervisor = Arc::new(Mutex::new(
+        Supervisor::new(
+            SupervisorOptions::new(support::unique_marker("http").replace('-', "_"))
+                .subreaper(false),
+        )
+        .unwrap(),
+    ));
+    let id = {
+        let mut supervisor = supervisor.lock().unwrap();
+        let mut command = supervisor.command("sh");
+        command
+            .args(["-c", "sleep 600 & echo ready; exec sleep 600"])
+            .stdout(Stdio::piped());
+        let id = supervisor.spawn(command).unwrap();
+        let stdout = supervisor.child_mut(&id).unwrap().stdout.take().unwrap();
+        assert_eq!(support::Lines::new(stdout).line(), "ready");
+        id
+    };
+    let bound: SocketAddr = BOUND.parse().unwrap();
+    let config =
+        ApiConfig::new(bound, Token::new(SECRET).unwrap()).supervisor(Arc::clone(&supervisor));
+    let (status, body) = get(ApiState::new(config).unwrap());
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let jobs = body.as_array().expect("a list");
+    assert_eq!(jobs.len(), 1, "{body}");
+    let job = &jobs[0];
+    assert_eq!(job["id"], id.as_str());
+    assert_eq!(job["finished"], false);
+    assert_eq!(job["processes"], 2, "{job}");
+    let root = supervisor.lock().unwrap().job(&id).unwrap().root();
+    assert_eq!(job["root"]["pid"], root.pid().as_raw());
+    assert!(
+        job["members"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from(root.pid().as_raw())),
+        "{job}"
+    );
+    let report = supervisor
+        .lock()
+        .unwrap()
+        .stop(&id, Duration::ZERO)
+        .unwrap();
+    assert!(report.is_complete(), "{report}");
+}

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use proctrack::registry::{Entry, ReconcileReport, StopReport};
 use proctrack::signal::KillReport;
+use proctrack::supervisor::JobStatus;
 use proctrack::table::{ProcessTree, RefreshDiff};
 use proctrack::{Cwd, ProcessIdentity, ProcessInfo};
 use schemars::SchemaGenerator;
@@ -26,6 +27,7 @@ fn generate() -> String {
     generator.subschema_for::<Entry>();
     generator.subschema_for::<ReconcileReport>();
     generator.subschema_for::<StopReport>();
+    generator.subschema_for::<JobStatus>();
     let mut defs = serde_json::Value::Object(generator.take_definitions(true));
     first_paragraphs(&mut defs);
     let schema = serde_json::json!({
@@ -97,6 +99,13 @@ fn golden_files_use_only_declared_fields() {
         let text = std::fs::read_to_string(root.join(file)).expect("golden file");
         let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
         check_object(defs, def, &value, file);
+    }
+    // `GET /api/jobs` answers a list.
+    let text = std::fs::read_to_string(root.join("job_status.json")).expect("golden file");
+    let jobs: Vec<serde_json::Value> = serde_json::from_str(&text).expect("a JSON list");
+    assert!(!jobs.is_empty());
+    for job in &jobs {
+        check_object(defs, "JobStatus", job, "job_status.json");
     }
 }
 

@@ -118,12 +118,12 @@ async fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("newer.db");
     registry_with_rows(&path, 3).await;
-    // What a later proctrack with a second migration would leave.
+    // What a later proctrack with a third migration would leave.
     execute(
         &path,
         "ALTER TABLE processes ADD COLUMN future TEXT; \
          INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-         VALUES (2, 'future', TRUE, x'00', 0);",
+         VALUES (3, 'future', TRUE, x'00', 0);",
     )
     .await;
     let error = open_fails(&path).await;
@@ -134,7 +134,7 @@ async fn a_newer_schema_is_refused() {
             supported,
         } => {
             assert_eq!(p, &path);
-            assert_eq!((*found, *supported), (2, 1));
+            assert_eq!((*found, *supported), (3, 2));
         }
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use proctrack::signal::{ProcessHandle, Spawned};
 use proctrack::supervisor::cgroup::{Cgroup2, JobCgroup, KillMethod};
 use proctrack::supervisor::tag;
-use proctrack::{Pid, SystemSource};
+use proctrack::{Pid, ProcessSource, SystemSource};
 use support::{HANG_GUARD, Lines, assert_no_descendants, serial, unique_marker, wait_child};
 
 /// Our cgroup2 tree, or `None` (and why, on stderr) when we may not write it.
@@ -150,7 +150,7 @@ fn a_double_forked_setsid_daemon_that_closed_its_fds_stays_in_the_cgroup_and_kee
 
     let environ = SystemSource::open()
         .unwrap()
-        .environ(daemon)
+        .environ(info.identity())
         .expect("environ");
     let environ = environ.expect("our own process's environ is readable");
     assert_eq!(

@@ -56,12 +56,58 @@ pub enum Command {
     /// directory and tree.
     #[command(after_help = EXIT_CODES)]
     Port(PortArgs),
+    /// Run a command as a contained job, and leave nothing of it behind.
+    ///
+    /// The command gets its own process group, proctrack becomes a child
+    /// subreaper (orphans of the job reparent to it), every process of the
+    /// job inherits PROCTRACK_JOB=<job id>, and, where the cgroup v2 tree is
+    /// writable (root, or a delegated subtree), the job runs in a cgroup of
+    /// its own. When the command exits, whatever it left running (daemons
+    /// that double-forked and called setsid included) gets SIGTERM, then
+    /// SIGKILL after the grace period. Ctrl-C (SIGINT), SIGTERM and SIGHUP
+    /// stop the whole job the same way.
+    ///
+    /// The job is not in the terminal's foreground process group: a command
+    /// that reads the terminal is stopped (SIGTTIN). Pipe its input instead.
+    #[command(after_help = RUN_EXIT_CODES)]
+    Run(RunArgs),
     /// Serve the HTTP API and a live tree view in the browser (needs the
     /// `serve` feature: `cargo install --path cli --features serve`).
     ///
     /// Prints the address with a fresh token once; killing from the page or
     /// the API needs that token.
     Serve(ServeArgs),
+}
+
+const RUN_EXIT_CODES: &str = "\
+Exit codes:
+  N        the command's exit code
+  128+S    the command was killed by signal S, or proctrack was stopped by
+           signal S (130 for Ctrl-C) and stopped the job
+  125      proctrack could not start the job (it says why)
+  2        usage error";
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Seconds between SIGTERM and SIGKILL when the job is stopped.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
+    pub grace: Duration,
+    /// Run without a cgroup even where one could be made (process group,
+    /// subreaper and tag only).
+    #[arg(long)]
+    pub no_cgroup: bool,
+    /// The supervisor name in the job's id (and tag): ASCII letters,
+    /// digits, '-' and '_'.
+    #[arg(long, default_value = "proctrack-run")]
+    pub name: String,
+    /// The command and its arguments (after `--`).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]

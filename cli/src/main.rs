@@ -8,6 +8,7 @@ mod kill;
 mod list;
 mod output;
 mod port;
+mod run;
 mod serve;
 mod watch;
 
@@ -27,6 +28,8 @@ enum Outcome {
     /// Some of it was not: a target was missing, refused, denied or
     /// survived, or a read failed.
     Partial,
+    /// `run`: the command's own exit code, or ours for how it ended.
+    Exit(u8),
 }
 
 fn main() -> ExitCode {
@@ -41,12 +44,14 @@ fn main() -> ExitCode {
         },
         Command::Port(port) => port::show(port, &mut out),
         Command::Watch(watch) => watch::run(watch, &mut out),
+        Command::Run(run) => Ok(run::run(run)),
         Command::Serve(serve) => serve::run(serve, &mut out),
     };
     let result = result.and_then(|outcome| out.flush().map(|()| outcome));
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Partial) => ExitCode::from(1),
+        Ok(Outcome::Exit(code)) => ExitCode::from(code),
         Err(error) if is_closed_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             output::error(&error);

@@ -10,8 +10,7 @@
 //! | `GET /api/ports/{port}` | who holds a port: a [`PortReport`](crate::ports::PortReport) |
 //! | `GET /api/events` | server-sent events: `event: ready` once the server's one [`Tracker`](crate::events::Tracker) runs (events count from there), then each [`Event`](crate::events::Event) as JSON (`event: process`); `event: lagged` when a slow client missed some (list again), `event: failed` when the tracker failed |
 //!
-//! TODO (issue 13): `GET /api/jobs`, served when the application hands over
-//! a supervisor, once the supervisor exists.
+//! | `GET /api/jobs` | the jobs of the application's [`Supervisor`], handed over with [`ApiConfig::supervisor`]: a list of [`JobStatus`](crate::supervisor::JobStatus) (404 `no_supervisor` without one) |
 //!
 //! Every error is a status with a JSON body `{"error": "<code>", "message":
 //! "<what is wrong and what to do>"}`.
@@ -64,6 +63,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::Result;
+use crate::supervisor::Supervisor;
 use crate::table::ProcessTable;
 
 pub use error::ApiError;
@@ -140,7 +140,11 @@ pub struct ApiConfig {
     token: Token,
     hosts: Vec<String>,
     max_age: Duration,
+    supervisor: Option<SharedSupervisor>,
 }
+
+/// A supervisor the application shares with the API (`GET /api/jobs`).
+pub type SharedSupervisor = Arc<std::sync::Mutex<Supervisor>>;
 
 impl ApiConfig {
     /// The API as served on `bound` (the listener's local address), with
@@ -151,7 +155,31 @@ impl ApiConfig {
             token,
             hosts: Vec::new(),
             max_age: Duration::from_millis(200),
+            supervisor: None,
         }
+    }
+
+    /// Serves `GET /api/jobs` from `supervisor`: the application keeps
+    /// starting and stopping jobs through the same handle. A request holds
+    /// the lock while it reads the jobs' members.
+    ///
+    /// ```no_run
+    /// use std::sync::{Arc, Mutex};
+    /// use proctrack::http::{ApiConfig, Token};
+    /// use proctrack::supervisor::{Supervisor, SupervisorOptions};
+    ///
+    /// let supervisor = Arc::new(Mutex::new(Supervisor::new(SupervisorOptions::new("devtool"))?));
+    /// let config = ApiConfig::new("127.0.0.1:8787".parse()?, Token::generate()?)
+    ///     .supervisor(Arc::clone(&supervisor));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn supervisor(mut self, supervisor: SharedSupervisor) -> ApiConfig {
+        self.supervisor = Some(supervisor);
+        self
+    }
+
+    pub(crate) fn shared_supervisor(&self) -> Option<&SharedSupervisor> {
+        self.supervisor.as_ref()
     }
 
     /// Also accepts `Host: <name>` (as sent: `name:port`, or `name` for
@@ -280,6 +308,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/processes", get(routes::processes))
         .route("/api/processes/{pid}", get(routes::process))
         .route("/api/ports/{port}", get(routes::port))
+        .route("/api/jobs", get(routes::jobs))
         .route("/api/events", get(events::stream))
         .merge(mutating)
         .fallback(routes::not_found)

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiError, ApiState};
 use crate::ports::{PortFinder, Search};
 use crate::signal::{KillOptions, KillReport, Signal, kill_tree};
+use crate::supervisor::SupervisorError;
 use crate::table::{ProcessTable, ProcessTree};
 use crate::{Pid, ProcessInfo, StartTime};
 
@@ -228,6 +229,31 @@ pub(crate) async fn port(Path(port): Path<String>) -> Result<Response, ApiError>
     })
     .await
     .map_err(|_| ApiError::internal("the port search's thread failed"))??;
+    Ok(json(bytes))
+}
+
+/// `GET /api/jobs`: the shared supervisor's jobs as they are now.
+pub(crate) async fn jobs(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let Some(supervisor) = state.config().shared_supervisor().cloned() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_supervisor",
+            "this server has no supervisor: the application hands one over with ApiConfig::supervisor",
+        ));
+    };
+    let bytes = tokio::task::spawn_blocking(move || {
+        // A panic elsewhere poisons the lock, not the supervisor's jobs.
+        let mut supervisor = supervisor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match supervisor.status() {
+            Ok(jobs) => encode(&jobs),
+            Err(SupervisorError::Process(error)) => Err(error.into()),
+            Err(other) => Err(ApiError::internal(other.to_string())),
+        }
+    })
+    .await
+    .map_err(|_| ApiError::internal("the jobs listing's thread failed"))??;
     Ok(json(bytes))
 }
 

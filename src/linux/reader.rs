@@ -323,40 +323,6 @@ impl SystemSource {
         self.cwd_in(dir.as_fd(), pid)
     }
 
-    /// Reads `/proc/<pid>/environ` whole: the environment the process was
-    /// started with (what `exec` got), `NAME=value` entries each ended by
-    /// NUL; find a variable in it with
-    /// [`supervisor::tag::find`](crate::supervisor::tag::find).
-    /// `Ok(None)` when we may not read it (another user's process: EACCES),
-    /// which is not an error; [`Error::NotFound`] when the process is gone.
-    /// A zombie's reads empty.
-    ///
-    /// ```no_run
-    /// use proctrack::{Pid, SystemSource, supervisor::tag};
-    /// let mut source = SystemSource::open()?;
-    /// if let Some(environ) = source.environ(Pid::current())? {
-    ///     println!("job: {:?}", tag::job_of(&environ));
-    /// }
-    /// # Ok::<(), proctrack::Error>(())
-    /// ```
-    pub fn environ(&mut self, pid: Pid) -> Result<Option<Vec<u8>>> {
-        let name = PidPath::new(pid, "environ");
-        match read_at(
-            self.root.as_fd(),
-            name.as_c_str(),
-            &mut self.buf,
-            ReadMode::ToEnd,
-        ) {
-            Ok(len) => {
-                let environ = self.buf[..len].to_vec();
-                self.shrink_buffer();
-                Ok(Some(environ))
-            }
-            Err(Errno::ACCESS | Errno::PERM) => Ok(None),
-            Err(errno) => Err(file_error(&self.root_path, errno, pid, "environ")),
-        }
-    }
-
     /// Opens `/proc/<pid>` as a pin: files opened through it belong to this
     /// process or fail with ESRCH/ENOENT, even if the pid is reused meanwhile.
     fn open_pid_dir(&self, pid: Pid) -> Result<OwnedFd> {
@@ -783,6 +749,38 @@ impl ProcessSource for SystemSource {
             }
         })?;
         failure.map_or(Ok(()), Err)
+    }
+
+    /// Reads `/proc/<pid>/environ` through a pin of `/proc/<pid>`, then
+    /// checks the start time through the same pin.
+    ///
+    /// ```no_run
+    /// use proctrack::{Pid, ProcessSource, SystemSource, supervisor::tag};
+    /// let mut source = SystemSource::open()?;
+    /// let me = proctrack::process(Pid::current())?.identity();
+    /// if let Some(environ) = source.environ(me)? {
+    ///     println!("job: {:?}", tag::job_of(&environ));
+    /// }
+    /// # Ok::<(), proctrack::Error>(())
+    /// ```
+    fn environ(&mut self, identity: ProcessIdentity) -> Result<Option<Vec<u8>>> {
+        let pid = identity.pid();
+        if identity.boot_id() != self.boot_id {
+            return Err(Error::NotFound { pid });
+        }
+        let dir = self.open_pid_dir(pid)?;
+        let environ = match read_at(dir.as_fd(), c"environ", &mut self.buf, ReadMode::ToEnd) {
+            Ok(len) => Some(self.buf[..len].to_vec()),
+            Err(Errno::ACCESS | Errno::PERM) => None,
+            Err(errno) => return Err(file_error(&self.root_path, errno, pid, "environ")),
+        };
+        self.shrink_buffer();
+        let start = self.stat_in(dir.as_fd(), pid)?.starttime;
+        if start == identity.start_time().as_raw() {
+            Ok(environ)
+        } else {
+            Err(Error::NotFound { pid })
+        }
     }
 
     fn read_cwd(&mut self, identity: ProcessIdentity) -> Result<Cwd> {

@@ -88,6 +88,7 @@
 
 pub(crate) mod entry;
 mod error;
+mod journal;
 mod observe;
 mod open;
 mod reconcile;
@@ -101,6 +102,7 @@ use sqlx::sqlite::SqlitePool;
 
 pub use entry::{EndReason, Entry, Metadata, RowId, Status, UnknownWord};
 pub use error::RegistryError;
+pub use journal::JobJournal;
 pub use reconcile::ReconcileReport;
 pub use stop::{StopOutcome, StopReport, StopScope, StoppedRow, owner_key, process_owner_alive};
 

@@ -20,14 +20,17 @@ use crate::{BootId, Pid, ProcessIdentity, StartTime};
 /// time. Version numbers are the files' number prefixes; a new migration is a
 /// new file and a new line here, and never an edit of an old one (sqlx keeps
 /// each applied migration's checksum and refuses a file whose text changed).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "processes",
-    include_str!("../../migrations/0001_processes.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "processes",
+        include_str!("../../migrations/0001_processes.sql"),
+    ),
+    (2, "jobs", include_str!("../../migrations/0002_jobs.sql")),
+];
 
 /// The newest schema version this library knows.
-pub(crate) const SUPPORTED_VERSION: i64 = 1;
+pub(crate) const SUPPORTED_VERSION: i64 = 2;
 
 /// The embedded migrations as an sqlx migration source (what
 /// `sqlx::migrate!` generates, without the proc-macro).
@@ -134,7 +137,7 @@ pub(crate) fn path_to_bytes(path: &Path) -> Vec<u8> {
     path.as_os_str().as_bytes().to_vec()
 }
 
-fn path_from_bytes(bytes: Vec<u8>) -> std::path::PathBuf {
+pub(crate) fn path_from_bytes(bytes: Vec<u8>) -> std::path::PathBuf {
     use std::os::unix::ffi::OsStringExt;
     std::ffi::OsString::from_vec(bytes).into()
 }
@@ -194,7 +197,8 @@ mod tests {
         assert!(versions.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(versions.last(), Some(&SUPPORTED_VERSION));
         assert!(knows_version(1));
-        assert!(!knows_version(2));
+        assert!(knows_version(2));
+        assert!(!knows_version(3));
     }
 
     #[test]

@@ -88,6 +88,42 @@ pub fn kill_tree<S: ProcessSource>(
     )
 }
 
+/// Kills several trees at once, the way [`kill_tree`] kills one: every
+/// root and its descendants are found, stopped together and signalled
+/// together, so a member of one tree that forks into another is caught.
+/// For processes that belong together without one common ancestor: a
+/// job's tree and the daemons that left it.
+///
+/// Roots that are gone are reported in [`KillReport::already_gone`]; roots
+/// the guard protects are not signalled and are listed in
+/// [`KillReport::refused`] (the call does not fail, unlike [`kill_tree`]).
+///
+/// ```no_run
+/// use proctrack::signal::{kill_trees, KillOptions};
+/// use proctrack::table::ProcessTable;
+///
+/// let mut table = ProcessTable::new()?;
+/// let roots: Vec<_> = table.find_by_name("node").iter().map(|p| p.identity()).collect();
+/// let report = kill_trees(&mut table, &roots, &KillOptions::new())?;
+/// println!("{report}");
+/// # Ok::<(), proctrack::Error>(())
+/// ```
+pub fn kill_trees<S: ProcessSource>(
+    table: &mut ProcessTable<S>,
+    roots: &[ProcessIdentity],
+    options: &KillOptions,
+) -> Result<KillReport> {
+    let mut signaller = SystemSignaller::new(options.backend)?;
+    kill_roots(
+        table,
+        &mut signaller,
+        roots,
+        options,
+        None,
+        RefusedRoot::Reported,
+    )
+}
+
 /// Kills every process whose working directory is `dir` or lies below it,
 /// together with each one's tree, the way [`kill_tree`] does.
 ///

@@ -116,7 +116,7 @@ mod kill_tree_tests;
 pub use capability::{Backend, Capabilities, capabilities};
 pub use guard::{Guard, Refusal};
 pub use handle::{Delivery, ProcessHandle};
-pub use kill_tree::{kill_cwd, kill_tree};
+pub use kill_tree::{kill_cwd, kill_tree, kill_trees};
 pub use options::KillOptions;
 pub use outcome::KillOutcome;
 pub use plan::{KillPlan, plan_kill};

@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::{BootId, Cwd, Error, Pid, ProcessIdentity, ProcessInfo, ProcessSource, Result, Sample};
 
@@ -27,14 +27,22 @@ use crate::{BootId, Cwd, Error, Pid, ProcessIdentity, ProcessInfo, ProcessSource
 pub struct MemorySource {
     boot_id: BootId,
     processes: BTreeMap<Pid, ProcessInfo>,
+    environs: HashMap<ProcessIdentity, Vec<u8>>,
 }
 
 impl MemorySource {
+    /// Sets the environment [`environ`](ProcessSource::environ) gives for
+    /// `identity` (`NAME=value` entries, each ended by NUL).
+    pub fn set_environ(&mut self, identity: ProcessIdentity, environ: impl Into<Vec<u8>>) {
+        self.environs.insert(identity, environ.into());
+    }
+
     /// An empty source whose processes belong to `boot_id`.
     pub fn new(boot_id: BootId) -> MemorySource {
         MemorySource {
             boot_id,
             processes: BTreeMap::new(),
+            environs: HashMap::new(),
         }
     }
 
@@ -103,6 +111,18 @@ impl ProcessSource for MemorySource {
         let pid = identity.pid();
         match self.find(pid)? {
             info if info.identity() == identity => Ok(info.cwd().clone()),
+            _ => Err(Error::NotFound { pid }),
+        }
+    }
+
+    /// The bytes given to [`set_environ`](MemorySource::set_environ); an
+    /// empty environment for a process given none.
+    fn environ(&mut self, identity: ProcessIdentity) -> Result<Option<Vec<u8>>> {
+        let pid = identity.pid();
+        match self.find(pid)? {
+            info if info.identity() == identity => Ok(Some(
+                self.environs.get(&identity).cloned().unwrap_or_default(),
+            )),
             _ => Err(Error::NotFound { pid }),
         }
     }

@@ -106,6 +106,20 @@ pub trait ProcessSource {
         Ok(false)
     }
 
+    /// The environment `identity` was started with (what `exec` got):
+    /// `NAME=value` entries, each ended by NUL; find a variable in it with
+    /// [`supervisor::tag::find`](crate::supervisor::tag::find). `Ok(None)`
+    /// when we may not read it (another user's process), which is not an
+    /// error; [`Error::NotFound`](crate::Error::NotFound) when that process
+    /// is gone, even if its pid was reused; a zombie's reads empty. The
+    /// default is [`Error::Unsupported`](crate::Error::Unsupported).
+    fn environ(&mut self, identity: ProcessIdentity) -> Result<Option<Vec<u8>>> {
+        let _ = identity;
+        Err(crate::Error::Unsupported {
+            what: "reading another process's environment on this platform",
+        })
+    }
+
     /// Fills `states` with the scheduler state of every thread of `pid`.
     /// A group stop reaches threads one by one, and a thread still running
     /// could fork. The default gives the sample's state, right for platforms

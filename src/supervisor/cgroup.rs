@@ -343,19 +343,24 @@ impl JobCgroup {
     /// Creates the leaf `proctrack-<job_id>` under `parent`, a cgroup2
     /// directory (see [`create`](JobCgroup::create)).
     pub fn create_in(parent: &Path, job_id: &str) -> Result<JobCgroup> {
-        let valid = !job_id.is_empty()
-            && job_id.len() <= 200
-            && !job_id.starts_with('.')
-            && job_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-        if !valid {
-            return Err(invalid_input(format!(
-                "job id {job_id:?} cannot name a cgroup: use ASCII letters, digits, '-', '_' and '.'"
-            )));
-        }
-        let path = parent.join(format!("proctrack-{job_id}"));
+        check_job_id(job_id)?;
+        let path = parent.join(format!("{PREFIX}{job_id}"));
         fs::create_dir(&path).map_err(|error| file_error(&path, error))?;
+        Ok(JobCgroup {
+            path,
+            job_id: job_id.to_owned(),
+            removed: false,
+        })
+    }
+
+    /// Opens the existing leaf `proctrack-<job_id>` under `parent`: a job's
+    /// cgroup left behind by a supervisor that died (see [`leftovers`]).
+    /// [`Error::NotFound`]-like [`Error::Io`] when it is not there.
+    pub fn open(parent: &Path, job_id: &str) -> Result<JobCgroup> {
+        check_job_id(job_id)?;
+        let path = parent.join(format!("{PREFIX}{job_id}"));
+        let events = path.join("cgroup.events");
+        fs::metadata(&events).map_err(|error| file_error(&events, error))?;
         Ok(JobCgroup {
             path,
             job_id: job_id.to_owned(),
@@ -549,6 +554,43 @@ impl JobCgroup {
         }
     }
 
+    /// Freezes every member (`cgroup.freeze`): a frozen process cannot fork,
+    /// so [`members`](JobCgroup::members) is then complete and stays so.
+    /// Waits up to `timeout` for the kernel to report `frozen 1`; returns
+    /// false if it did not (signals still reach the members).
+    pub fn freeze(&self, timeout: Duration) -> Result<bool> {
+        let freeze = self.path.join("cgroup.freeze");
+        fs::write(&freeze, b"1").map_err(|error| file_error(&freeze, error))?;
+        self.wait_events(timeout, |events| events.frozen == Some(true))
+    }
+
+    /// Lets the members run again after [`freeze`](JobCgroup::freeze).
+    pub fn thaw(&self) -> Result<()> {
+        let freeze = self.path.join("cgroup.freeze");
+        fs::write(&freeze, b"0").map_err(|error| file_error(&freeze, error))
+    }
+
+    /// The cgroup's `memory.current` in bytes; `None` where the memory
+    /// controller is not enabled for it (no such file).
+    pub fn memory_current(&self) -> Result<Option<u64>> {
+        let path = self.path.join("memory.current");
+        match fs::read(&path) {
+            Ok(bytes) => Ok(std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|text| text.trim().parse().ok())),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(file_error(&path, error)),
+        }
+    }
+
+    /// Lets go of the cgroup without removing it, for a job left running
+    /// on purpose; returns its directory. (cgroup2 does not allow renaming
+    /// a cgroup, so a kept job is told apart by its journal.)
+    pub fn leave(mut self) -> PathBuf {
+        self.removed = true;
+        std::mem::take(&mut self.path)
+    }
+
     /// Removes the cgroup (`rmdir`). Fails with [`Error::Io`] (`EBUSY`) while
     /// processes live in it: [`kill`](JobCgroup::kill) and
     /// [`wait_empty`](JobCgroup::wait_empty) first.
@@ -565,6 +607,50 @@ impl Drop for JobCgroup {
             // to kill here.
             let _ = fs::remove_dir(&self.path);
         }
+    }
+}
+
+/// What every job cgroup's name starts with.
+const PREFIX: &str = "proctrack-";
+/// The job ids of the job cgroups under `parent` (`proctrack-<job id>`):
+/// what supervisors left behind, running or not. An empty list when
+/// `parent` does not exist.
+pub fn leftovers(parent: &Path) -> Result<Vec<String>> {
+    let entries = match fs::read_dir(parent) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(file_error(parent, error)),
+    };
+    let mut ids = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|error| file_error(parent, error))?;
+        let name = entry.file_name();
+        let Some(id) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+            continue;
+        };
+        if check_job_id(id).is_ok() && entry.path().is_dir() {
+            ids.push(id.to_owned());
+        }
+    }
+    ids.sort();
+    Ok(ids)
+}
+
+/// A job id that can name a cgroup: ASCII letters, digits, `-`, `_` and
+/// `.`, 1 to 200 bytes, not starting with `.`.
+fn check_job_id(job_id: &str) -> Result<()> {
+    let valid = !job_id.is_empty()
+        && job_id.len() <= 200
+        && !job_id.starts_with('.')
+        && job_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid_input(format!(
+            "job id {job_id:?} cannot name a cgroup: use ASCII letters, digits, '-', '_' and '.'"
+        )))
     }
 }
 

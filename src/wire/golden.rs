@@ -233,6 +233,57 @@ fn golden_kill_report() {
     golden_round_trip("kill_report.json", &report);
 }
 
+#[test]
+fn golden_job_status() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    use crate::supervisor::{Containment, JobId, JobStatus, JobUsage};
+
+    let me = identity(4100, 900_000);
+    let running = JobId::new("devtool", me, 1);
+    let done = JobId::new("devtool", me, 2);
+    let containment = |id: &JobId, root: i32, cgroup: bool| Containment {
+        process_group: pid(root),
+        subreaper: true,
+        tag: format!("PROCTRACK_JOB={id}"),
+        cgroup: cgroup.then(|| format!("/sys/fs/cgroup/unified/proctrack-{id}").into()),
+        missing: if cgroup {
+            Vec::new()
+        } else {
+            vec!["no cgroup: job cgroups are turned off".to_owned()]
+        },
+    };
+    let jobs = vec![
+        JobStatus {
+            root: server().identity(),
+            containment: containment(&running, 4242, true),
+            finished: false,
+            kept: false,
+            exit: None,
+            usage: JobUsage {
+                processes: 2,
+                cpu_time: Duration::from_millis(1_610),
+                rss_bytes: 94_371_840,
+                cgroup_memory: None,
+            },
+            members: vec![pid(4242), pid(4243)],
+            id: running,
+        },
+        JobStatus {
+            root: identity(4300, 990_100),
+            containment: containment(&done, 4300, false),
+            finished: true,
+            kept: false,
+            exit: Some(ExitStatus::from_raw(3 << 8)),
+            usage: JobUsage::default(),
+            members: Vec::new(),
+            id: done,
+        },
+    ];
+    golden("job_status.json", &jobs);
+}
+
 #[cfg(feature = "registry")]
 mod registry {
     use std::time::SystemTime;

@@ -318,6 +318,7 @@ pub(crate) mod refusals {
 
 #[cfg(test)]
 mod golden;
+mod jobs;
 /// A signal by its conventional name, `"SIGTERM"`; reading also takes
 /// `"TERM"` and numbers, as [`Signal`]'s `FromStr` does.
 impl Serialize for Signal {

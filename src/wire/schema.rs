@@ -97,6 +97,16 @@ impl JsonSchema for ProcessInfo {
     }
 }
 
+impl JsonSchema for crate::supervisor::JobStatus {
+    fn schema_name() -> Cow<'static, str> {
+        "JobStatus".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        super::jobs::JobStatusJson::json_schema(generator)
+    }
+}
+
 #[cfg(feature = "registry")]
 impl JsonSchema for crate::registry::Entry {
     fn schema_name() -> Cow<'static, str> {

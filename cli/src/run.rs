@@ -1,0 +1,100 @@
+//! `proctrack run`: one command as a contained job; its end, or a signal to
+//! us, stops whatever is left of it.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::sync::mpsc;
+
+use proctrack::signal::ProcessHandle;
+use proctrack::supervisor::{Cgroups, Supervisor, SupervisorError, SupervisorOptions};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::Outcome;
+use crate::args::RunArgs;
+use crate::output;
+
+/// Our exit code when the job could not be started (as `env` and container
+/// runners do, so it is not mistaken for the command's own).
+const CANNOT_START: u8 = 125;
+
+/// What ended the wait.
+enum Event {
+    /// The command (the job's root) exited.
+    Exited,
+    /// We got this signal.
+    Signal(i32),
+}
+
+pub fn run(args: &RunArgs) -> Outcome {
+    match supervise(args) {
+        Ok(code) => Outcome::Exit(code),
+        Err(error) => {
+            output::error(&error);
+            Outcome::Exit(CANNOT_START)
+        }
+    }
+}
+
+fn supervise(args: &RunArgs) -> Result<u8, SupervisorError> {
+    // First: a signal before this would kill us and orphan the job.
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(io_error)?;
+    let cgroups = if args.no_cgroup {
+        Cgroups::Off
+    } else {
+        Cgroups::Auto
+    };
+    let mut supervisor = Supervisor::new(
+        SupervisorOptions::new(args.name.as_str())
+            .cgroups(cgroups)
+            .shutdown_grace(args.grace),
+    )?;
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| io_error(std::io::Error::other("no command given")))?;
+    let mut command = supervisor.command(program);
+    command.args(rest);
+    let id = supervisor.spawn(command)?;
+    let root = supervisor.job(&id).map(|job| job.root());
+
+    let (tx, rx) = mpsc::channel();
+    let exited = tx.clone();
+    std::thread::spawn(move || {
+        // Exit, not reap: the supervisor collects the status.
+        if let Some(root) = root {
+            let _ = ProcessHandle::open(root).and_then(|handle| handle.wait());
+        }
+        let _ = exited.send(Event::Exited);
+    });
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            let _ = tx.send(Event::Signal(signal));
+        }
+    });
+    let event = rx.recv().unwrap_or(Event::Exited);
+    // The rest of the job goes, whatever ended the wait.
+    let report = supervisor.stop(&id, args.grace)?;
+    handle.close();
+    if !report.is_complete() {
+        output::warn(&report.to_string());
+    }
+    Ok(match event {
+        Event::Signal(signal) => 128u8.saturating_add(u8::try_from(signal).unwrap_or(0)),
+        Event::Exited => report.exit.map_or(1, status_code),
+    })
+}
+
+/// The exit code a shell would give for `status`.
+fn status_code(status: ExitStatus) -> u8 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(1),
+        (None, Some(signal)) => 128u8.saturating_add(u8::try_from(signal).unwrap_or(0)),
+        (None, None) => 1,
+    }
+}
+
+fn io_error(source: std::io::Error) -> SupervisorError {
+    SupervisorError::Process(proctrack::Error::Io { path: None, source })
+}

@@ -1,0 +1,197 @@
+//! The registry as a supervisor's [`Journal`]: each job is its root's row in
+//! `processes` plus a row in `jobs` (migration 2), written in one
+//! transaction.
+
+use std::future::Future;
+use std::time::SystemTime;
+
+use sqlx::Row;
+
+use super::entry::to_millis;
+use super::sql::{COLUMNS, decode, path_from_bytes, path_to_bytes};
+use super::{Filled, Metadata, Registry, RegistryError, Result, owner_key};
+use crate::ProcessIdentity;
+use crate::supervisor::{JobEnd, JobId, JobRecord, Journal, JournalError};
+
+/// A [`Registry`] that a [`Supervisor`](crate::supervisor::Supervisor)
+/// writes its jobs to: pass it to
+/// [`SupervisorOptions::journal`](crate::supervisor::SupervisorOptions::journal).
+///
+/// The supervisor's calls block; each runs the registry's async call to
+/// completion on a thread of its own (with a small runtime of its own), so a
+/// supervisor works the same inside a tokio runtime and outside any.
+///
+/// The root's row has the supervisor's [`owner_key`] as its owner and the
+/// job id as its label, so the registry's own tools
+/// ([`stop_stale`](Registry::stop_stale), [`reconcile`](Registry::reconcile))
+/// see it too.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use proctrack::registry::{JobJournal, Registry};
+/// use proctrack::supervisor::{Supervisor, SupervisorOptions};
+///
+/// let registry = Registry::open("/tmp/devtool.db").await?;
+/// let journal = JobJournal::new(registry, proctrack::process(proctrack::Pid::current())?.identity());
+/// let mut supervisor = Supervisor::new(SupervisorOptions::new("devtool").journal(journal))?;
+/// let report = supervisor.recover()?; // the jobs of a crashed instance
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct JobJournal {
+    registry: Registry,
+    owner: String,
+}
+
+impl JobJournal {
+    /// A journal in `registry` for the supervisor running as `supervisor`
+    /// (this process's identity).
+    pub fn new(registry: Registry, supervisor: ProcessIdentity) -> JobJournal {
+        JobJournal {
+            registry,
+            owner: owner_key(supervisor),
+        }
+    }
+
+    /// The registry written to.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// Runs `work` to completion on a thread of its own with a runtime of its
+/// own: callable from any thread, inside a runtime or not.
+fn block_on<T: Send>(work: impl Future<Output = Result<T>> + Send) -> Result<T> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|source| {
+                        RegistryError::Process(crate::Error::Io { path: None, source })
+                    })?;
+                runtime.block_on(work)
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+fn journal_error(error: RegistryError) -> JournalError {
+    JournalError(Box::new(error))
+}
+
+impl Registry {
+    async fn record_job(&self, record: &JobRecord, owner: &str) -> Result<()> {
+        let metadata = Metadata::new(owner)
+            .label(record.id.as_str())
+            .command(&record.command)
+            .process_group(record.process_group);
+        let row = Filled::new(record.root, &metadata, None);
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.db(e))?;
+        let process = row.insert(&mut tx).await.map_err(|e| self.db(e))?;
+        sqlx::query(
+            "INSERT INTO jobs (id, supervisor, process, cgroup, kept) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(record.id.as_str())
+        .bind(record.id.supervisor())
+        .bind(process.as_raw())
+        .bind(record.cgroup.as_deref().map(path_to_bytes))
+        .bind(record.kept)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.db(e))?;
+        tx.commit().await.map_err(|e| self.db(e))
+    }
+
+    async fn end_job(&self, id: &JobId, end: JobEnd) -> Result<()> {
+        let now = to_millis(SystemTime::now());
+        let query = match end {
+            JobEnd::Kept => sqlx::query("UPDATE jobs SET kept = 1 WHERE id = ?1").bind(id.as_str()),
+            JobEnd::Exited(code) => sqlx::query(
+                "UPDATE processes SET status = 'exited', end_reason = 'reported', \
+                     exit_code = ?2, ended_at = ?3, updated_at = ?3 \
+                 WHERE status = 'running' AND id = (SELECT process FROM jobs WHERE id = ?1)",
+            )
+            .bind(id.as_str())
+            .bind(code)
+            .bind(now),
+            JobEnd::Stopped | JobEnd::Recovered => sqlx::query(
+                "UPDATE processes SET status = 'killed', end_reason = 'reaped', \
+                     kill_report = ?2, ended_at = ?3, updated_at = ?3 \
+                 WHERE status = 'running' AND id = (SELECT process FROM jobs WHERE id = ?1)",
+            )
+            .bind(id.as_str())
+            .bind(if end == JobEnd::Stopped {
+                "job stopped by its supervisor"
+            } else {
+                "job recovered: stopped after its supervisor died"
+            })
+            .bind(now),
+        };
+        query.execute(&self.pool).await.map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    async fn unfinished_jobs(&self, name: &str) -> Result<Vec<JobRecord>> {
+        let sql = format!(
+            "SELECT jobs.id AS job_id, jobs.cgroup AS job_cgroup, jobs.kept AS job_kept, {} \
+             FROM jobs JOIN processes ON processes.id = jobs.process \
+             WHERE jobs.supervisor = ?1 AND processes.status = 'running' ORDER BY jobs.id",
+            COLUMNS
+                .split(", ")
+                .map(|c| format!("processes.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.db(e))?;
+        let mut records = Vec::with_capacity(rows.len());
+        for row in rows {
+            let corrupt = |detail: String| RegistryError::CorruptDatabase {
+                path: self.path.clone(),
+                detail,
+            };
+            let entry = decode(&self.path, &row)?;
+            let text: String = row.try_get("job_id").map_err(|e| self.db(e))?;
+            let id: JobId = text
+                .parse()
+                .map_err(|error| corrupt(format!("jobs.id: {error}")))?;
+            let cgroup: Option<Vec<u8>> = row.try_get("job_cgroup").map_err(|e| self.db(e))?;
+            let kept: bool = row.try_get("job_kept").map_err(|e| self.db(e))?;
+            let mut record = JobRecord::new(
+                id,
+                entry.identity(),
+                entry.process_group().unwrap_or(entry.pid()),
+                cgroup.map(path_from_bytes),
+                entry.command().args().map(ToOwned::to_owned).collect(),
+            );
+            record.kept = kept;
+            records.push(record);
+        }
+        Ok(records)
+    }
+}
+
+impl Journal for JobJournal {
+    fn started(&mut self, record: &JobRecord) -> std::result::Result<(), JournalError> {
+        block_on(self.registry.record_job(record, &self.owner)).map_err(journal_error)
+    }
+
+    fn ended(&mut self, id: &JobId, end: JobEnd) -> std::result::Result<(), JournalError> {
+        block_on(self.registry.end_job(id, end)).map_err(journal_error)
+    }
+
+    fn unfinished(&mut self, name: &str) -> std::result::Result<Vec<JobRecord>, JournalError> {
+        block_on(self.registry.unfinished_jobs(name)).map_err(journal_error)
+    }
+}

@@ -1,0 +1,143 @@
+//! Where a supervisor writes down its jobs, so that the next instance can
+//! find them after a crash.
+//!
+//! The supervisor calls a [`Journal`] when a job starts and when it ends,
+//! and asks it for the unfinished jobs in [`recover`](super::Supervisor::recover).
+//! The SQLite [`Registry`](crate::registry::Registry) is one (feature
+//! `registry`); a test can keep one in memory.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use super::JobId;
+use crate::{Pid, ProcessIdentity};
+
+/// What a journal holds about one job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobRecord {
+    /// The job.
+    pub id: JobId,
+    /// The process the job started as.
+    pub root: ProcessIdentity,
+    /// The job's process group.
+    pub process_group: Pid,
+    /// The job's cgroup directory, if it has one.
+    pub cgroup: Option<PathBuf>,
+    /// The command's arguments.
+    pub command: Vec<OsString>,
+    /// True when the job was left running on purpose when its supervisor
+    /// shut down: [`recover`](super::Supervisor::recover) leaves it alone.
+    pub kept: bool,
+}
+
+impl JobRecord {
+    /// A record of a job; `kept` false.
+    pub fn new(
+        id: JobId,
+        root: ProcessIdentity,
+        process_group: Pid,
+        cgroup: Option<PathBuf>,
+        command: Vec<OsString>,
+    ) -> JobRecord {
+        JobRecord {
+            id,
+            root,
+            process_group,
+            cgroup,
+            command,
+            kept: false,
+        }
+    }
+}
+
+/// How a job ended, as written down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JobEnd {
+    /// Every member exited; the root with this code (`None`: by a signal).
+    Exited(Option<i32>),
+    /// Stopped by its supervisor.
+    Stopped,
+    /// Found after its supervisor died, and stopped by another.
+    Recovered,
+    /// Left running on purpose when its supervisor shut down.
+    Kept,
+}
+
+/// Storage for a supervisor's jobs. Calls block; an implementation over an
+/// async store (the registry) runs it to completion on a thread of its own.
+pub trait Journal: Send {
+    /// Writes down a job that just started.
+    fn started(&mut self, record: &JobRecord) -> Result<(), JournalError>;
+
+    /// Writes down how a job ended. [`JobEnd::Kept`] leaves the job
+    /// unfinished, marked [`kept`](JobRecord::kept).
+    fn ended(&mut self, id: &JobId, end: JobEnd) -> Result<(), JournalError>;
+
+    /// The jobs of supervisors named `name` that have not ended, kept ones
+    /// included.
+    fn unfinished(&mut self, name: &str) -> Result<Vec<JobRecord>, JournalError>;
+}
+
+/// A journal's failure, in its own words.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct JournalError(pub Box<dyn std::error::Error + Send + Sync>);
+
+/// A journal in memory: for tests, and for a supervisor that only needs
+/// [`recover`](super::Supervisor::recover) to see its own earlier jobs
+/// within one process.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryJournal {
+    records: Vec<JobRecord>,
+    ended: Vec<(JobId, JobEnd)>,
+}
+
+impl MemoryJournal {
+    /// An empty journal.
+    pub fn new() -> MemoryJournal {
+        MemoryJournal::default()
+    }
+
+    /// Every job ever started, in order.
+    pub fn records(&self) -> &[JobRecord] {
+        &self.records
+    }
+
+    /// How `id` ended, if it did.
+    pub fn end_of(&self, id: &JobId) -> Option<JobEnd> {
+        self.ended
+            .iter()
+            .rev()
+            .find(|(ended, _)| ended == id)
+            .map(|(_, end)| *end)
+    }
+}
+
+impl Journal for MemoryJournal {
+    fn started(&mut self, record: &JobRecord) -> Result<(), JournalError> {
+        self.records.push(record.clone());
+        Ok(())
+    }
+
+    fn ended(&mut self, id: &JobId, end: JobEnd) -> Result<(), JournalError> {
+        if end == JobEnd::Kept {
+            for record in self.records.iter_mut().filter(|r| &r.id == id) {
+                record.kept = true;
+            }
+        }
+        self.ended.push((id.clone(), end));
+        Ok(())
+    }
+
+    fn unfinished(&mut self, name: &str) -> Result<Vec<JobRecord>, JournalError> {
+        Ok(self
+            .records
+            .iter()
+            .filter(|r| r.id.supervisor() == name)
+            .filter(|r| matches!(self.end_of(&r.id), None | Some(JobEnd::Kept)))
+            .cloned()
+            .collect())
+    }
+}

@@ -1,0 +1,206 @@
+//! After a crash: find the jobs a dead instance of this supervisor left,
+//! and stop them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::cgroup::{self, JobCgroup};
+use super::{JobEnd, JobId, Supervisor, SupervisorError, tag};
+use crate::signal::{KillOptions, ProcessHandle, kill_trees};
+use crate::{ProcessIdentity, ProcessSource};
+
+/// How long recovery waits for a killed cgroup to empty.
+const EMPTY_WAIT: Duration = Duration::from_secs(10);
+
+/// What [`Supervisor::recover`] found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoverReport {
+    /// Every job of a dead instance that was found, and what was done.
+    pub jobs: Vec<RecoveredJob>,
+}
+
+impl RecoverReport {
+    /// How many processes were killed in all.
+    pub fn killed(&self) -> usize {
+        self.jobs.iter().map(|job| job.killed.len()).sum()
+    }
+
+    /// True when nothing of the dead instances' jobs is left alive.
+    pub fn is_complete(&self) -> bool {
+        self.jobs.iter().all(|job| job.survived.is_empty())
+    }
+}
+
+/// One job of a dead supervisor instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveredJob {
+    /// The job.
+    pub id: JobId,
+    /// Its cgroup, if one was left; removed once empty.
+    pub cgroup: Option<PathBuf>,
+    /// Found in the journal (else only by its cgroup or its tag).
+    pub journaled: bool,
+    /// Its processes that were killed (identities verified before the kill).
+    pub killed: Vec<ProcessIdentity>,
+    /// Its processes still alive after the kill.
+    pub survived: Vec<ProcessIdentity>,
+}
+
+/// What is known of one dead job while recovering it.
+#[derive(Default)]
+struct Found {
+    cgroup: Option<PathBuf>,
+    journaled: bool,
+    processes: Vec<ProcessIdentity>,
+}
+
+impl Supervisor {
+    /// Finds every job that an earlier instance of a supervisor of this name
+    /// left behind when it died, and stops it. Jobs are found three ways:
+    /// the journal's unfinished rows, the `proctrack-<id>` cgroups under
+    /// ours, and the tags of live processes (reparented anywhere). A job is
+    /// left alone while its instance (the pid and start time in its
+    /// [`JobId`]) still runs, and when it was kept on purpose
+    /// ([`keep_running`](Supervisor::keep_running)). Processes are pinned by
+    /// identity before they are signalled; the journal marks each job
+    /// [`JobEnd::Recovered`], so no row stays running without a process.
+    pub fn recover(&mut self) -> Result<RecoverReport, SupervisorError> {
+        self.table.refresh()?;
+        let mut dead: BTreeMap<JobId, Found> = BTreeMap::new();
+        let mut kept = Vec::new();
+        if let Some(journal) = self.journal.as_mut() {
+            for record in journal.unfinished(&self.name)? {
+                if record.kept {
+                    kept.push(record.id);
+                    continue;
+                }
+                let found = dead.entry(record.id).or_default();
+                found.journaled = true;
+                found.cgroup = record.cgroup;
+                found.processes.push(record.root);
+            }
+        }
+        if let Ok(cgroups) = &self.cgroups {
+            for id in cgroup::leftovers(cgroups.own_dir())? {
+                if let Ok(id) = id.parse::<JobId>()
+                    && id.supervisor() == self.name
+                {
+                    let path = cgroups.own_dir().join(format!("proctrack-{id}"));
+                    dead.entry(id).or_default().cgroup.get_or_insert(path);
+                }
+            }
+        }
+        let everyone: Vec<ProcessIdentity> = self
+            .table
+            .iter()
+            .filter(|p| !p.is_kernel_thread() && p.identity() != self.me)
+            .map(|p| p.identity())
+            .collect();
+        for identity in everyone {
+            let Ok(Some(environ)) = self.table.source_mut().environ(identity) else {
+                continue;
+            };
+            let Some(id) = tag::job_of(&environ)
+                .and_then(|id| std::str::from_utf8(id).ok())
+                .and_then(|id| id.parse::<JobId>().ok())
+            else {
+                continue;
+            };
+            if id.supervisor() == self.name {
+                dead.entry(id).or_default().processes.push(identity);
+            }
+        }
+        dead.retain(|id, _| !kept.contains(id) && !self.instance_alive(id));
+        let mut report = RecoverReport::default();
+        for (id, found) in dead {
+            report.jobs.push(self.recover_job(id, found)?);
+        }
+        self.reap_adopted()?;
+        Ok(report)
+    }
+
+    /// Whether the supervisor instance that started `id` still runs (this
+    /// one included).
+    fn instance_alive(&self, id: &JobId) -> bool {
+        let (pid, start) = id.instance();
+        if (pid, start) == (self.me.pid(), self.me.start_time()) {
+            return true;
+        }
+        self.table
+            .get(pid)
+            .is_some_and(|p| p.start_time() == start && !p.state().has_exited())
+    }
+
+    fn recover_job(&mut self, id: JobId, found: Found) -> Result<RecoveredJob, SupervisorError> {
+        let mut killed = Vec::new();
+        let mut survived = Vec::new();
+        let cgroup = found
+            .cgroup
+            .as_deref()
+            .and_then(|path| open_leftover(path, &id));
+        if let Some(cgroup) = &cgroup {
+            cgroup.freeze(EMPTY_WAIT)?;
+            let source = self.table.source_mut();
+            let boot = source.boot_id();
+            let mut pins = Vec::new();
+            for pid in cgroup.members().unwrap_or_default() {
+                if let Ok(sample) = source.sample(pid)
+                    && let Ok(handle) = ProcessHandle::open(sample.identity(boot))
+                {
+                    pins.push(handle);
+                }
+            }
+            let outcome = cgroup.kill();
+            cgroup.thaw()?;
+            outcome?;
+            cgroup.wait_empty(EMPTY_WAIT)?;
+            for pin in pins {
+                if pin.has_exited()? {
+                    killed.push(pin.identity());
+                    // An orphan adopted by us: ours to collect.
+                    let _ = pin.try_reap();
+                } else {
+                    survived.push(pin.identity());
+                }
+            }
+        }
+        // Tagged processes and the journal's root: pinned by identity (a
+        // reused pid is not them), with their trees.
+        let roots: Vec<ProcessIdentity> = found
+            .processes
+            .iter()
+            .copied()
+            .filter(|p| !killed.contains(p))
+            .collect();
+        if !roots.is_empty() {
+            let tree = kill_trees(&mut self.table, &roots, &KillOptions::new())?;
+            killed.extend(tree.killed.iter().map(|k| k.identity));
+            survived.extend(tree.survived.iter().copied());
+            survived.extend(tree.denied.iter().copied());
+        }
+        let cgroup_path = cgroup.as_ref().map(|c| c.path().to_path_buf());
+        if let Some(cgroup) = cgroup {
+            // Still populated (a survivor): left for the next recover.
+            let _ = cgroup.remove();
+        }
+        let journaled = found.journaled;
+        if journaled && let Some(journal) = self.journal.as_mut() {
+            journal.ended(&id, JobEnd::Recovered)?;
+        }
+        Ok(RecoveredJob {
+            id,
+            cgroup: cgroup_path,
+            journaled,
+            killed,
+            survived,
+        })
+    }
+}
+
+/// The job cgroup at `path`, if it is still there.
+fn open_leftover(path: &Path, id: &JobId) -> Option<JobCgroup> {
+    JobCgroup::open(path.parent()?, id.as_str()).ok()
+}
