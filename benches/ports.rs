@@ -18,7 +18,9 @@
 //! - the socket the oldest server opened after everyone started: creation
 //!   order points our search the wrong way, while `listeners`, reading in
 //!   pid order, meets the holder early;
-//! - every listener: `PortFinder::listeners` against `listeners::get_all`.
+//! - every listener: `PortFinder::listeners` against `listeners::get_all`
+//!   (ours walks every process on two threads where there is a second CPU,
+//!   theirs on one: hence the CPU column).
 //!
 //! The closing table gives medians of interleaved rounds and their ratios,
 //! in wall time and in CPU time of all threads (a walk over every process
