@@ -18,9 +18,13 @@
 //! - the socket the oldest server opened after everyone started: creation
 //!   order points our search the wrong way, while `listeners`, reading in
 //!   pid order, meets the holder early;
-//! - every listener: `PortFinder::listeners` against `listeners::get_all`.
+//! - every listener: `PortFinder::listeners` against `listeners::get_all`
+//!   (ours walks every process on two threads where there is a second CPU,
+//!   theirs on one: hence the CPU column).
 //!
-//! The closing table gives medians of interleaved rounds and their ratios.
+//! The closing table gives medians of interleaved rounds and their ratios,
+//! in wall time and in CPU time of all threads (a walk over every process
+//! may run on two threads).
 
 #[cfg(target_os = "linux")]
 fn main() {
@@ -208,7 +212,8 @@ for pid in children:
     }
 
     type Variant<'a> = (&'static str, Box<dyn FnMut() -> usize + 'a>);
-    type Summary = Vec<(&'static str, &'static str, Duration)>;
+    /// Group, variant, median wall time, median CPU time.
+    type Summary = Vec<(&'static str, &'static str, Duration, Duration)>;
 
     pub fn main() {
         let population = Population::spawn();
@@ -367,39 +372,66 @@ for pid in children:
             group.finish();
         }
         let mut times = vec![Vec::with_capacity(ROUNDS); variants.len()];
+        let mut cpu_times = vec![Vec::with_capacity(ROUNDS); variants.len()];
         for _ in 0..ROUNDS {
             for (i, (_, run)) in variants.iter_mut().enumerate() {
-                let start = Instant::now();
+                let (start, cpu_start) = (Instant::now(), process_cpu_time());
                 black_box(run());
                 times[i].push(start.elapsed());
+                cpu_times[i].push(process_cpu_time().saturating_sub(cpu_start));
             }
         }
-        for ((variant, _), mut samples) in variants.iter().zip(times) {
+        for (((variant, _), mut samples), mut cpu) in variants.iter().zip(times).zip(cpu_times) {
             samples.sort_unstable();
+            cpu.sort_unstable();
             println!(
-                "{name}/{variant}: interleaved min {:?}, median {:?}, max {:?}",
+                "{name}/{variant}: interleaved min {:?}, median {:?}, max {:?}; CPU median {:?}",
                 samples[0],
                 samples[samples.len() / 2],
-                samples[samples.len() - 1]
+                samples[samples.len() - 1],
+                cpu[cpu.len() / 2]
             );
-            summary.push((name, *variant, samples[samples.len() / 2]));
+            summary.push((
+                name,
+                *variant,
+                samples[samples.len() / 2],
+                cpu[cpu.len() / 2],
+            ));
         }
     }
 
-    /// Medians of the interleaved rounds; the first variant of each group
-    /// (the anchor) is the baseline, and the ratio says how many times faster.
+    /// CPU time of this process, all its threads: with the wall time it
+    /// shows what a variant gains from a second thread and what from doing
+    /// less work.
+    fn process_cpu_time() -> Duration {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        Duration::new(
+            u64::try_from(now.tv_sec).unwrap_or(0),
+            u32::try_from(now.tv_nsec).unwrap_or(0),
+        )
+    }
+
+    /// Medians of the interleaved rounds, wall and CPU time (all threads);
+    /// the first variant of each group (the anchor) is the baseline, and the
+    /// ratios say how many times faster, or how many times less CPU.
     fn print_summary(summary: &Summary) {
         println!(
-            "\n{:<16} {:<32} {:>12} {:>14}",
-            "group", "variant", "median", "anchor/this"
+            "\n{:<16} {:<32} {:>12} {:>12} {:>12} {:>12}",
+            "group", "variant", "median", "anchor/this", "CPU", "anchor/this"
         );
-        let mut base: Option<(&str, Duration)> = None;
-        for (group, variant, median) in summary {
-            if base.is_none_or(|(g, _)| g != *group) {
-                base = Some((group, *median));
+        let mut base: Option<(&str, Duration, Duration)> = None;
+        for (group, variant, median, cpu) in summary {
+            if base.is_none_or(|(g, _, _)| g != *group) {
+                base = Some((group, *median, *cpu));
             }
-            let ratio = base.map_or(f64::NAN, |(_, b)| b.as_secs_f64() / median.as_secs_f64());
-            println!("{group:<16} {variant:<32} {:>12.3?} {ratio:>13.1}x", median);
+            let ratio = |base: Duration, this: &Duration| base.as_secs_f64() / this.as_secs_f64();
+            let (wall_ratio, cpu_ratio) = base
+                .map_or((f64::NAN, f64::NAN), |(_, wall, base_cpu)| {
+                    (ratio(wall, median), ratio(base_cpu, cpu))
+                });
+            println!(
+                "{group:<16} {variant:<32} {median:>12.3?} {wall_ratio:>11.2}x {cpu:>12.3?} {cpu_ratio:>11.2}x"
+            );
         }
     }
 }

@@ -205,6 +205,12 @@
 // not wrap; everything else stays free of it.
 #![cfg_attr(target_os = "macos", deny(unsafe_code))]
 #![warn(missing_docs)]
+// The docs link to items of the `registry` and `http` features (and
+// `tokio`, which both imply); built without them, those links are text.
+#![cfg_attr(
+    not(all(feature = "registry", feature = "http")),
+    allow(rustdoc::broken_intra_doc_links)
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "tokio")]

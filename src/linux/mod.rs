@@ -11,6 +11,7 @@ mod path;
 #[cfg(feature = "registry")]
 mod pidfs;
 mod reader;
+mod split;
 
 #[cfg(feature = "registry")]
 pub(crate) use pidfs::pidfs_inode;

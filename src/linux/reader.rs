@@ -10,6 +10,7 @@ use rustix::io::Errno;
 
 use super::kept::{KeptRead, KeptStats};
 use super::path::PidPath;
+use super::split;
 use crate::CommandLine;
 use crate::parse::{self, Stat};
 use crate::source::{ProcessSource, Sample};
@@ -21,7 +22,7 @@ use crate::{
 /// Size of the reused read buffer; a stat line is well under 1 KiB.
 const READ_BUFFER: usize = 4096;
 /// Size of the `getdents64` buffer: ~2700 entries of /proc per call.
-const DIRENT_BUFFER: usize = 64 * 1024;
+pub(super) const DIRENT_BUFFER: usize = 64 * 1024;
 /// Where the boot id lives, relative to a proc root.
 const BOOT_ID: &CStr = c"sys/kernel/random/boot_id";
 
@@ -56,6 +57,16 @@ pub struct SystemSource {
     /// The device of sockfs (where every socket's inode lives), `Some(None)`
     /// when it cannot be learnt; asked on first use.
     pub(super) sockfs_device: Option<Option<u64>>,
+    /// Whether fd directories here can be read from a given fd number on;
+    /// checked on first use.
+    pub(super) fd_dirs_seek_by_number: Option<bool>,
+    /// Whether a second CPU is there to share the fd walk; asked on first use.
+    pub(super) two_cpus: Option<bool>,
+    /// The `getdents64` buffer of the fd walk's helper thread; allocated on
+    /// its first use.
+    pub(super) spare_dirents: Vec<MaybeUninit<u8>>,
+    /// The read buffer of that helper thread; grown on its first use.
+    spare_buf: Vec<u8>,
 }
 
 impl SystemSource {
@@ -86,6 +97,10 @@ impl SystemSource {
             children_files: None,
             kept: None,
             sockfs_device: None,
+            fd_dirs_seek_by_number: None,
+            two_cpus: None,
+            spare_dirents: Vec::new(),
+            spare_buf: Vec::new(),
         };
         let boot_path = reader.root_path.join(OsStr::from_bytes(BOOT_ID.to_bytes()));
         let len = read_at(
@@ -130,6 +145,44 @@ impl SystemSource {
         if !pids.is_sorted() {
             pids.sort_unstable();
         }
+        Ok(())
+    }
+
+    /// Appends the identity of each of `pids` now to `out`, in their order,
+    /// `None` for a gone one: a read of `<pid>/stat` each. With many pids and
+    /// a second CPU the reads are shared with one helper thread (see
+    /// [`split`]); the answer does not depend on the threads' timing.
+    pub(crate) fn identities(
+        &mut self,
+        pids: &[Pid],
+        out: &mut Vec<Option<ProcessIdentity>>,
+    ) -> Result<()> {
+        let two_threads = *self.two_cpus.get_or_insert_with(split::two_cpus);
+        let (root, root_path) = (self.root.as_fd(), self.root_path.as_path());
+        let (ticks, page, boot) = (self.ticks_per_second, self.page_size, self.boot_id);
+        let mut mine = StatReader {
+            root,
+            root_path,
+            buf: &mut self.buf,
+            ticks,
+            page,
+            boot,
+        };
+        let mut theirs = StatReader {
+            root,
+            root_path,
+            buf: &mut self.spare_buf,
+            ticks,
+            page,
+            boot,
+        };
+        let pieces =
+            split::in_pieces(pids, two_threads, &mut mine, &mut theirs, |reader, pids| {
+                pids.iter()
+                    .map(|&pid| reader.identity(pid))
+                    .collect::<Result<Vec<_>>>()
+            })?;
+        out.extend(pieces.into_iter().flatten());
         Ok(())
     }
 
@@ -479,6 +532,31 @@ fn read_stat<'a>(
     parse::parse_stat(&buf[..len]).map_err(|e| parse_error(root_path, pid, "stat", e.into()))
 }
 
+/// What one thread needs to read identities: the proc root, shared, and a
+/// buffer of its own.
+struct StatReader<'a> {
+    root: BorrowedFd<'a>,
+    root_path: &'a Path,
+    buf: &'a mut Vec<u8>,
+    ticks: u64,
+    page: u64,
+    boot: BootId,
+}
+
+impl StatReader<'_> {
+    /// The identity of `pid` now; `None` when it is gone.
+    fn identity(&mut self, pid: Pid) -> Result<Option<ProcessIdentity>> {
+        let path = PidPath::new(pid, "stat");
+        let stat = match read_stat(self.root, path.as_c_str(), self.buf, self.root_path, pid) {
+            Ok(stat) => stat,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        let sample = sample_of(&stat, pid, self.ticks, self.page, self.root_path)?;
+        Ok(Some(sample.identity(self.boot)))
+    }
+}
+
 /// Reads `/proc/<pid>/stat` once, without a reader, and hands it to
 /// `decode`; `Ok(None)` when no process has the pid. For the signal layer's
 /// identity checks; the same read and decoder as every other stat read.
@@ -586,6 +664,29 @@ pub(crate) fn sample_from_stat<'a>(
     })
 }
 
+/// The sample in `stat`, which was read as the stat of `pid`: an error if
+/// it is another pid's.
+fn sample_of<'a>(
+    stat: &Stat<'a>,
+    pid: Pid,
+    ticks_per_second: u64,
+    page_size: u64,
+    root_path: &Path,
+) -> Result<Sample<'a>> {
+    match sample_from_stat(stat, ticks_per_second, page_size) {
+        Some(sample) if sample.pid == pid => Ok(sample),
+        _ => Err(parse_error(
+            root_path,
+            pid,
+            "stat",
+            ParseError::OtherPid {
+                expected: pid,
+                found: stat.pid,
+            },
+        )),
+    }
+}
+
 /// A new program maps a new text segment, so its addresses tell an `exec` the
 /// name alone misses (same binary again, under ASLR). They read as 1 when we may
 /// not ptrace the process and as 0 for zombies and kernel threads: unknown, 0.
@@ -611,18 +712,7 @@ impl ProcessSource for SystemSource {
         let len = self.read_stat_kept(pid)?;
         let stat = parse::parse_stat(&self.buf[..len])
             .map_err(|e| parse_error(&self.root_path, pid, "stat", e.into()))?;
-        match sample_from_stat(&stat, ticks, page) {
-            Some(sample) if sample.pid == pid => Ok(sample),
-            _ => Err(parse_error(
-                &self.root_path,
-                pid,
-                "stat",
-                ParseError::OtherPid {
-                    expected: pid,
-                    found: stat.pid,
-                },
-            )),
-        }
+        sample_of(&stat, pid, ticks, page, &self.root_path)
     }
 
     fn forget(&mut self, identity: ProcessIdentity) {

@@ -159,6 +159,15 @@ impl HolderSource for SystemSource {
         SystemSource::socket_fds(self, pid, owners, out)
     }
 
+    fn socket_fds_of_all(
+        &mut self,
+        pids: &[Pid],
+        sockets: &mut Vec<(Pid, i32, u64)>,
+        not_permitted: &mut Vec<Pid>,
+    ) -> Result<()> {
+        SystemSource::socket_fds_of_all(self, pids, sockets, not_permitted)
+    }
+
     fn parent(&mut self, pid: Pid) -> Result<Option<Pid>> {
         match self.sample(pid) {
             Ok(sample) => Ok(sample.parent),
@@ -182,6 +191,10 @@ impl HolderSource for SystemSource {
             Err(Error::NotFound { .. }) => Ok(None),
             Err(other) => Err(other),
         }
+    }
+
+    fn identities(&mut self, pids: &[Pid], out: &mut Vec<Option<ProcessIdentity>>) -> Result<()> {
+        SystemSource::identities(self, pids, out)
     }
 }
 

@@ -31,7 +31,11 @@
 //! of the holders (their ancestors and the subtree of the highest one that
 //! holds the socket too) have been looked at, where inherited copies live.
 //! [`Search::exhaustive`] reads every process instead; listing every
-//! listener ([`PortFinder::listeners`]) always does.
+//! listener ([`PortFinder::listeners`]) always does. Such a walk over every
+//! process, and the reads of the holders' identities after it, share the
+//! work with one helper thread when there is a second CPU: the kernel's
+//! lookups of each fd bound it, not anything a cache could save. The answer
+//! is put together in pid order, whichever thread read what.
 //!
 //! Another user's processes cannot be read without privilege; they are
 //! listed in [`PortReport::not_permitted`], never silently skipped.
@@ -271,7 +275,8 @@ impl PortFinder {
     }
 
     /// Every listener on the system with all its holders. Reads every
-    /// process's fds.
+    /// process's fds; on Linux with a second CPU, on two threads (this one
+    /// and one helper, for the duration of the call), with the same answer.
     pub fn listeners(&mut self) -> Result<PortReport> {
         self.query(None, &Search::new().exhaustive(true))
     }
@@ -378,9 +383,13 @@ fn build_listeners<S: HolderSource>(
 ) -> Result<Vec<Listener>> {
     let mut listeners = Vec::with_capacity(raw.len());
     let mut seen = std::collections::HashSet::new();
-    // One read per holder, however many sockets it holds.
-    let mut identities: std::collections::HashMap<Pid, Option<ProcessIdentity>> =
-        std::collections::HashMap::new();
+    // One read per holder, however many sockets it holds, all at once (the
+    // platform may share them between threads).
+    let mut pids: Vec<Pid> = holders.values().flatten().map(|&(pid, _)| pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    let mut identities = Vec::with_capacity(pids.len());
+    source.identities(&pids, &mut identities)?;
     for socket in raw {
         // /proc/net can list one socket twice while it changes; keep one.
         if !seen.insert((socket.protocol, socket.id)) {
@@ -397,14 +406,10 @@ fn build_listeners<S: HolderSource>(
             holders: Vec::with_capacity(found.len()),
         };
         for (pid, fd) in found {
-            let identity = match identities.get(&pid) {
-                Some(known) => *known,
-                None => {
-                    let read = source.identity(pid)?;
-                    identities.insert(pid, read);
-                    read
-                }
-            };
+            let identity = pids
+                .binary_search(&pid)
+                .ok()
+                .and_then(|at| identities.get(at).copied().flatten());
             if let Some(identity) = identity {
                 listener.holders.push(Holder { identity, fd });
             }

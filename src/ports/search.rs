@@ -42,6 +42,28 @@ pub(crate) trait HolderSource {
         owners: &[u32],
         out: &mut Vec<(i32, u64)>,
     ) -> Result<FdAccess>;
+    /// Appends `(pid, fd, socket id)` for every socket each of `pids` holds
+    /// to `sockets`, in the order of `pids`, and the pids whose fds cannot
+    /// be read to `not_permitted`: [`HolderSource::socket_fds`] of any
+    /// owner on each pid in turn. A platform may read several processes at
+    /// once, as long as the answer stays the same.
+    fn socket_fds_of_all(
+        &mut self,
+        pids: &[Pid],
+        sockets: &mut Vec<(Pid, i32, u64)>,
+        not_permitted: &mut Vec<Pid>,
+    ) -> Result<()> {
+        let mut fds = Vec::new();
+        for &pid in pids {
+            fds.clear();
+            match self.socket_fds(pid, &[], &mut fds)? {
+                FdAccess::Read => sockets.extend(fds.iter().map(|&(fd, id)| (pid, fd, id))),
+                FdAccess::NotPermitted => not_permitted.push(pid),
+                FdAccess::Gone | FdAccess::OtherOwner => {}
+            }
+        }
+        Ok(())
+    }
     /// The parent of `pid`; `None` for a root or a gone process.
     fn parent(&mut self, pid: Pid) -> Result<Option<Pid>>;
     /// Appends the children of `pid`; `Ok(false)` when the platform cannot
@@ -49,6 +71,16 @@ pub(crate) trait HolderSource {
     fn children(&mut self, pid: Pid, out: &mut Vec<Pid>) -> Result<bool>;
     /// The identity of `pid` now; `None` when it is gone.
     fn identity(&mut self, pid: Pid) -> Result<Option<ProcessIdentity>>;
+    /// Appends the identity of each of `pids` now to `out`, in their order
+    /// (`None` for a gone one): [`HolderSource::identity`] on each in turn.
+    /// A platform may read several at once, as long as the answer stays the
+    /// same.
+    fn identities(&mut self, pids: &[Pid], out: &mut Vec<Option<ProcessIdentity>>) -> Result<()> {
+        for &pid in pids {
+            out.push(self.identity(pid)?);
+        }
+        Ok(())
+    }
 }
 
 /// Where to look and how far.
@@ -105,17 +137,12 @@ impl<S: HolderSource> Search<'_, '_, S> {
         if !self.done() {
             let mut pids = Vec::new();
             self.source.pids(&mut pids)?;
-            let owners = if self.plan.exhaustive {
-                &[][..]
-            } else {
-                self.plan.uids
-            };
+            let owners = self.plan.uids;
+            if self.plan.exhaustive {
+                return self.scan_all(&pids);
+            }
             let mut later = Vec::new();
-            let start = if self.plan.exhaustive {
-                pids.len()
-            } else {
-                self.locate(&pids, owners, &mut later)?
-            };
+            let start = self.locate(&pids, owners, &mut later)?;
             // Outward from there, alternately newer and older, and as a
             // hedge against a wrong guess (pids wrapped around, a socket an
             // old process opened late) one process in pid order from the
@@ -270,6 +297,27 @@ impl<S: HolderSource> Search<'_, '_, S> {
         Ok(access)
     }
 
+    /// Reads the socket fds of every process of `pids` not read yet, all at
+    /// once (the platform may share the work between threads), recording
+    /// what was found in pid order.
+    fn scan_all(&mut self, pids: &[Pid]) -> Result<()> {
+        let unread: Vec<Pid> = pids
+            .iter()
+            .copied()
+            .filter(|pid| !self.visited.contains(pid))
+            .collect();
+        let mut sockets = Vec::new();
+        self.source
+            .socket_fds_of_all(&unread, &mut sockets, &mut self.found.not_permitted)?;
+        for (pid, fd, id) in sockets {
+            if self.plan.ids.binary_search(&id).is_ok() {
+                self.found.holders.entry(id).or_default().push((pid, fd));
+            }
+        }
+        self.visited.extend(unread);
+        Ok(())
+    }
+
     fn holds(&self, pid: Pid) -> bool {
         self.found
             .holders
@@ -334,10 +382,7 @@ impl<S: HolderSource> Search<'_, '_, S> {
     fn scan_everyone(&mut self) -> Result<()> {
         let mut pids = Vec::new();
         self.source.pids(&mut pids)?;
-        for pid in pids {
-            self.scan(pid)?;
-        }
-        Ok(())
+        self.scan_all(&pids)
     }
 }
 

@@ -12,6 +12,8 @@ use crate::{ProcessIdentity, ProcessSource};
 
 /// How long recovery waits for a killed cgroup to empty.
 const EMPTY_WAIT: Duration = Duration::from_secs(10);
+/// Looks for what is left, each followed by a kill of it.
+const ROUNDS: usize = 4;
 
 /// What [`Supervisor::recover`] found and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -68,6 +70,42 @@ impl Supervisor {
     /// identity before they are signalled; the journal marks each job
     /// [`JobEnd::Recovered`], so no row stays running without a process.
     pub fn recover(&mut self) -> Result<RecoverReport, SupervisorError> {
+        let mut recovered: BTreeMap<JobId, RecoveredJob> = BTreeMap::new();
+        // A tagged look happens before the kill: a daemon that a job
+        // double-forked in between is no one's descendant at the kill, and
+        // is found by the next look. Killed jobs stop forking, so the looks
+        // end.
+        for _ in 0..ROUNDS {
+            let dead = self.find_dead()?;
+            if dead.is_empty() {
+                break;
+            }
+            for (id, found) in dead {
+                let job = self.recover_job(id.clone(), found)?;
+                match recovered.get_mut(&id) {
+                    Some(earlier) => {
+                        earlier.killed.extend(job.killed);
+                        earlier.survived = job.survived;
+                        earlier.journaled |= job.journaled;
+                        if earlier.cgroup.is_none() {
+                            earlier.cgroup = job.cgroup;
+                        }
+                    }
+                    None => {
+                        recovered.insert(id, job);
+                    }
+                }
+            }
+        }
+        self.reap_adopted()?;
+        Ok(RecoverReport {
+            jobs: recovered.into_values().collect(),
+        })
+    }
+
+    /// The jobs of dead instances of this supervisor's name that something
+    /// of is left: a journal row, a cgroup, a tagged process.
+    fn find_dead(&mut self) -> Result<BTreeMap<JobId, Found>, SupervisorError> {
         self.table.refresh()?;
         let mut dead: BTreeMap<JobId, Found> = BTreeMap::new();
         let mut kept = Vec::new();
@@ -114,12 +152,7 @@ impl Supervisor {
             }
         }
         dead.retain(|id, _| !kept.contains(id) && !self.instance_alive(id));
-        let mut report = RecoverReport::default();
-        for (id, found) in dead {
-            report.jobs.push(self.recover_job(id, found)?);
-        }
-        self.reap_adopted()?;
-        Ok(report)
+        Ok(dead)
     }
 
     /// Whether the supervisor instance that started `id` still runs (this
