@@ -201,6 +201,72 @@ mod tests {
         assert!(!knows_version(3));
     }
 
+    /// A registry written by the version that knew only migration 1, with a
+    /// row in it, opens as version 2: the row is kept and jobs can be
+    /// recorded.
+    #[tokio::test]
+    async fn a_version_1_registry_upgrades_with_its_rows() {
+        use crate::registry::{JobJournal, Registry};
+        use crate::supervisor::{JobId, JobRecord, Journal};
+        use crate::{BootId, ProcessIdentity};
+        use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+
+        #[derive(Debug)]
+        struct FirstOnly;
+        impl<'s> MigrationSource<'s> for FirstOnly {
+            fn resolve(self) -> BoxFuture<'s, Result<Vec<Migration>, BoxDynError>> {
+                Box::pin(async {
+                    let (version, description, sql) = MIGRATIONS[0];
+                    Ok(vec![Migration::new(
+                        version,
+                        Cow::Borrowed(description),
+                        MigrationType::Simple,
+                        Cow::Borrowed(sql),
+                        false,
+                    )])
+                })
+            }
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        Migrator::new(FirstOnly)
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO processes (boot_id, pid, start_time, owner, label, registered_at, \
+             updated_at) VALUES ('09090909-0909-0909-0909-090909090909', 4242, 7, 'exec-1', \
+             'web', 1, 1)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let registry = Registry::open(&path).await.unwrap();
+        let rows = registry.running().await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].owner(), rows[0].label()), ("exec-1", "web"));
+
+        let boot = BootId::from_bytes([9; 16]);
+        let me = ProcessIdentity::new(boot, Pid::try_from(100).unwrap(), StartTime::from_raw(1));
+        let root = ProcessIdentity::new(boot, Pid::try_from(101).unwrap(), StartTime::from_raw(2));
+        let id: JobId = "devtool.100-1.1".parse().unwrap();
+        let record = JobRecord::new(id.clone(), root, root.pid(), None, vec!["sleep".into()]);
+        let mut journal = JobJournal::new(registry.clone(), me);
+        journal.started(&record).unwrap();
+        assert_eq!(journal.unfinished("devtool").unwrap(), vec![record]);
+        assert_eq!(registry.running().await.unwrap().len(), 2);
+        registry.close().await;
+    }
+
     #[test]
     fn cwd_bytes_round_trip() {
         use std::os::unix::ffi::OsStrExt;
