@@ -24,7 +24,9 @@ use support::{HANG_GUARD, Lines, SpawnedTree};
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const SECRET: &str = "browser-test-token-0123456789abcdef";
-const SCREENSHOT: &str = "/work/wt/http-screenshot.png";
+/// Where the screenshot of the filtered page goes: cargo's scratch folder
+/// for integration tests, inside the target dir on any machine.
+const SCREENSHOT: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/http-screenshot.png");
 
 /// chromedriver on a free loopback port; killed and reaped on drop.
 struct Driver {
@@ -200,6 +202,7 @@ async fn tree_view_lists_filters_kills_and_follows() {
     eprintln!("filtered: {status}");
     let png = client.screenshot().await.unwrap();
     std::fs::write(SCREENSHOT, png).unwrap();
+    eprintln!("screenshot: {SCREENSHOT}");
 
     // Kill the tree from its root's row, confirmed.
     let handles: Vec<ProcessHandle> = members

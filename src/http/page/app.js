@@ -114,7 +114,9 @@ function render() {
     div.className = match ? "row match" : "row";
     div.dataset.pid = pid;
     parts.pid.textContent = pid;
-    parts.name.style.paddingLeft = row.depth * 14 + "px";
+    // Indentation is content (text-indent), not padding: a deep row is cut
+    // at its column's edge instead of pushing into the next column.
+    parts.name.style.textIndent = row.depth * 14 + "px";
     parts.name.title = p.cmdline.join(" ");
     parts.toggle.textContent = row.kids ? (collapsed.has(pid) ? "▸" : "▾") : "";
     parts.toggle.onclick = () => { collapsed.has(pid) ? collapsed.delete(pid) : collapsed.add(pid); select(); };
