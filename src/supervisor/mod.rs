@@ -65,7 +65,7 @@ mod recover;
 mod stop;
 pub mod tag;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -434,9 +434,8 @@ impl Supervisor {
     /// Refreshes the table.
     pub fn members(&mut self, id: &JobId) -> Result<Vec<Member>, SupervisorError> {
         self.job_mut(id)?;
-        self.table.refresh()?;
-        let adopted = self.adopted()?;
-        self.find_members(id, &adopted)
+        let look = self.look()?;
+        self.find_members(id, &look)
     }
 
     /// What job `id` uses now, summed over its live members.
@@ -448,15 +447,14 @@ impl Supervisor {
     /// Every job as it is now (finished ones too), with one refresh of the
     /// table: for a UI.
     pub fn status(&mut self) -> Result<Vec<JobStatus>, SupervisorError> {
-        self.table.refresh()?;
-        let adopted = self.adopted()?;
+        let look = self.look()?;
         let ids: Vec<JobId> = self.jobs.keys().cloned().collect();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let members = if self.jobs[&id].finished {
                 Vec::new()
             } else {
-                self.find_members(&id, &adopted)?
+                self.find_members(&id, &look)?
             };
             let job = &self.jobs[&id];
             out.push(JobStatus {
@@ -479,28 +477,38 @@ impl Supervisor {
             .ok_or_else(|| SupervisorError::NoSuchJob(id.clone()))
     }
 
-    /// Our children that we did not spawn (orphans adopted from the jobs'
-    /// trees), from the table as last refreshed.
-    fn adopted(&self) -> Result<Vec<ProcessIdentity>, SupervisorError> {
+    /// Refreshes the table and takes one [`Look`] at it.
+    pub(super) fn look(&mut self) -> Result<Look, SupervisorError> {
+        self.table.refresh()?;
         let roots: Vec<ProcessIdentity> = self.jobs.values().map(|job| job.root).collect();
-        Ok(self
+        let adopted = self
             .table
             .children(self.me.pid())
             .into_iter()
             .filter(|child| !child.state().has_exited())
             .map(|child| child.identity())
             .filter(|identity| !roots.contains(identity))
-            .collect())
+            .collect();
+        let candidates: Vec<ProcessIdentity> = self
+            .table
+            .iter()
+            .filter(|p| !p.is_kernel_thread() && p.identity() != self.me)
+            .map(|p| p.identity())
+            .collect();
+        let mut tags = HashMap::new();
+        for identity in candidates {
+            // Gone, unreadable, or another user's: no tag known.
+            if let Ok(Some(environ)) = self.table.source_mut().environ(identity)
+                && let Some(tag) = tag::job_of(&environ)
+            {
+                tags.insert(identity, tag.to_vec());
+            }
+        }
+        Ok(Look { adopted, tags })
     }
 
-    /// The members of `id` in the table as last refreshed; `adopted` are our
-    /// adopted orphans (see [`adopted`](Self::adopted)).
-    fn find_members(
-        &mut self,
-        id: &JobId,
-        adopted: &[ProcessIdentity],
-    ) -> Result<Vec<Member>, SupervisorError> {
-        let me = self.me;
+    /// The members of `id` in the table as last refreshed, by `look`.
+    fn find_members(&mut self, id: &JobId, look: &Look) -> Result<Vec<Member>, SupervisorError> {
         let job = self
             .jobs
             .get(id)
@@ -525,27 +533,15 @@ impl Supervisor {
         if self.table.get_identity(job.root).is_some() {
             mark(&mut found, job.root, |f| f.tree = true);
         }
-        // The tag, read through the source with each process pinned.
-        let candidates: Vec<ProcessIdentity> = self
-            .table
-            .iter()
-            .filter(|p| !p.is_kernel_thread() && p.identity() != me)
-            .map(|p| p.identity())
-            .collect();
-        for identity in candidates {
-            let tag = match self.table.source_mut().environ(identity) {
-                Ok(Some(environ)) => tag::job_of(&environ).map(<[u8]>::to_vec),
-                // Gone, unreadable, or another user's: no tag known.
-                _ => None,
-            };
-            if tag.as_deref() == Some(id.as_str().as_bytes()) {
-                mark(&mut found, identity, |f| f.tag = true);
+        for (identity, tag) in &look.tags {
+            if tag.as_slice() == id.as_str().as_bytes() {
+                mark(&mut found, *identity, |f| f.tag = true);
             }
         }
         // An orphan we adopted is this job's if it was seen in it before or
         // is still in the job's process group (its tag lost). Never merely
         // for being our child: the application's own children are too.
-        for orphan in adopted {
+        for orphan in &look.adopted {
             let in_group = self
                 .table
                 .get_identity(*orphan)
@@ -578,6 +574,15 @@ impl Supervisor {
         }
         Ok(members)
     }
+}
+
+/// One look at the table as just refreshed, shared by every job it serves.
+pub(super) struct Look {
+    /// Our children that we did not spawn: orphans adopted from the jobs'
+    /// trees (or the application's other children).
+    pub(super) adopted: Vec<ProcessIdentity>,
+    /// The job tag of every process that carries one, read once.
+    pub(super) tags: HashMap<ProcessIdentity, Vec<u8>>,
 }
 
 /// What `members` of `job` use, with the cgroup's memory where it counts.

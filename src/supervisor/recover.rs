@@ -3,15 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use super::cgroup::{self, JobCgroup};
-use super::{JobEnd, JobId, Supervisor, SupervisorError, tag};
-use crate::signal::{KillOptions, ProcessHandle, kill_trees};
-use crate::{ProcessIdentity, ProcessSource};
+use super::stop::kill_pinned;
+use super::{JobEnd, JobId, Supervisor, SupervisorError};
+use crate::ProcessIdentity;
+use crate::signal::{KillOptions, kill_trees};
 
-/// How long recovery waits for a killed cgroup to empty.
-const EMPTY_WAIT: Duration = Duration::from_secs(10);
 /// Looks for what is left, each followed by a kill of it.
 const ROUNDS: usize = 4;
 
@@ -97,6 +95,7 @@ impl Supervisor {
                 }
             }
         }
+        self.table.refresh()?;
         self.reap_adopted()?;
         Ok(RecoverReport {
             jobs: recovered.into_values().collect(),
@@ -106,7 +105,7 @@ impl Supervisor {
     /// The jobs of dead instances of this supervisor's name that something
     /// of is left: a journal row, a cgroup, a tagged process.
     fn find_dead(&mut self) -> Result<BTreeMap<JobId, Found>, SupervisorError> {
-        self.table.refresh()?;
+        let look = self.look()?;
         let mut dead: BTreeMap<JobId, Found> = BTreeMap::new();
         let mut kept = Vec::new();
         if let Some(journal) = self.journal.as_mut() {
@@ -131,24 +130,13 @@ impl Supervisor {
                 }
             }
         }
-        let everyone: Vec<ProcessIdentity> = self
-            .table
-            .iter()
-            .filter(|p| !p.is_kernel_thread() && p.identity() != self.me)
-            .map(|p| p.identity())
-            .collect();
-        for identity in everyone {
-            let Ok(Some(environ)) = self.table.source_mut().environ(identity) else {
-                continue;
-            };
-            let Some(id) = tag::job_of(&environ)
-                .and_then(|id| std::str::from_utf8(id).ok())
+        for (identity, tag) in &look.tags {
+            if let Some(id) = std::str::from_utf8(tag)
+                .ok()
                 .and_then(|id| id.parse::<JobId>().ok())
-            else {
-                continue;
-            };
-            if id.supervisor() == self.name {
-                dead.entry(id).or_default().processes.push(identity);
+                && id.supervisor() == self.name
+            {
+                dead.entry(id).or_default().processes.push(*identity);
             }
         }
         dead.retain(|id, _| !kept.contains(id) && !self.instance_alive(id));
@@ -175,21 +163,7 @@ impl Supervisor {
             .as_deref()
             .and_then(|path| open_leftover(path, &id));
         if let Some(cgroup) = &cgroup {
-            cgroup.freeze(EMPTY_WAIT)?;
-            let source = self.table.source_mut();
-            let boot = source.boot_id();
-            let mut pins = Vec::new();
-            for pid in cgroup.members().unwrap_or_default() {
-                if let Ok(sample) = source.sample(pid)
-                    && let Ok(handle) = ProcessHandle::open(sample.identity(boot))
-                {
-                    pins.push(handle);
-                }
-            }
-            let outcome = cgroup.kill();
-            cgroup.thaw()?;
-            outcome?;
-            cgroup.wait_empty(EMPTY_WAIT)?;
+            let (_, pins) = kill_pinned(cgroup, self.table.source_mut())?;
             for pin in pins {
                 if pin.has_exited()? {
                     killed.push(pin.identity());

@@ -10,7 +10,7 @@ use super::{
     SupervisorError,
 };
 use crate::signal::{KillOptions, KillReport, ProcessHandle, Signal, kill_trees};
-use crate::supervisor::cgroup::KillMethod;
+use crate::supervisor::cgroup::{JobCgroup, KillMethod};
 use crate::{Error, Pid, ProcessIdentity, ProcessSource};
 
 /// How long a stop waits for killed members to be gone.
@@ -69,9 +69,8 @@ impl Supervisor {
             {
                 return Ok(None);
             }
-            self.table.refresh()?;
-            let adopted = self.adopted()?;
-            let members = self.find_members(id, &adopted)?;
+            let look = self.look()?;
+            let members = self.find_members(id, &look)?;
             self.reap_adopted()?;
             let Some(member) = members.first() else {
                 if !empty_before {
@@ -154,9 +153,8 @@ impl Supervisor {
         id: &JobId,
         grace: Duration,
     ) -> Result<JobStopReport, SupervisorError> {
-        self.table.refresh()?;
-        let adopted = self.adopted()?;
-        let before = self.find_members(id, &adopted)?;
+        let look = self.look()?;
+        let before = self.find_members(id, &look)?;
         if grace > Duration::ZERO {
             for member in &before {
                 polite(member.process.identity())?;
@@ -170,29 +168,11 @@ impl Supervisor {
             .cgroup
             .as_ref()
             .ok_or_else(|| SupervisorError::NoSuchJob(id.clone()))?;
-        // Frozen, the list is complete: nobody in it can fork.
-        cgroup.freeze(FREEZE_WAIT)?;
-        let listed = cgroup.members().unwrap_or_default();
-        let source = self.table.source_mut();
-        let boot = source.boot_id();
-        let mut pins = Vec::new();
-        for pid in listed {
-            if let Ok(sample) = source.sample(pid)
-                && let Ok(handle) = ProcessHandle::open(sample.identity(boot))
-            {
-                pins.push(handle);
-            }
-        }
-        let method = match cgroup.kill() {
-            Ok(KillMethod::CgroupKill) => StopMethod::CgroupKill,
-            Ok(_) => StopMethod::CgroupFreeze,
-            Err(error) => {
-                let _ = cgroup.thaw();
-                return Err(error.into());
-            }
+        let (method, pins) = kill_pinned(cgroup, self.table.source_mut())?;
+        let method = match method {
+            KillMethod::CgroupKill => StopMethod::CgroupKill,
+            _ => StopMethod::CgroupFreeze,
         };
-        cgroup.thaw()?;
-        cgroup.wait_empty(KILL_WAIT)?;
         // Members outside the cgroup (a tagged process moved out by root)
         // go by a tree kill.
         let outside: Vec<ProcessIdentity> = before
@@ -240,6 +220,8 @@ impl Supervisor {
                 }
             }
         }
+        // The kill's exits, seen.
+        self.table.refresh()?;
         self.reap_adopted()?;
         let exit = self.reap_root(id)?;
         Ok(JobStopReport {
@@ -254,9 +236,8 @@ impl Supervisor {
         let root = self.jobs[id].root;
         let mut fates: HashMap<ProcessIdentity, MemberFate> = HashMap::new();
         for round in 0..ROUNDS {
-            self.table.refresh()?;
-            let adopted = self.adopted()?;
-            let members = self.find_members(id, &adopted)?;
+            let look = self.look()?;
+            let members = self.find_members(id, &look)?;
             if members.is_empty() {
                 break;
             }
@@ -271,7 +252,7 @@ impl Supervisor {
             // collect; pin them first.
             let ours: Vec<ProcessHandle> = roots
                 .iter()
-                .filter(|r| **r != root && adopted.contains(r))
+                .filter(|r| **r != root && look.adopted.contains(r))
                 .filter_map(|r| ProcessHandle::open(*r).ok())
                 .collect();
             let options = if grace > Duration::ZERO && round == 0 {
@@ -296,6 +277,8 @@ impl Supervisor {
             }
             break;
         }
+        // The kill's exits, seen.
+        self.table.refresh()?;
         self.reap_adopted()?;
         let exit = self.reap_root(id)?;
         Ok(JobStopReport {
@@ -325,9 +308,9 @@ impl Supervisor {
 
     /// Collects the exit status of every adopted orphan that has exited and
     /// was seen as a job's member or is in a job's process group; the
-    /// application's other children keep theirs.
+    /// application's other children keep theirs. Reads the table as last
+    /// refreshed.
     pub(super) fn reap_adopted(&mut self) -> Result<(), SupervisorError> {
-        self.table.refresh()?;
         let zombies: Vec<ProcessIdentity> = self
             .table
             .children(self.me.pid())
@@ -372,6 +355,32 @@ impl Drop for Supervisor {
         // Nobody is left to tell; what fails is found by the next recover.
         let _ = self.shutdown(grace);
     }
+}
+
+/// Freezes `cgroup` (frozen, its list is complete: nobody in it can fork),
+/// pins every member, kills them all, thaws, and waits for the cgroup to
+/// empty. Returns how it killed and the pins, to see and collect the exits.
+pub(super) fn kill_pinned(
+    cgroup: &JobCgroup,
+    source: &mut impl ProcessSource,
+) -> Result<(KillMethod, Vec<ProcessHandle>), SupervisorError> {
+    cgroup.freeze(FREEZE_WAIT)?;
+    let boot = source.boot_id();
+    let mut pins = Vec::new();
+    for pid in cgroup.members().unwrap_or_default() {
+        if let Ok(sample) = source.sample(pid)
+            && let Ok(handle) = ProcessHandle::open(sample.identity(boot))
+        {
+            pins.push(handle);
+        }
+    }
+    let killed = cgroup.kill();
+    // Thawed whatever the kill did: a frozen job must not be left behind.
+    let thawed = cgroup.thaw();
+    let method = killed?;
+    thawed?;
+    cgroup.wait_empty(KILL_WAIT)?;
+    Ok((method, pins))
 }
 
 /// `SIGTERM`, then `SIGCONT` so a stopped member can act on it.
