@@ -17,8 +17,8 @@ use proctrack::signal::ProcessHandle;
 use proctrack::supervisor::{
     Cgroups, JobId, MemberFate, StopMethod, Supervisor, SupervisorOptions, tag,
 };
-use proctrack::{Pid, ProcessSource, SystemSource};
-use support::{HANG_GUARD, Lines, assert_no_descendants, serial, unique_marker};
+use proctrack::Pid;
+use support::{HANG_GUARD, Lines, assert_no_descendants, serial, unique_marker, with_env};
 
 /// A supervisor with job cgroups (`None`, and why on stderr, where they
 /// cannot be made) or without.
@@ -48,16 +48,7 @@ fn start(supervisor: &mut Supervisor, script: &str) -> (JobId, Lines) {
 
 /// Pids of processes anywhere that carry `id`'s tag.
 fn tagged(id: &JobId) -> Vec<Pid> {
-    let mut source = SystemSource::open().expect("source");
-    let mut out = Vec::new();
-    for process in source.processes().expect("scan") {
-        if let Ok(Some(environ)) = source.environ(process.identity())
-            && tag::job_of(&environ) == Some(id.as_str().as_bytes())
-        {
-            out.push(process.pid());
-        }
-    }
-    out
+    with_env(tag::JOB_VAR, |value| value == id.as_str().as_bytes())
 }
 
 /// Three escapes: a double-forked `setsid` daemon, one that closes its fds

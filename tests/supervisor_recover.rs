@@ -19,8 +19,8 @@ use proctrack::registry::{JobJournal, Registry};
 use proctrack::signal::{ProcessHandle, Signal};
 use proctrack::supervisor::cgroup::{Cgroup2, JobCgroup};
 use proctrack::supervisor::{Cgroups, Supervisor, SupervisorOptions, tag};
-use proctrack::{Pid, ProcessSource, SystemSource};
-use support::{HANG_GUARD, Lines, assert_no_descendants, serial, unique_marker};
+use proctrack::Pid;
+use support::{HANG_GUARD, Lines, assert_no_descendants, serial, unique_marker, with_env};
 
 /// Set in the child run: `<registry path>\t<supervisor name>\t<on|off>`.
 const CHILD_VAR: &str = "PROCTRACK_TEST_CRASHING_SUPERVISOR";
@@ -103,17 +103,8 @@ fn moments(seed: u64) -> impl Iterator<Item = usize> {
 
 /// Pids of processes anywhere tagged by a job of supervisor `name`.
 fn tagged_by(name: &str) -> Vec<Pid> {
-    let mut source = SystemSource::open().expect("source");
     let prefix = format!("{name}.");
-    let mut out = Vec::new();
-    for process in source.processes().expect("scan") {
-        if let Ok(Some(environ)) = source.environ(process.identity())
-            && tag::job_of(&environ).is_some_and(|id| id.starts_with(prefix.as_bytes()))
-        {
-            out.push(process.pid());
-        }
-    }
-    out
+    with_env(tag::JOB_VAR, |value| value.starts_with(prefix.as_bytes()))
 }
 
 #[test]

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use proctrack::{Pid, ProcessIdentity, State};
+use proctrack::{Pid, ProcessIdentity, ProcessSource, State};
 use rustix::io::Errno;
 use rustix::process::{PidfdFlags, Signal, WaitOptions};
 
@@ -132,18 +132,19 @@ pub fn still_there(members: impl IntoIterator<Item = ProcessIdentity>) -> Vec<Pr
 /// Processes whose environment holds `marker` (as `PROCTRACK_TEST_MARK=marker`).
 /// Zombies have no environment: check those with [`descendants`].
 pub fn marked(marker: &str) -> Vec<Pid> {
-    let needle = format!("PROCTRACK_TEST_MARK={marker}");
+    with_env("PROCTRACK_TEST_MARK", |value| value == marker.as_bytes())
+}
+
+/// Processes whose environment sets `name` to a value `matches` accepts (a
+/// job's tag, say), each read through a pin of its /proc directory.
+pub fn with_env(name: &str, matches: impl Fn(&[u8]) -> bool) -> Vec<Pid> {
+    let mut source = proctrack::SystemSource::open().expect("open /proc");
     let mut out = Vec::new();
     for seen in scan() {
-        let pid = seen.identity.pid();
-        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        if environ
-            .split(|b| *b == 0)
-            .any(|entry| entry == needle.as_bytes())
+        if let Ok(Some(environ)) = source.environ(seen.identity)
+            && proctrack::supervisor::tag::find(&environ, name).is_some_and(&matches)
         {
-            out.push(pid);
+            out.push(seen.identity.pid());
         }
     }
     out

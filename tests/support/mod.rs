@@ -65,7 +65,7 @@ use rustix::process::PidfdFlags;
 
 pub use descendants::{
     Seen, Serial, assert_no_descendants, descendants, marked, scan, serial, still_there, sweep,
-    unique_marker,
+    unique_marker, with_env,
 };
 pub use lines::Lines;
 pub use proctrack::signal::spawn_group;
