@@ -1007,22 +1007,10 @@ mod race_tests {
                 self.held = self.memory.get(pid).cloned();
                 change(&mut self.memory);
             }
-            let info = self.held.as_ref().ok_or(Error::NotFound { pid })?;
-            Ok(Sample {
-                pid,
-                start_time: info.start_time(),
-                parent: info.parent(),
-                name: info.name().as_encoded_bytes(),
-                state: info.state(),
-                rss_bytes: 0,
-                user_time: Duration::ZERO,
-                system_time: Duration::ZERO,
-                process_group: None,
-                session: None,
-                threads: 1,
-                kernel_thread: false,
-                exec_marker: 0,
-            })
+            self.held
+                .as_ref()
+                .map(Sample::of)
+                .ok_or(Error::NotFound { pid })
         }
 
         fn read(&mut self, pid: Pid) -> Result<(ProcessInfo, u64)> {

@@ -213,22 +213,10 @@ impl ProcessSource for FakeSource {
             self.last = Some(info);
             kernel.op(true)?;
         }
-        let info = self.last.as_ref().ok_or(Error::NotFound { pid })?;
-        Ok(Sample {
-            pid,
-            start_time: info.start_time(),
-            parent: info.parent(),
-            name: info.name().as_encoded_bytes(),
-            state: info.state(),
-            rss_bytes: 0,
-            user_time: Duration::ZERO,
-            system_time: Duration::ZERO,
-            process_group: None,
-            session: None,
-            threads: 1,
-            kernel_thread: info.is_kernel_thread(),
-            exec_marker: 0,
-        })
+        self.last
+            .as_ref()
+            .map(Sample::of)
+            .ok_or(Error::NotFound { pid })
     }
 
     fn read(&mut self, pid: Pid) -> Result<(ProcessInfo, u64)> {

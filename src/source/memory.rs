@@ -84,23 +84,7 @@ impl ProcessSource for MemorySource {
     }
 
     fn sample(&mut self, pid: Pid) -> Result<Sample<'_>> {
-        let info = self.find(pid)?;
-        Ok(Sample {
-            pid,
-            start_time: info.start_time(),
-            parent: info.parent(),
-            name: info.name().as_encoded_bytes(),
-            state: info.state(),
-            rss_bytes: info.rss_bytes(),
-            user_time: info.user_time(),
-            system_time: info.system_time(),
-            process_group: info.process_group(),
-            session: info.session(),
-            threads: info.threads(),
-            kernel_thread: info.is_kernel_thread(),
-            // Unknown: a changed name or command line tells an exec.
-            exec_marker: 0,
-        })
+        self.find(pid).map(Sample::of)
     }
 
     fn read(&mut self, pid: Pid) -> Result<(ProcessInfo, u64)> {

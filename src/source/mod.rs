@@ -132,7 +132,28 @@ pub trait ProcessSource {
     }
 }
 
-impl Sample<'_> {
+impl<'a> Sample<'a> {
+    /// What sampling `info` reads, for sources that hold whole processes
+    /// ([`MemorySource`], test fakes). The exec marker is 0 (unknown): a
+    /// changed name or command line tells an exec.
+    pub(crate) fn of(info: &'a ProcessInfo) -> Sample<'a> {
+        Sample {
+            pid: info.pid(),
+            start_time: info.start_time(),
+            parent: info.parent(),
+            name: info.name().as_encoded_bytes(),
+            state: info.state(),
+            rss_bytes: info.rss_bytes(),
+            user_time: info.user_time(),
+            system_time: info.system_time(),
+            process_group: info.process_group(),
+            session: info.session(),
+            threads: info.threads(),
+            kernel_thread: info.is_kernel_thread(),
+            exec_marker: 0,
+        }
+    }
+
     /// The identity this sample belongs to.
     pub fn identity(&self, boot_id: BootId) -> ProcessIdentity {
         ProcessIdentity::new(boot_id, self.pid, self.start_time)
