@@ -41,20 +41,19 @@ fn main() {
 #[cfg(target_os = "linux")]
 mod linux {
     use std::collections::HashMap;
-    use std::ffi::CStr;
     use std::hint::black_box;
     use std::mem::MaybeUninit;
     use std::os::fd::OwnedFd;
     use std::time::{Duration, Instant};
 
-    use rustix::fs::{Mode, OFlags, RawDir, SeekFrom};
+    use rustix::fs::{RawDir, SeekFrom};
 
     use criterion::Criterion;
     use proctrack::events::{EventSource, Scope, Tracker, TrackerOptions};
     use proctrack::table::{ProcessTable, TableOptions};
     use proctrack::{Pid, SystemSource};
 
-    use crate::floor::Floor;
+    use crate::floor::{Floor, open_proc, open_stat};
     use crate::population::Population;
 
     const ROUNDS: usize = 41;
@@ -224,14 +223,8 @@ mod linux {
 
     impl KeptFloor {
         fn open() -> KeptFloor {
-            let proc = rustix::fs::open(
-                "/proc",
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .expect("open /proc");
             KeptFloor {
-                proc,
+                proc: open_proc(),
                 dirents: vec![MaybeUninit::uninit(); 64 * 1024],
                 buf: vec![0; 4096],
                 name: Vec::new(),
@@ -254,16 +247,7 @@ mod linux {
                     continue;
                 };
                 if !self.fds.contains_key(&pid) {
-                    self.name.clear();
-                    self.name.extend_from_slice(name);
-                    self.name.extend_from_slice(b"/stat\0");
-                    let path = CStr::from_bytes_with_nul(&self.name).expect("one nul");
-                    let Ok(fd) = rustix::fs::openat(
-                        &self.proc,
-                        path,
-                        OFlags::RDONLY | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    ) else {
+                    let Some(fd) = open_stat(&self.proc, &mut self.name, name) else {
                         continue;
                     };
                     self.fds.insert(pid, fd);

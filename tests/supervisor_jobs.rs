@@ -13,11 +13,11 @@ use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::Duration;
 
+use proctrack::Pid;
 use proctrack::signal::ProcessHandle;
 use proctrack::supervisor::{
     Cgroups, JobId, MemberFate, StopMethod, Supervisor, SupervisorOptions, tag,
 };
-use proctrack::Pid;
 use support::{HANG_GUARD, Lines, assert_no_descendants, serial, unique_marker, with_env};
 
 /// A supervisor with job cgroups (`None`, and why on stderr, where they

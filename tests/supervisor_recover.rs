@@ -15,11 +15,11 @@ use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use proctrack::Pid;
 use proctrack::registry::{JobJournal, Registry};
 use proctrack::signal::{ProcessHandle, Signal};
 use proctrack::supervisor::cgroup::{Cgroup2, JobCgroup};
 use proctrack::supervisor::{Cgroups, Supervisor, SupervisorOptions, tag};
-use proctrack::Pid;
 use support::{HANG_GUARD, Lines, assert_no_descendants, serial, unique_marker, with_env};
 
 /// Set in the child run: `<registry path>\t<supervisor name>\t<on|off>`.

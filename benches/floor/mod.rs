@@ -17,16 +17,30 @@ pub struct Floor {
     name: Vec<u8>,
 }
 
+/// `/proc` as a directory fd, for getdents and `openat`.
+pub fn open_proc() -> OwnedFd {
+    rustix::fs::open(
+        "/proc",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .expect("open /proc")
+}
+
+/// Opens `<pid>/stat` under `proc`, the path built in `name` (reused);
+/// `None` for a process that exited since getdents.
+pub fn open_stat(proc: &OwnedFd, name: &mut Vec<u8>, pid: &[u8]) -> Option<OwnedFd> {
+    name.clear();
+    name.extend_from_slice(pid);
+    name.extend_from_slice(b"/stat\0");
+    let path = CStr::from_bytes_with_nul(name).expect("one nul");
+    rustix::fs::openat(proc, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()
+}
+
 impl Floor {
     pub fn open() -> Floor {
-        let proc = rustix::fs::open(
-            "/proc",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .expect("open /proc");
         Floor {
-            proc,
+            proc: open_proc(),
             dirents: vec![MaybeUninit::uninit(); 64 * 1024],
             buf: vec![0; 4096],
             name: Vec::new(),
@@ -44,17 +58,8 @@ impl Floor {
             if !pid.first().is_some_and(u8::is_ascii_digit) {
                 continue;
             }
-            self.name.clear();
-            self.name.extend_from_slice(pid);
-            self.name.extend_from_slice(b"/stat\0");
-            let path = CStr::from_bytes_with_nul(&self.name).expect("one nul");
             // A process that exited since getdents is skipped.
-            let Ok(fd) = rustix::fs::openat(
-                &self.proc,
-                path,
-                OFlags::RDONLY | OFlags::CLOEXEC,
-                Mode::empty(),
-            ) else {
+            let Some(fd) = open_stat(&self.proc, &mut self.name, pid) else {
                 continue;
             };
             if rustix::io::read(&fd, &mut self.buf).is_ok() {
