@@ -9,8 +9,8 @@ use rustix::io::Errno;
 use rustix::net::netlink::{self, SocketAddrNetlink};
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 
-use super::decode::{self, CN_IDX_PROC, Message, PROC_EVENT_ALL};
-use super::probe::{Probe, ProbeReason};
+use super::decode::{self, CN_IDX_PROC, Message};
+use super::probe::{Ack, Probe, ProbeReason, Subscribe, negotiate};
 
 /// Room for a few dozen ~92-byte messages per `recv`.
 const RECV_BUFFER: usize = 16 * 1024;
@@ -28,16 +28,18 @@ pub(crate) struct Drained {
 pub(crate) struct Connector {
     socket: OwnedFd,
     buf: Vec<u8>,
+    /// The ack number of the last listen request sent.
+    ack: u32,
 }
 
 impl Connector {
     /// Opens, binds and subscribes, waiting up to `ack_timeout` for the
-    /// kernel's answer. `Err` says why events must come from polling instead.
+    /// kernel's answer. `Err` says what the kernel answered instead, and so
+    /// why events must come from polling.
     pub(crate) fn open(
         receive_buffer: Option<usize>,
         ack_timeout: Duration,
     ) -> Result<(Connector, Probe), ProbeReason> {
-        let privileged = privileged();
         let socket = rustix::net::socket_with(
             AddressFamily::NETLINK,
             SocketType::DGRAM,
@@ -45,24 +47,15 @@ impl Connector {
             Some(netlink::CONNECTOR),
         )
         .map_err(|errno| ProbeReason::SocketFailed(errno.raw_os_error()))?;
-        match rustix::net::bind(&socket, &SocketAddrNetlink::new(0, CN_IDX_PROC)) {
-            Ok(()) => {}
-            Err(Errno::PERM | Errno::ACCESS) => return Err(ProbeReason::NotPermitted),
-            Err(errno) => return Err(ProbeReason::SocketFailed(errno.raw_os_error())),
-        }
         let mut connector = Connector {
             socket,
             buf: vec![0; RECV_BUFFER],
+            // Acks are multicast to every listener: a number of our own
+            // tells ours from another process's subscribing at the same
+            // moment.
+            ack: ack_nonce(),
         };
-        // 6.6+ takes a per-socket event mask (8 bytes); older kernels ignore
-        // that form without an answer, so ask again in the old form.
-        // Acks are multicast to every listener: a number of our own tells
-        // ours from another process's subscribing at the same moment.
-        let ack = ack_nonce();
-        let filtered = connector.subscribe(Some(PROC_EVENT_ALL), ack, ack_timeout)?;
-        if !filtered && !connector.subscribe(None, ack.wrapping_add(2), ack_timeout)? {
-            return Err(ProbeReason::NoAnswer);
-        }
+        let probe = negotiate(&mut connector, privileged(), ack_timeout)?;
         if let Some(bytes) = receive_buffer {
             // Set once subscribed, so that a small buffer cannot lose the ack
             // to other processes' events. The forced size needs
@@ -72,63 +65,7 @@ impl Connector {
                 .or_else(|_| rustix::net::sockopt::set_socket_recv_buffer_size(socket, bytes))
                 .map_err(|errno| ProbeReason::SocketFailed(errno.raw_os_error()))?;
         }
-        let reason = if privileged {
-            ProbeReason::Privileged
-        } else {
-            ProbeReason::UnprivilegedListen
-        };
-        Ok((
-            connector,
-            Probe {
-                reason,
-                filter: filtered,
-            },
-        ))
-    }
-
-    /// Sends a listen request and waits for its ack: true when acked with
-    /// success, false on no answer in time; an error ack is `NotPermitted`.
-    fn subscribe(
-        &mut self,
-        mask: Option<u32>,
-        ack: u32,
-        timeout: Duration,
-    ) -> Result<bool, ProbeReason> {
-        let request = decode::listen_request(0, ack, mask);
-        rustix::net::send(&self.socket, &request, SendFlags::empty())
-            .map_err(|errno| ProbeReason::SocketFailed(errno.raw_os_error()))?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero()
-                || !self
-                    .wait(Some(left))
-                    .map_err(|e| ProbeReason::SocketFailed(e.raw_os_error().unwrap_or(0)))?
-            {
-                return Ok(false);
-            }
-            let len = match rustix::net::recv(&self.socket, &mut self.buf[..], RecvFlags::DONTWAIT)
-            {
-                Ok((_, len)) => len.min(self.buf.len()),
-                Err(Errno::AGAIN | Errno::INTR | Errno::NOBUFS) => continue,
-                Err(errno) => return Err(ProbeReason::SocketFailed(errno.raw_os_error())),
-            };
-            // Events may come before the ack (other listeners exist); they
-            // predate our baseline, so nothing is lost by skipping them.
-            for message in decode::messages(&self.buf[..len]).flatten() {
-                if let Message::Ack {
-                    ack: answer, err, ..
-                } = message
-                    && answer == ack.wrapping_add(1)
-                {
-                    return if err == 0 {
-                        Ok(true)
-                    } else {
-                        Err(ProbeReason::NotPermitted)
-                    };
-                }
-            }
-        }
+        Ok((connector, probe))
     }
 
     /// The socket, for tokio's `AsyncFd`.
@@ -178,6 +115,54 @@ impl Connector {
                 match message {
                     Ok(Message::Overrun) | Err(_) => drained.lost = true,
                     Ok(message) => out.push(message),
+                }
+            }
+        }
+    }
+}
+
+impl Subscribe for Connector {
+    fn bind(&mut self) -> Result<(), i32> {
+        rustix::net::bind(&self.socket, &SocketAddrNetlink::new(0, CN_IDX_PROC))
+            .map_err(|errno| errno.raw_os_error())
+    }
+
+    fn listen(&mut self, mask: Option<u32>, timeout: Duration) -> Result<Ack, i32> {
+        // Each request its own number, so a late ack to the first cannot
+        // pass for the answer to the second.
+        self.ack = self.ack.wrapping_add(2);
+        let request = decode::listen_request(0, self.ack, mask);
+        rustix::net::send(&self.socket, &request, SendFlags::empty())
+            .map_err(|errno| errno.raw_os_error())?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero()
+                || !self
+                    .wait(Some(left))
+                    .map_err(|e| e.raw_os_error().unwrap_or(0))?
+            {
+                return Ok(Ack::Silent);
+            }
+            let len = match rustix::net::recv(&self.socket, &mut self.buf[..], RecvFlags::DONTWAIT)
+            {
+                Ok((_, len)) => len.min(self.buf.len()),
+                Err(Errno::AGAIN | Errno::INTR | Errno::NOBUFS) => continue,
+                Err(errno) => return Err(errno.raw_os_error()),
+            };
+            // Events may come before the ack (other listeners exist); they
+            // predate our baseline, so nothing is lost by skipping them.
+            for message in decode::messages(&self.buf[..len]).flatten() {
+                if let Message::Ack {
+                    ack: answer, err, ..
+                } = message
+                    && answer == self.ack.wrapping_add(1)
+                {
+                    return Ok(if err == 0 {
+                        Ack::Accepted
+                    } else {
+                        Ack::Refused(err as i32)
+                    });
                 }
             }
         }

@@ -3,10 +3,11 @@
 //!
 //! On Linux the events come from the kernel's proc connector (a netlink
 //! socket): every new process, every exec, every exit with its exit code or
-//! signal, also for processes that are not our children. Where the connector
-//! is not allowed (before Linux 6.6 without `CAP_NET_ADMIN`, in a container,
-//! on macOS) the same events come from refreshing the table at an interval;
-//! [`probe`] says which source runs and why.
+//! signal, also for processes that are not our children. Where the kernel
+//! does not let this process listen (it refuses the bind or the listen
+//! request, or never answers it, as in a container) and on macOS, the same
+//! events come from refreshing the table at an interval; [`probe`] asks the
+//! kernel and says which source runs and what the kernel answered.
 //!
 //! A [`Tracker`] owns a [`ProcessTable`](crate::table::ProcessTable) and
 //! keeps it current from the events: the cost is in proportion to what
@@ -36,5 +37,5 @@ mod tracker;
 
 pub use decode::DecodeError;
 pub use event::{Event, EventKind, Exit, Origin};
-pub use probe::{DEFAULT_ACK_TIMEOUT, EventSource, Probe, ProbeReason, probe};
+pub use probe::{DEFAULT_ACK_TIMEOUT, EventSource, Probe, ProbeReason, RefusedAt, probe};
 pub use tracker::{Scope, Tracker, TrackerOptions};

@@ -50,6 +50,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod descendants;
+pub mod kernel;
 pub mod lines;
 pub mod tree;
 
