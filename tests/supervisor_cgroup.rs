@@ -19,16 +19,31 @@ use proctrack::supervisor::tag;
 use proctrack::{Pid, ProcessSource, SystemSource};
 use support::{HANG_GUARD, Lines, assert_no_descendants, serial, unique_marker, wait_child};
 
-/// Our cgroup2 tree, or `None` (and why, on stderr) when we may not write it.
+/// Our cgroup2 tree, or `None` (and why, on stderr) when we may not write
+/// it. The kernel decides (the oracle makes and removes a cgroup); the
+/// library's own probe must agree with it.
 fn writable_cgroups() -> Option<Cgroup2> {
+    let oracle = support::kernel::cgroup2_writable();
     let cgroups = match Cgroup2::locate() {
         Ok(cgroups) => cgroups,
         Err(error) => {
+            assert!(
+                oracle.is_err(),
+                "the kernel let us make a cgroup, but locate failed: {error}"
+            );
             eprintln!("skipped: {error}");
             return None;
         }
     };
     let access = cgroups.probe();
+    assert_eq!(
+        access.is_writable(),
+        oracle.is_ok(),
+        "the library's probe ({access}) disagrees with the kernel ({oracle:?})"
+    );
+    if let Ok(dir) = &oracle {
+        assert_eq!(dir, cgroups.own_dir(), "our cgroup, as the oracle found it");
+    }
     if !access.is_writable() {
         eprintln!(
             "skipped: cgroup2 at {} {access}",

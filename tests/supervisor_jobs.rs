@@ -27,9 +27,20 @@ fn supervisor(cgroups: bool) -> Option<Supervisor> {
     let mode = if cgroups { Cgroups::Auto } else { Cgroups::Off };
     let supervisor =
         Supervisor::new(SupervisorOptions::new(name).cgroups(mode)).expect("supervisor");
-    if cgroups && let Err(why) = supervisor.cgroups() {
-        eprintln!("skipped: {why}");
-        return None;
+    if cgroups {
+        // The kernel decides whether job cgroups can be made here; the
+        // supervisor must agree with it.
+        let oracle = support::kernel::cgroup2_writable();
+        assert_eq!(
+            supervisor.cgroups().is_ok(),
+            oracle.is_ok(),
+            "the supervisor ({:?}) disagrees with the kernel ({oracle:?})",
+            supervisor.cgroups().map(|_| ())
+        );
+        if let Err(why) = supervisor.cgroups() {
+            eprintln!("skipped: {why}");
+            return None;
+        }
     }
     Some(supervisor)
 }

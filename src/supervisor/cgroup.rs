@@ -19,7 +19,7 @@
 //! use proctrack::supervisor::cgroup::{Cgroup2, JobCgroup};
 //!
 //! let cgroups = Cgroup2::locate()?;
-//! println!("{}", cgroups.probe()); // "writable: we are root", say
+//! println!("{}", cgroups.probe()); // "writable: a test cgroup was made and removed"
 //! let job = JobCgroup::create(&cgroups, "build-42")?;
 //! let mut command = job.command("sh");
 //! command.args(["-c", "setsid sh -c 'sleep 60 &' &"]);
@@ -36,7 +36,6 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -212,19 +211,17 @@ pub struct Cgroup2 {
     own: PathBuf,
 }
 
-/// Whether we may create cgroups under our own, and why (see
+/// Whether we may create cgroups under our own, as found by trying (see
 /// [`Cgroup2::probe`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CgroupAccess {
-    /// We run as root: every cgroup is ours to create.
-    Root,
-    /// Our cgroup's directory and its `cgroup.procs` belong to our user: a
-    /// delegated subtree (systemd's `Delegate=yes`).
-    Delegated,
-    /// Neither holds; `why` says what is missing.
+    /// A cgroup was made under ours and removed again.
+    Writable,
+    /// Making one failed; `why` says what the kernel answered and what
+    /// would help.
     NotWritable {
-        /// What is missing, for a message.
+        /// What failed, for a message.
         why: String,
     },
 }
@@ -232,15 +229,14 @@ pub enum CgroupAccess {
 impl CgroupAccess {
     /// True when job cgroups can be created.
     pub fn is_writable(&self) -> bool {
-        !matches!(self, CgroupAccess::NotWritable { .. })
+        matches!(self, CgroupAccess::Writable)
     }
 }
 
 impl fmt::Display for CgroupAccess {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CgroupAccess::Root => f.write_str("writable: we are root"),
-            CgroupAccess::Delegated => f.write_str("writable: our cgroup is delegated to our user"),
+            CgroupAccess::Writable => f.write_str("writable: a test cgroup was made and removed"),
             CgroupAccess::NotWritable { why } => write!(f, "not writable: {why}"),
         }
     }
@@ -284,27 +280,39 @@ impl Cgroup2 {
         &self.own
     }
 
-    /// Whether we may create a child cgroup in our own: as root, or when our
-    /// cgroup is delegated to our user. Reads only file ownership; creating
-    /// can still fail (a read-only mount, `cgroup.max.descendants`), and
-    /// [`JobCgroup::create`] says so then.
+    /// Whether we may create job cgroups under ours, found by making a
+    /// cgroup there and removing it again: whether we are root, delegated a
+    /// subtree, or in a container with a read-only cgroupfs, the kernel's
+    /// answer is what counts.
     pub fn probe(&self) -> CgroupAccess {
-        if sys::is_root() {
-            return CgroupAccess::Root;
-        }
-        let euid = sys::euid();
-        let owned = |path: &Path| fs::metadata(path).map(|meta| meta.uid() == euid);
-        match (owned(&self.own), owned(&self.own.join("cgroup.procs"))) {
-            (Ok(true), Ok(true)) => CgroupAccess::Delegated,
-            (Ok(_), Ok(_)) => CgroupAccess::NotWritable {
-                why: format!(
-                    "we are not root and {} is not delegated to uid {euid}",
-                    self.own.display()
-                ),
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "proctrack-probe.{}.{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = self.own.join(name);
+        match fs::create_dir(&path) {
+            Ok(()) => match fs::remove_dir(&path) {
+                Ok(()) => CgroupAccess::Writable,
+                Err(error) => CgroupAccess::NotWritable {
+                    why: format!("made {} but could not remove it: {error}", path.display()),
+                },
             },
-            (Err(error), _) | (_, Err(error)) => CgroupAccess::NotWritable {
-                why: format!("cannot inspect {}: {error}", self.own.display()),
-            },
+            Err(error) => {
+                let hint = if error.kind() == io::ErrorKind::PermissionDenied && !sys::is_root() {
+                    format!(
+                        " (run as root, or in a cgroup delegated to uid {}, e.g. systemd-run --user --scope -p Delegate=yes)",
+                        sys::euid()
+                    )
+                } else {
+                    String::new()
+                };
+                CgroupAccess::NotWritable {
+                    why: format!("mkdir {} failed: {error}{hint}", path.display()),
+                }
+            }
         }
     }
 }
