@@ -99,6 +99,10 @@ fn kept_fds_stay_within_the_budget_and_close_when_forgotten() {
 
 #[test]
 fn a_kept_fd_never_reads_the_next_holder_of_its_pid() {
+    if let Err(why) = support::kernel::ns_last_pid_writable() {
+        eprintln!("skipped: a pid cannot be reused on purpose here: {why}");
+        return;
+    }
     let _serial = support::serial();
     let mut table = kept_table(4096);
     let mut reused = 0;

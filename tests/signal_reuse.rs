@@ -30,12 +30,8 @@ const NS_LAST_PID: &str = "/proc/sys/kernel/ns_last_pid";
 #[test]
 fn a_stale_identity_never_signals_the_new_holder_of_its_pid() {
     let _serial = serial();
-    if !rustix::process::geteuid().is_root() {
-        println!("skipped: forcing a pid needs root (writing {NS_LAST_PID})");
-        return;
-    }
-    if let Err(e) = std::fs::OpenOptions::new().write(true).open(NS_LAST_PID) {
-        println!("skipped: cannot write {NS_LAST_PID}: {e}");
+    if let Err(why) = support::kernel::ns_last_pid_writable() {
+        println!("skipped: a pid cannot be reused on purpose here: {why}");
         return;
     }
 

@@ -234,6 +234,10 @@ fn guard_rails_refuse_init_ourselves_and_our_ancestors() {
 
 #[test]
 fn eperm_is_reported_per_process_and_does_not_abort_the_kill() {
+    if let Err(why) = support::kernel::may_change_uid() {
+        eprintln!("skipped: EPERM from another uid cannot be arranged here: {why}");
+        return;
+    }
     let _serial = serial();
     let mut tree = SpawnedTree::shell("sleep 1000 & sleep 1000 & echo ready; wait");
     tree.wait_ready();

@@ -101,7 +101,9 @@ fn a_missing_directory_is_a_warning_and_exit_1() {
 
 #[test]
 fn a_missing_pid_is_an_error_and_exit_1() {
-    // pid_max is at most 2^22: this pid is valid and never taken.
+    // A valid pid above this kernel's pid_max: never taken.
+    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").expect("pid_max");
+    assert!(pid_max.trim().parse::<i64>().expect("a number") < 2147483647);
     assert_fails(&["kill", "2147483647"], 1, "no process has pid 2147483647");
     assert_fails(&["tree", "2147483647"], 1, "no process has pid 2147483647");
 }
