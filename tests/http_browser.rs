@@ -38,7 +38,7 @@ impl Driver {
     fn start() -> Driver {
         assert!(
             std::path::Path::new(CHROMEDRIVER).exists(),
-            "{CHROMEDRIVER} is missing: apt-get install chromium chromium-driver (as .ci/run does)"
+            "{CHROMEDRIVER} is missing: apt-get install chromium chromium-driver (as .ci/test does)"
         );
         // A port the kernel just had free; chromedriver binds it at once.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -256,12 +256,13 @@ async fn tree_view_lists_filters_kills_and_follows() {
     )
     .await;
 
-    // A new process shows up within a second.
+    // A new process shows up without a reload (how fast is the bench's
+    // business: a loaded machine must not fail this).
     let (later, later_members) = spawn_tree(&marker);
     until(
         &client,
         &row_of(later_members[0].pid()),
-        Duration::from_secs(1),
+        HANG_GUARD,
         "the new tree's row",
     )
     .await;
