@@ -8,8 +8,10 @@ use crate::{Error, Outcome};
 pub fn run(args: &ServeArgs, out: &mut Out) -> Result<Outcome, Error> {
     use proctrack::http::{ApiConfig, ApiState, Token, serve};
 
+    // Timers too: axum's SSE keep-alive and its accept loop's back-off on
+    // EMFILE sleep, and a runtime without them panics there.
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_io()
+        .enable_all()
         .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind((args.bind, args.port)).await?;

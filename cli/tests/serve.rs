@@ -56,6 +56,37 @@ fn serves_the_api_on_loopback_with_a_printed_token() {
         "POST /api/processes/1/kill HTTP/1.1\r\nContent-Length: 0\r\n",
     );
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+
+    // The event stream, through the built binary's own runtime (its SSE
+    // keep-alive needs timers): the answer's head, then a first event once
+    // a process starts and exits.
+    let mut stream = TcpStream::connect(addr).unwrap();
+    // A hang guard, not a timing assertion.
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /api/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    let mut events = BufReader::new(stream);
+    let mut status = String::new();
+    events.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status:?}");
+    let mut line = String::new();
+    loop {
+        // Any process will do; ours makes sure one comes.
+        let ran = Command::new("true").status().unwrap();
+        assert!(ran.success());
+        line.clear();
+        let read = events.read_line(&mut line).unwrap();
+        assert!(read > 0, "the event stream ended before its first event");
+        if line.starts_with("data:") {
+            break;
+        }
+    }
+    assert!(server.0.try_wait().unwrap().is_none(), "the server exited");
 }
 
 /// A reader that went away before the banner (`proctrack serve | true`) gets
