@@ -154,39 +154,57 @@ pub fn run(args: &KillArgs, out: &mut Out) -> Result<Outcome, Error> {
     for error in &errors {
         output::error(error);
     }
-    let name = |identity: &ProcessIdentity| {
-        names
-            .get(identity)
-            .map_or("(started during the kill)", String::as_str)
-    };
     let mut counts = Counts::default();
     for report in &reports {
-        for (identity, outcome) in report.outcomes() {
-            counts.add(outcome);
-            let tag = format!("{:<TAG$}", outcome.to_string());
-            let tag = match outcome {
-                KillOutcome::AlreadyGone => tag,
-                done if done.is_done() => out.paint(Style::Good, &tag),
-                _ => out.paint(Style::Bad, &tag),
-            };
-            let detail = outcome.detail();
-            member_line(
-                out,
-                &tag,
-                identity.pid(),
-                name(&identity),
-                detail.as_deref(),
-            )?;
-        }
-        if !report.settled {
-            output::warn("a tree never settled (stopped and complete) before the signal");
-        }
-        if !report.confirmed {
-            output::warn("exits were not confirmed: this kernel has no pidfds");
-        }
+        report_lines(
+            out,
+            report,
+            &names,
+            "(started during the kill)",
+            &mut counts,
+        )?;
     }
     out.plain(&counts.to_string())?;
     Ok(outcome)
+}
+
+/// One line per member of `report` (what happened, pid, why, command),
+/// counted into `counts`, and a warning for what it could not prove.
+pub fn report_lines(
+    out: &mut Out,
+    report: &KillReport,
+    names: &HashMap<ProcessIdentity, String>,
+    unknown: &str,
+    counts: &mut Counts,
+) -> Result<(), Error> {
+    let name = |identity: &ProcessIdentity| names.get(identity).map_or(unknown, String::as_str);
+    for (identity, outcome) in report.outcomes() {
+        counts.add(outcome);
+        let tag = format!("{:<TAG$}", outcome.to_string());
+        let tag = match outcome {
+            KillOutcome::AlreadyGone => tag,
+            done if done.is_done() => out.paint(Style::Good, &tag),
+            _ => out.paint(Style::Bad, &tag),
+        };
+        let detail = outcome.detail();
+        member_line(
+            out,
+            &tag,
+            identity.pid(),
+            name(&identity),
+            detail.as_deref(),
+        )?;
+    }
+    if !report.settled {
+        counts.add_unsettled();
+        output::warn(
+            "a tree never stopped complete before the signal: what it forked meanwhile may have got away",
+        );
+    }
+    if !report.confirmed {
+        output::warn("exits were not confirmed: this kernel has no pidfds");
+    }
+    Ok(())
 }
 
 #[derive(Default)]
@@ -196,6 +214,8 @@ pub struct Counts {
     denied: usize,
     survived: usize,
     refused: usize,
+    escaped: usize,
+    unsettled: usize,
 }
 
 impl Counts {
@@ -205,8 +225,16 @@ impl Counts {
             KillOutcome::Denied => self.denied += 1,
             KillOutcome::Survived => self.survived += 1,
             KillOutcome::Refused(_) => self.refused += 1,
-            _ => self.killed += 1,
+            KillOutcome::Escaped => self.escaped += 1,
+            KillOutcome::Killed(_) => self.killed += 1,
+            // A new outcome counts as not done until it is named here.
+            _ => self.survived += 1,
         }
+    }
+
+    /// A tree that never settled: what it forked meanwhile is unproven.
+    pub fn add_unsettled(&mut self) {
+        self.unsettled += 1;
     }
 }
 
@@ -214,9 +242,17 @@ impl std::fmt::Display for Counts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} killed, {} already gone, {} denied, {} survived, {} refused",
-            self.killed, self.gone, self.denied, self.survived, self.refused
-        )
+            "{} killed, {} already gone, {} denied, {} survived, {} refused, {} escaped",
+            self.killed, self.gone, self.denied, self.survived, self.refused, self.escaped
+        )?;
+        if self.unsettled > 0 {
+            write!(
+                f,
+                "; {} tree(s) never stopped complete: not proven complete",
+                self.unsettled
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@ use proctrack::{Pid, ProcessIdentity};
 use serde::Serialize;
 
 use crate::args::{KillArgs, PortArgs};
-use crate::kill::{Counts, TAG, member_line};
+use crate::kill::{Counts, TAG, member_line, report_lines};
 use crate::list::{describe, print_header, print_row};
 use crate::output::{self, Out, Style};
 use crate::{Error, Outcome};
@@ -172,22 +172,13 @@ pub fn kill(args: &KillArgs, port: u16, out: &mut Out) -> Result<Outcome, Error>
         return Ok(outcome);
     }
     for report in &done.killed {
-        for (identity, result) in report.outcomes() {
-            counts.add(result);
-            let tag = format!("{:<TAG$}", result.to_string());
-            let tag = match result {
-                KillOutcome::AlreadyGone => tag,
-                ok if ok.is_done() => out.paint(Style::Good, &tag),
-                _ => out.paint(Style::Bad, &tag),
-            };
-            member_line(
-                out,
-                &tag,
-                identity.pid(),
-                name(&identity),
-                result.detail().as_deref(),
-            )?;
-        }
+        report_lines(
+            out,
+            report,
+            &names,
+            "(started after the table was read)",
+            &mut counts,
+        )?;
     }
     out.plain(&counts.to_string())?;
     Ok(outcome)

@@ -217,6 +217,9 @@ pub(crate) fn summarize(report: &KillReport) -> String {
         let refused = report.refused.iter().map(|(identity, _)| identity);
         parts.push(format!("refused {}", pids(refused)));
     }
+    if !report.escaped.is_empty() {
+        parts.push(format!("escaped {}", pids(report.escaped.iter())));
+    }
     if parts.is_empty() {
         parts.push("nothing to signal".to_owned());
     }

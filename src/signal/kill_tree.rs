@@ -4,11 +4,12 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::escape::{Group, Reapers};
 use super::guard::Protected;
 use super::signaller::{Signaller, SystemSignaller};
 use super::{Delivery, KillOptions, KillReport, Killed, Refusal, Signal};
 use crate::table::ProcessTable;
-use crate::{Error, Pid, ProcessIdentity, ProcessSource, Result, State};
+use crate::{Error, Pid, ProcessIdentity, ProcessSource, Result, StartTime, State};
 
 /// Kills `root` and all its descendants, race-free.
 ///
@@ -204,7 +205,15 @@ pub(crate) fn kill_roots<S: ProcessSource, G: Signaller>(
             protected.check(root.pid())?;
         }
     }
+    let reapers = Reapers::record(table, roots)?;
     let mut killer = Killer {
+        reapers,
+        groups: HashSet::new(),
+        born_after: roots
+            .iter()
+            .map(|r| r.start_time())
+            .min()
+            .unwrap_or(StartTime::from_raw(0)),
         table,
         signaller,
         options,
@@ -214,6 +223,7 @@ pub(crate) fn kill_roots<S: ProcessSource, G: Signaller>(
         members: Vec::new(),
         known: HashSet::new(),
         children: Vec::new(),
+        states: Vec::new(),
         scanned: false,
         last: options.signal,
         report: KillReport {
@@ -240,10 +250,12 @@ struct Member<P> {
     stopped: bool,
     /// The last signal delivered to it.
     signal: Option<Signal>,
-    /// This discovery round's look at it, taken right after its children
-    /// were listed: its state and thread count, or `None` when it was gone.
-    /// `all_stopped` uses it instead of reading the process again.
-    seen: Option<Option<Look>>,
+    /// The last look at it (taken right after its children were listed)
+    /// found it unable to fork: stopped, or gone.
+    frozen: bool,
+    /// Its children were listed while it was already known to be frozen:
+    /// that list is final, and discovery need not visit it again.
+    complete: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -261,6 +273,12 @@ enum Fate {
 }
 
 struct Killer<'a, S: ProcessSource, G: Signaller> {
+    /// The roots' ancestors, where what escapes the kill turns up.
+    reapers: Reapers,
+    /// The process groups and sessions of the members.
+    groups: HashSet<Group>,
+    /// No member is older than this (the oldest root's start).
+    born_after: StartTime,
     table: &'a mut ProcessTable<S>,
     signaller: &'a mut G,
     options: &'a KillOptions,
@@ -272,6 +290,8 @@ struct Killer<'a, S: ProcessSource, G: Signaller> {
     known: HashSet<ProcessIdentity>,
     /// Reused for each children listing.
     children: Vec<Pid>,
+    /// Reused for each look at a member's threads.
+    states: Vec<State>,
     /// Whether the table was refreshed in this discovery round (platforms
     /// without a children list).
     scanned: bool,
@@ -291,8 +311,8 @@ impl<S: ProcessSource, G: Signaller> Drop for Killer<'_, S, G> {
     }
 }
 
-/// A child found by discovery, and whether it is a kernel thread.
-type Child = (ProcessIdentity, bool);
+/// A child found by discovery, whether it is a kernel thread, and its group.
+type Child = (ProcessIdentity, bool, Group);
 
 /// A process's scheduler state and thread count, as one look saw them.
 type Look = (State, u32);
@@ -319,6 +339,7 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
         let now = if root.boot_id() == source.boot_id() {
             match source.sample(root.pid()) {
                 Ok(sample) if sample.start_time == root.start_time() => {
+                    self.groups.insert((sample.process_group, sample.session));
                     Some((sample.parent, sample.kernel_thread))
                 }
                 Ok(_) | Err(Error::NotFound { .. }) => None,
@@ -385,7 +406,8 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
                     fate: Fate::Held,
                     stopped: true,
                     signal: None,
-                    seen: None,
+                    frozen: false,
+                    complete: false,
                 });
                 return Err(error);
             }
@@ -397,7 +419,8 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
             fate,
             stopped: fate == Fate::Held,
             signal: None,
-            seen: None,
+            frozen: false,
+            complete: false,
         });
         Ok(())
     }
@@ -433,30 +456,82 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
             }
             _ => self.wait_exits(self.options.exit_timeout)?,
         }
+        // Nothing escapes a kill that froze the whole tree and then sent
+        // SIGKILL. Otherwise a member may have forked after its last look
+        // (the tree never settled) or exited by the first signal leaving
+        // children (a graceful kill): look for them where orphans go.
+        if !self.report.settled || first != Signal::Kill {
+            self.sweep()?;
+        }
         self.reap()?;
         Ok(self.finish())
     }
 
+    /// Kills what escaped the tree, in a few rounds (each of which may find
+    /// what the last one's escapees forked), then counts in
+    /// [`KillReport::escaped`] whatever of the tree is still found.
+    fn sweep(&mut self) -> Result<()> {
+        const ROUNDS: usize = 3;
+        for _ in 0..ROUNDS {
+            let found =
+                self.reapers
+                    .newcomers(self.table, &self.known, &self.groups, self.born_after)?;
+            if found.escaped.is_empty() {
+                break;
+            }
+            for identity in found.escaped {
+                if self.known.insert(identity) {
+                    self.admit(identity, false, true, false)?;
+                }
+            }
+            // They and what they forked, frozen and killed like the tree.
+            let settled = self.settle()?;
+            self.report.settled &= settled;
+            self.deliver(Signal::Kill)?;
+            self.wait_exits(self.options.exit_timeout)?;
+        }
+        let left =
+            self.reapers
+                .newcomers(self.table, &self.known, &self.groups, self.born_after)?;
+        self.report.escaped.extend(left.escaped);
+        self.report.escaped.extend(left.unsure);
+        Ok(())
+    }
+
     /// Steps 1 and 2: rounds of discovery, pinning and stopping every new
-    /// member, until a round that began after all members were seen stopped
-    /// adds nobody.
+    /// member, until every member's children were listed while it was
+    /// frozen and one more pass over all of them, begun after that, adds
+    /// nobody and finds every member still frozen.
+    ///
+    /// A round visits only what is new or not yet complete, so a tree that
+    /// grows at one tip (a chain thousands deep whose newest member forks
+    /// again) costs in proportion to its size, not its depth times its size.
     fn settle(&mut self) -> Result<bool> {
         let deadline = Instant::now() + self.options.settle_timeout;
-        let mut stopped_before = false;
+        for member in &mut self.members {
+            // A second settle (after a grace period): the members ran again.
+            member.complete = false;
+            member.frozen = false;
+        }
         let mut rounds: u32 = 0;
         loop {
             rounds = rounds.saturating_add(1);
             self.scanned = false;
-            let added = self.discover()?;
-            let stopped = self.all_stopped()?;
-            if stopped_before && stopped && added == 0 {
-                return Ok(true);
+            let added = self.discover(false)?;
+            let waiting = self.members.iter().any(|m| m.stopped && !m.complete);
+            if !waiting && added == 0 {
+                // Everything looked final: check it all once more, from a
+                // pass that began after every member was seen frozen.
+                let added = self.discover(true)?;
+                let frozen = self.members.iter().all(|m| !m.stopped || m.frozen);
+                if added == 0 && frozen {
+                    return Ok(true);
+                }
             }
             if Instant::now() >= deadline {
                 return Ok(false);
             }
-            stopped_before = stopped;
-            if !stopped {
+            if self.members.iter().any(|m| m.stopped && !m.frozen) {
                 // SIGSTOP takes effect when the target next runs in the kernel,
                 // and no event tells when a process that is not our child has
                 // stopped. Give the targets the CPU; if they take long (a
@@ -470,36 +545,41 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
         }
     }
 
-    /// Admits every child of every member that may still fork, and in
-    /// subreaper mode every adopted orphan. Returns how many were admitted.
-    fn discover(&mut self) -> Result<usize> {
+    /// Admits every child of every member visited, and in subreaper mode
+    /// every adopted orphan. Visits the members not yet complete, or with
+    /// `all`, every member that may still run (a complete one found no
+    /// longer frozen is complete no more). Returns how many were admitted.
+    fn discover(&mut self, all: bool) -> Result<usize> {
         let before = self.members.len();
         if let Some(is_own) = self.is_own {
             let source = self.table.source_mut();
             let boot = source.boot_id();
             let me = source.sample(self.me)?.identity(boot);
-            for (child, kernel_thread) in self.children_of(me)?.0 {
+            for (child, kernel_thread, group) in self.children_of(me)?.0 {
                 if !is_own(&child) && self.known.insert(child) {
+                    self.groups.insert(group);
                     self.admit(child, kernel_thread, true, false)?;
                 }
             }
-        }
-        for member in &mut self.members {
-            member.seen = None;
         }
         // Breadth-first: members admitted in this pass are visited too.
         let mut next = 0;
         while next < self.members.len() {
             let member = &self.members[next];
             next += 1;
-            if matches!(member.fate, Fate::Gone | Fate::Exited) {
+            if matches!(member.fate, Fate::Gone | Fate::Exited) || (member.complete && !all) {
                 continue;
             }
-            let parent = member.identity;
+            let (parent, was_frozen) = (member.identity, member.frozen);
             let (children, now) = self.children_of(parent)?;
-            self.members[next - 1].seen = Some(now);
-            for (child, kernel_thread) in children {
+            let frozen = self.cannot_fork_now(parent, now)?;
+            let member = &mut self.members[next - 1];
+            member.frozen = frozen;
+            // Listed while known frozen: final, as long as it stays frozen.
+            member.complete = frozen && was_frozen;
+            for (child, kernel_thread, group) in children {
                 if self.known.insert(child) {
+                    self.groups.insert(group);
                     // A child of ours that is not the root belongs to no
                     // `Child` of the caller's: ours to reap.
                     self.admit(child, kernel_thread, true, false)?;
@@ -546,7 +626,11 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
                     if sample.parent == Some(parent.pid())
                         && sample.start_time >= parent.start_time() =>
                 {
-                    found.push((sample.identity(boot), sample.kernel_thread));
+                    found.push((
+                        sample.identity(boot),
+                        sample.kernel_thread,
+                        (sample.process_group, sample.session),
+                    ));
                 }
                 Ok(_) | Err(Error::NotFound { .. }) => {}
                 Err(other) => {
@@ -572,48 +656,30 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
         result.map(|()| (found, now))
     }
 
-    /// True when every member that may still run cannot fork any more:
-    /// every thread of it [`cannot_fork`].
-    fn all_stopped(&mut self) -> Result<bool> {
-        let source = self.table.source_mut();
-        let mut states = Vec::new();
-        for member in &self.members {
-            if !member.stopped {
-                continue;
-            }
-            let identity = member.identity;
-            let now = match member.seen {
-                // Looked at after its children were listed, this round.
-                Some(seen) => seen,
-                None => match source.sample(identity.pid()) {
-                    Ok(now) if now.start_time == identity.start_time() => {
-                        Some((now.state, now.threads))
-                    }
-                    Ok(_) | Err(Error::NotFound { .. }) => None,
-                    Err(other) => return Err(other),
-                },
-            };
-            let frozen = match now {
-                Some((state, threads)) => {
-                    if cannot_fork(state) && threads > 1 {
-                        match source.thread_states(identity.pid(), &mut states) {
-                            Ok(()) => states.iter().all(|state| cannot_fork(*state)),
-                            // Gone since the sample counts as frozen.
-                            Err(Error::NotFound { .. }) => true,
-                            Err(other) => return Err(other),
-                        }
-                    } else {
-                        cannot_fork(state)
-                    }
-                }
-                // Reaped already.
-                None => true,
-            };
-            if !frozen {
-                return Ok(false);
-            }
+    /// Whether `member`, as one look saw it (`None`: gone), cannot fork any
+    /// more: every thread of it [`cannot_fork`].
+    fn cannot_fork_now(&mut self, member: ProcessIdentity, now: Option<Look>) -> Result<bool> {
+        let Some((state, threads)) = now else {
+            // Reaped already.
+            return Ok(true);
+        };
+        if !cannot_fork(state) || threads <= 1 {
+            return Ok(cannot_fork(state));
         }
-        Ok(true)
+        let mut states = std::mem::take(&mut self.states);
+        let frozen = match self
+            .table
+            .source_mut()
+            .thread_states(member.pid(), &mut states)
+        {
+            Ok(()) => Ok(states.iter().all(|state| cannot_fork(*state))),
+            // Gone since the sample counts as frozen.
+            Err(Error::NotFound { .. }) => Ok(true),
+            Err(other) => Err(other),
+        };
+        states.clear();
+        self.states = states;
+        frozen
     }
 
     /// Step 3: the signal to every held member, then `SIGCONT` if the signal

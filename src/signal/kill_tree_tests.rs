@@ -30,6 +30,11 @@ struct Proc {
     forker: bool,
     ignores_term: bool,
     other_user: bool,
+    /// On `SIGTERM`, forks a child (in its own group and session) and exits,
+    /// leaving the child behind.
+    forks_on_term: bool,
+    /// `SIGSTOP` never takes effect (a thread stuck in the kernel).
+    unstoppable: bool,
 }
 
 #[derive(Debug)]
@@ -48,6 +53,12 @@ struct Kernel {
     /// The most processes one kill may fork, so a test always ends.
     forks_left: u32,
     round_robin: usize,
+    /// A forker's child takes over the forking (a chain growing at its
+    /// tip) instead of both forking on.
+    hand_over: bool,
+    /// Forks happen on every this-many-th step (1: on every step).
+    fork_every: usize,
+    steps: usize,
 }
 
 impl Kernel {
@@ -63,6 +74,9 @@ impl Kernel {
             lists_children: true,
             forks_left: 200,
             round_robin: 0,
+            hand_over: false,
+            fork_every: 1,
+            steps: 0,
         };
         kernel.spawn_at(1, None);
         kernel
@@ -75,8 +89,17 @@ impl Kernel {
             Pid::try_from(pid).expect("valid pid"),
             StartTime::from_raw(self.clock),
         );
+        // A child is in its parent's process group and session; init and
+        // orphans of it lead their own.
+        let group = parent
+            .and_then(|p| self.procs.get(&p))
+            .filter(|p| p.info.pid().as_raw() != 1)
+            .map_or((Some(identity.pid()), Some(identity.pid())), |p| {
+                (p.info.process_group(), p.info.session())
+            });
         let info = ProcessInfo::builder(identity)
             .parent(parent)
+            .group_and_session(group.0, group.1)
             .name("fake")
             .cwd(Cwd::Path("/srv".into()))
             .state(State::Running)
@@ -90,6 +113,8 @@ impl Kernel {
                 forker: false,
                 ignores_term: false,
                 other_user: false,
+                forks_on_term: false,
+                unstoppable: false,
             },
         );
         identity
@@ -125,6 +150,7 @@ impl Kernel {
     fn step(&mut self) {
         for proc in self.procs.values_mut() {
             match proc.stopping {
+                Some(_) if proc.unstoppable => {}
                 Some(0) => {
                     proc.stopping = None;
                     proc.stopped = true;
@@ -139,14 +165,21 @@ impl Kernel {
             .filter(|p| p.forker && !p.stopped)
             .map(|p| p.info.identity())
             .collect();
-        if forkers.is_empty() || self.forks_left == 0 {
+        self.steps += 1;
+        if forkers.is_empty() || self.forks_left == 0 || self.steps % self.fork_every != 0 {
             return;
         }
         self.forks_left -= 1;
         self.round_robin = (self.round_robin + 1) % forkers.len();
-        let child = self.spawn(forkers[self.round_robin]);
+        let parent = forkers[self.round_robin];
+        let child = self.spawn(parent);
         if let Some(proc) = self.procs.get_mut(&child.pid()) {
             proc.forker = true;
+        }
+        if self.hand_over
+            && let Some(proc) = self.procs.get_mut(&parent.pid())
+        {
+            proc.forker = false;
         }
     }
 
@@ -292,6 +325,10 @@ impl Signaller for FakeSignaller {
                     Signal::Term => !proc.ignores_term,
                     _ => false,
                 };
+                let leaves_child = signal == Signal::Term && proc.forks_on_term;
+                if leaves_child {
+                    kernel.spawn(*pin);
+                }
                 if exits {
                     kernel.exit(pin.pid());
                 }
@@ -424,6 +461,103 @@ impl Kernel {
             .get(&identity.pid())
             .filter(|p| p.info.identity() == identity)
     }
+}
+
+/// A chain `depth` deep whose tip keeps forking (each new member takes
+/// over): killed whole, and how many kernel operations it took.
+fn kill_a_growing_chain(depth: usize) -> Result<usize> {
+    let mut kernel = Kernel::new();
+    let init = kernel.spawn_at(1, None);
+    let root = kernel.spawn(init);
+    let mut tip = root;
+    for _ in 1..depth {
+        tip = kernel.spawn(tip);
+    }
+    kernel.get(tip).expect("the tip").forker = true;
+    kernel.hand_over = true;
+    // A real tip forks far more slowly than a look at a process takes.
+    kernel.fork_every = 10;
+    kernel.forks_left = 1000;
+    let kernel = Rc::new(RefCell::new(kernel));
+    let report = kill(&kernel, &[root], &KillOptions::new())?;
+    let kernel = kernel.borrow();
+    assert!(report.settled && report.is_complete(), "{report:?}");
+    assert_eq!(kernel.procs.len(), 1, "only init is left");
+    assert!(
+        report.killed.len() >= depth,
+        "{} killed",
+        report.killed.len()
+    );
+    assert!(kernel.stopped().is_empty());
+    Ok(kernel.ops)
+}
+
+/// The cost of a kill follows the tree's size, not its depth times its
+/// size: a round visits what is new or not yet seen stopped. Counted in
+/// kernel operations, so the figure is exact and the same on every machine.
+#[test]
+fn a_chain_growing_at_its_tip_costs_in_proportion_to_its_size() -> Result<()> {
+    let short = kill_a_growing_chain(100)?;
+    let long = kill_a_growing_chain(400)?;
+    println!("100 deep: {short} operations; 400 deep: {long}");
+    // Quadratic would be ~16x; linear is ~4x.
+    assert!(
+        long <= 5 * short,
+        "100 deep: {short} operations; 400 deep: {long}"
+    );
+    Ok(())
+}
+
+/// A member that answers `SIGTERM` by forking and exiting leaves an orphan
+/// with init: the kill finds it there (born during the kill, in the tree's
+/// group) and kills it too.
+#[test]
+fn an_orphan_left_by_a_member_exiting_on_sigterm_is_found_and_killed() -> Result<()> {
+    let mut kernel = Kernel::new();
+    let init = kernel.spawn_at(1, None);
+    // An unrelated process of init's, there before the kill: left alone.
+    let bystander = kernel.spawn(init);
+    let root = kernel.spawn(init);
+    let child = kernel.spawn(root);
+    kernel.get(child).expect("child").forks_on_term = true;
+    kernel.get(root).expect("root").ignores_term = true;
+    let kernel = Rc::new(RefCell::new(kernel));
+    let report = kill(
+        &kernel,
+        &[root],
+        &KillOptions::graceful(Duration::from_millis(1)),
+    )?;
+    let kernel = kernel.borrow();
+    assert!(report.is_complete(), "{report:?}");
+    assert!(report.escaped.is_empty());
+    assert_eq!(
+        report.killed.len(),
+        3,
+        "root, child and the orphan: {report:?}"
+    );
+    assert!(kernel.get_ro(bystander).is_some(), "the bystander lives");
+    assert_eq!(kernel.procs.len(), 2, "init and the bystander are left");
+    Ok(())
+}
+
+/// A tree that cannot be frozen whole is never reported complete, however
+/// many of its members died.
+#[test]
+fn a_tree_that_never_settles_is_not_reported_complete() -> Result<()> {
+    let (kernel, root) = forking_tree(2);
+    let stuck = kernel.borrow_mut().spawn(root);
+    kernel.borrow_mut().get(stuck).expect("stuck").unstoppable = true;
+    let options = KillOptions::new().settle_timeout(Duration::from_millis(20));
+    let report = kill(&kernel, &[root], &options)?;
+    assert!(!report.settled, "{report:?}");
+    assert!(!report.is_complete());
+    assert!(report.was_killed(&stuck));
+    assert!(
+        report.to_string().contains("not proven complete"),
+        "{report}"
+    );
+    assert!(kernel.borrow().stopped().is_empty(), "nothing left stopped");
+    Ok(())
 }
 
 #[test]

@@ -96,6 +96,7 @@
 //! [`Error::Unsupported`](crate::Error::Unsupported) for now.
 
 mod capability;
+mod escape;
 mod guard;
 mod handle;
 mod kill_tree;

@@ -27,6 +27,10 @@ pub enum KillOutcome {
     Survived,
     /// Not signalled: a guard rail protects it.
     Refused(Refusal),
+    /// Found after the final signal and left running: born during the kill
+    /// in the tree's process group, adopted by an ancestor (see
+    /// [`KillReport::escaped`]).
+    Escaped,
 }
 
 impl KillOutcome {
@@ -36,6 +40,7 @@ impl KillOutcome {
         match self {
             KillOutcome::Denied => Some("another user's process".to_owned()),
             KillOutcome::Refused(reason) => Some(reason.to_string()),
+            KillOutcome::Escaped => Some("got away from the kill: still running".to_owned()),
             _ => None,
         }
     }
@@ -54,13 +59,15 @@ impl fmt::Display for KillOutcome {
             KillOutcome::Denied => f.write_str("denied"),
             KillOutcome::Survived => f.write_str("survived"),
             KillOutcome::Refused(_) => f.write_str("refused"),
+            KillOutcome::Escaped => f.write_str("escaped"),
         }
     }
 }
 
 impl KillReport {
     /// Every member with what happened to it: the killed first, then the
-    /// already gone, denied, survived and refused, each in report order.
+    /// already gone, denied, survived and refused, each in report order;
+    /// last the processes that escaped.
     ///
     /// ```
     /// use proctrack::signal::KillReport;
@@ -83,6 +90,7 @@ impl KillReport {
                     .iter()
                     .map(|(i, reason)| (*i, KillOutcome::Refused(*reason))),
             )
+            .chain(self.escaped.iter().map(|i| (*i, KillOutcome::Escaped)))
     }
 }
 
@@ -108,7 +116,8 @@ impl fmt::Display for KillReport {
         if !self.settled {
             writeln!(
                 f,
-                "(the tree never stopped complete before the signal: a member was stuck)"
+                "(the tree never stopped complete before the signal: what it forked meanwhile \
+                 may have got away; not proven complete)"
             )?;
         }
         if !self.confirmed {

@@ -42,12 +42,21 @@ pub struct KillReport {
         schemars(with = "Vec<crate::wire::refusals::RefusedJson>")
     )]
     pub refused: Vec<(ProcessIdentity, Refusal)>,
+    /// Found after the final signal and left running: processes born
+    /// during the kill in the tree's process group and session that an
+    /// ancestor of a root adopted, which the kill could not prove to be
+    /// the tree's (that group is also an ancestor's) or could not end.
+    /// Not members: the kill did not stop them.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub escaped: Vec<ProcessIdentity>,
     /// Members that became our children (orphans adopted by a subreaper) and
     /// whose exit status the kill collected, so they leave no zombie.
     pub reaped: Vec<ProcessIdentity>,
     /// True when the tree was complete and stopped before the signal; false
     /// when the settle timeout ran out first (see
-    /// [`KillOptions::settle_timeout`](super::KillOptions::settle_timeout)).
+    /// [`KillOptions::settle_timeout`](super::KillOptions::settle_timeout)):
+    /// then what a member forked after its last look may have escaped, and
+    /// the kill is not [complete](Self::is_complete).
     pub settled: bool,
     /// True when every exit was seen as an event (a pidfd on Linux, kqueue
     /// on macOS); false when some member was signalled through the Linux
@@ -56,9 +65,14 @@ pub struct KillReport {
 }
 
 impl KillReport {
-    /// True when nothing is left: no survivor, no denial, no refusal.
+    /// True when the kill is proven complete: the tree settled before the
+    /// signal, and nothing is left (no survivor, denial, refusal or escapee).
     pub fn is_complete(&self) -> bool {
-        self.survived.is_empty() && self.denied.is_empty() && self.refused.is_empty()
+        self.settled
+            && self.survived.is_empty()
+            && self.denied.is_empty()
+            && self.refused.is_empty()
+            && self.escaped.is_empty()
     }
 
     /// Whether `identity` is among the [`killed`](Self::killed).

@@ -187,6 +187,7 @@ impl Supervisor {
             killed.extend(tree.killed.iter().map(|k| k.identity));
             survived.extend(tree.survived.iter().copied());
             survived.extend(tree.denied.iter().copied());
+            survived.extend(tree.escaped.iter().copied());
         }
         let cgroup_path = cgroup.as_ref().map(|c| c.path().to_path_buf());
         if let Some(cgroup) = cgroup {

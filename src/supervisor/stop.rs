@@ -271,7 +271,7 @@ impl Supervisor {
             for handle in &ours {
                 reap_if_ours(handle)?;
             }
-            if report.survived.is_empty() && report.denied.is_empty() && report.refused.is_empty() {
+            if report.is_complete() {
                 // Another look catches what left the trees during the kill.
                 continue;
             }
@@ -422,7 +422,9 @@ fn record_tree(
     for identity in &report.already_gone {
         fates.entry(*identity).or_insert(MemberFate::AlreadyGone);
     }
-    for identity in &report.survived {
+    // Escapees are alive: whether or not they were members, they are not
+    // stopped.
+    for identity in report.survived.iter().chain(&report.escaped) {
         fates.insert(*identity, MemberFate::Survived);
     }
     for identity in &report.denied {

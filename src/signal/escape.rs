@@ -1,0 +1,129 @@
+//! What got away from a tree kill: processes a member forked after its last
+//! look and then left behind by exiting. The kernel hands such orphans to
+//! the nearest child subreaper among the member's ancestors, or to init; so
+//! they appear as new children of the roots' ancestors. [`Reapers`] notes
+//! those ancestors and their children when the kill begins, and afterwards
+//! names the newcomers that carry the tree's process group and session.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::table::ProcessTable;
+use crate::{Error, Pid, ProcessIdentity, ProcessSource, Result, StartTime};
+
+/// A process group and session, as a member had them.
+pub(super) type Group = (Option<Pid>, Option<Pid>);
+
+/// How far up a root's ancestry is followed: deeper than any real tree.
+const MAX_ANCESTRY: usize = 65_536;
+
+/// The roots' ancestors (every one a possible reaper of the tree's
+/// orphans), the children each had when the kill began, and their groups.
+#[derive(Debug, Default)]
+pub(super) struct Reapers {
+    before: HashMap<Pid, HashSet<Pid>>,
+    /// Groups an ancestor has: a newcomer in one of these may be the
+    /// ancestor's own new child rather than an escapee.
+    ancestor_groups: HashSet<Group>,
+}
+
+/// Newcomers found after the final signal.
+#[derive(Debug, Default)]
+pub(super) struct Newcomers {
+    /// In a group only the tree has: escapees, to be killed.
+    pub(super) escaped: Vec<ProcessIdentity>,
+    /// In a group the tree shares with one of its ancestors: perhaps an
+    /// escapee, perhaps the ancestor's own new child. Never killed; said.
+    pub(super) unsure: Vec<ProcessIdentity>,
+}
+
+impl Reapers {
+    /// Notes the ancestors of `roots` and their children now.
+    pub(super) fn record<S: ProcessSource>(
+        table: &mut ProcessTable<S>,
+        roots: &[ProcessIdentity],
+    ) -> Result<Reapers> {
+        let mut reapers = Reapers::default();
+        for root in roots {
+            let mut pid = root.pid();
+            for _ in 0..MAX_ANCESTRY {
+                let parent = match table.source_mut().sample(pid) {
+                    Ok(sample) => sample.parent,
+                    Err(Error::NotFound { .. }) => None,
+                    Err(other) => return Err(other),
+                };
+                let Some(parent) = parent else { break };
+                if reapers.before.contains_key(&parent) {
+                    break;
+                }
+                let group = match table.source_mut().sample(parent) {
+                    Ok(sample) => (sample.process_group, sample.session),
+                    Err(Error::NotFound { .. }) => break,
+                    Err(other) => return Err(other),
+                };
+                reapers.ancestor_groups.insert(group);
+                let children = list_children(table, parent)?;
+                reapers
+                    .before
+                    .insert(parent, children.into_iter().collect());
+                pid = parent;
+            }
+        }
+        Ok(reapers)
+    }
+
+    /// The ancestors' children that were not there when the kill began, are
+    /// not `known`, were born no earlier than `born_after` and carry one of
+    /// the tree's `groups`.
+    pub(super) fn newcomers<S: ProcessSource>(
+        &self,
+        table: &mut ProcessTable<S>,
+        known: &HashSet<ProcessIdentity>,
+        groups: &HashSet<Group>,
+        born_after: StartTime,
+    ) -> Result<Newcomers> {
+        let mut found = Newcomers::default();
+        let boot = table.source_mut().boot_id();
+        for (&ancestor, before) in &self.before {
+            for pid in list_children(table, ancestor)? {
+                if before.contains(&pid) {
+                    continue;
+                }
+                let (identity, group) = match table.source_mut().sample(pid) {
+                    Ok(sample) if sample.parent == Some(ancestor) && !sample.kernel_thread => (
+                        sample.identity(boot),
+                        (sample.process_group, sample.session),
+                    ),
+                    Ok(_) | Err(Error::NotFound { .. }) => continue,
+                    Err(other) => return Err(other),
+                };
+                if known.contains(&identity)
+                    || identity.start_time() < born_after
+                    || !groups.contains(&group)
+                {
+                    continue;
+                }
+                if self.ancestor_groups.contains(&group) {
+                    found.unsure.push(identity);
+                } else {
+                    found.escaped.push(identity);
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The children of `pid` now: from the source's list where the platform has
+/// one, else from a refreshed table.
+fn list_children<S: ProcessSource>(table: &mut ProcessTable<S>, pid: Pid) -> Result<Vec<Pid>> {
+    let mut children = Vec::new();
+    match table.source_mut().children(pid, &mut children) {
+        Ok(true) => Ok(children),
+        Ok(false) => {
+            table.refresh()?;
+            Ok(table.children(pid).iter().map(|c| c.pid()).collect())
+        }
+        Err(Error::NotFound { .. }) => Ok(Vec::new()),
+        Err(other) => Err(other),
+    }
+}
