@@ -156,7 +156,9 @@ impl SystemSource {
     }
 
     /// Reads a file under the proc root whole (`net/tcp`, say) and returns its
-    /// bytes, borrowing the reader's buffer.
+    /// bytes, borrowing the reader's buffer. To the end: the `/proc/net`
+    /// tables are seq_files of one record per socket, whose reads come back
+    /// short (whole lines only) long before the end.
     pub(crate) fn read_file(&mut self, name: &CStr) -> Result<&[u8]> {
         let len =
             read_at(self.root.as_fd(), name, &mut self.buf, ReadMode::ToEnd).map_err(|errno| {
