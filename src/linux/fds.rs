@@ -222,6 +222,8 @@ fn socket_behind(dir: BorrowedFd<'_>, name: &CStr, sockfs: Option<u64>) -> Optio
             return is_socket.then_some(stat.stx_ino);
         }
     }
+    // One readlink into 64 bytes: `socket:[<u64 inode>]` is at most 29, and
+    // a longer (cut) target is no socket's, which is all this asks.
     let mut link = [0u8; 64];
     let len = rustix::fs::readlinkat_raw(dir, name, &mut link[..]).ok()?;
     socket_inode(&link[..len])

@@ -666,6 +666,9 @@ fn events_populated(path: &Path, bytes: &[u8]) -> Result<bool> {
     })
 }
 
+/// The whole file: `fs::read` reads until a read returns 0, as mountinfo
+/// (a seq_file of one record per mount, short reads long before its end)
+/// and `cgroup.procs` (one line per member) need.
 fn read(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(|error| file_error(path, error))
 }
