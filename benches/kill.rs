@@ -7,6 +7,11 @@
 //! timed), then times one `kill_tree` of it, which also reaps every member:
 //! the bench is a child subreaper, so nothing is left behind, and a tree that
 //! a panic leaves is killed from `Drop`.
+//!
+//! A third row kills a parent with 5000 children (forked, not timed): its
+//! `task/<tid>/children` file is ~30 KB, read to its end (issue 18: a single
+//! read returns 682 of them), so the cost of the whole list is in the figure;
+//! a fourth times that list's read alone, on a standing parent.
 
 #[cfg(target_os = "linux")]
 mod population;
@@ -24,17 +29,20 @@ fn main() {
 #[cfg(target_os = "linux")]
 mod linux {
     use std::io::{BufRead, BufReader};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
-    use criterion::Criterion;
-    use proctrack::ProcessIdentity;
+    use criterion::{Criterion, SamplingMode};
     use proctrack::signal::{KillOptions, ProcessHandle, kill_tree};
     use proctrack::table::ProcessTable;
+    use proctrack::{ProcessIdentity, ProcessSource};
 
     use crate::population::Population;
 
     const TREE: usize = 50;
+    /// Children of the wide parent of the third row.
+    const WIDE: usize = 5000;
 
     /// A tree of `TREE` processes, killed (and reaped) on drop if the bench
     /// did not kill it.
@@ -88,6 +96,112 @@ mod linux {
         }
     }
 
+    /// A parent with `WIDE` children, all blocked reading a pipe this
+    /// process holds; killed (and reaped) on drop if the bench did not.
+    struct WideTree {
+        root: ProcessIdentity,
+        /// The pipe's write end: closing it ends every child that is left.
+        hold: Option<OwnedFd>,
+        killed: bool,
+    }
+
+    impl WideTree {
+        /// Forks the parent, which forks `WIDE` children and says so on a
+        /// second pipe. Both forks run only raw system calls in the child
+        /// (fork, read, write, close, _exit): safe in a threaded process.
+        fn spawn() -> WideTree {
+            let (hold_r, hold_w) = pipe();
+            let (ready_r, ready_w) = pipe();
+            let (hold_raw, ready_w_raw) = (hold_r.as_raw_fd(), ready_w.as_raw_fd());
+            let hold_w_raw = hold_w.as_raw_fd();
+            // SAFETY: the child runs only async-signal-safe calls and never
+            // returns.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                unsafe {
+                    libc::close(hold_w_raw);
+                    let mut forked = 0u32;
+                    while (forked as usize) < WIDE {
+                        match libc::fork() {
+                            0 => {
+                                libc::close(ready_w_raw);
+                                wait_eof(hold_raw)
+                            }
+                            -1 => libc::_exit(2),
+                            _ => forked += 1,
+                        }
+                    }
+                    let byte = 1u8;
+                    libc::write(ready_w_raw, (&raw const byte).cast(), 1);
+                    wait_eof(hold_raw)
+                }
+            }
+            assert!(pid > 0, "fork: {}", std::io::Error::last_os_error());
+            drop((hold_r, ready_w));
+            let mut byte = [0u8; 1];
+            let n = rustix::io::read(&ready_r, &mut byte).expect("ready");
+            let pid = proctrack::Pid::try_from(pid as u32).expect("pid");
+            let root = proctrack::process(pid).expect("the parent").identity();
+            assert_eq!(n, 1, "the wide parent failed to fork {WIDE} children");
+            WideTree {
+                root,
+                hold: Some(hold_w),
+                killed: false,
+            }
+        }
+
+        fn kill(mut self, table: &mut ProcessTable) -> Duration {
+            let start = Instant::now();
+            let report = kill_tree(table, self.root, &KillOptions::new()).expect("kill_tree");
+            let took = start.elapsed();
+            self.killed = true;
+            assert!(report.is_complete(), "{report:?}");
+            assert_eq!(report.killed.len(), WIDE + 1);
+            took
+        }
+    }
+
+    impl Drop for WideTree {
+        fn drop(&mut self) {
+            if !self.killed {
+                if let Ok(mut table) = ProcessTable::new() {
+                    let _ = kill_tree(&mut table, self.root, &KillOptions::new());
+                }
+            }
+            drop(self.hold.take());
+        }
+    }
+
+    /// A pipe (read end, write end), close-on-exec: kept across fork, not
+    /// handed to the `sh` trees of the other rows.
+    fn pipe() -> (OwnedFd, OwnedFd) {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills `fds` with two new fds on success; each is
+        // owned once.
+        unsafe {
+            assert_eq!(
+                libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC),
+                0,
+                "pipe2: {}",
+                std::io::Error::last_os_error()
+            );
+            (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+        }
+    }
+
+    /// Reads `fd` until end of file, then exits: the wide tree's children.
+    unsafe fn wait_eof(fd: i32) -> ! {
+        let mut byte = 0u8;
+        loop {
+            let n = unsafe { libc::read(fd, (&raw mut byte).cast(), 1) };
+            if n == 0
+                || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
+            {
+                unsafe { libc::_exit(0) }
+            }
+        }
+    }
+
     fn measure(criterion: &mut Criterion, name: &str, samples: &mut Vec<Duration>) {
         let mut table = ProcessTable::new().expect("a table");
         criterion.bench_function(name, |b| {
@@ -127,6 +241,40 @@ mod linux {
             &mut crowded,
         );
         let reaped = crowd.teardown().unwrap_or(0);
+        let mut wide = Vec::new();
+        {
+            let mut table = ProcessTable::new().expect("a table");
+            let mut group = criterion.benchmark_group("kill_tree_wide");
+            group.sample_size(10).sampling_mode(SamplingMode::Flat);
+            group.bench_function(format!("{WIDE}_children"), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let took = WideTree::spawn().kill(&mut table);
+                        wide.push(took);
+                        total += took;
+                    }
+                    total
+                })
+            });
+            // The read alone: one children list of a standing parent with
+            // `WIDE` children (~8 reads of a ~30 KB seq_file, and the last
+            // read of 0 bytes), no kill.
+            let standing = WideTree::spawn();
+            let mut source = proctrack::SystemSource::open().expect("open /proc");
+            let mut children = Vec::new();
+            group.sampling_mode(SamplingMode::Auto).sample_size(20);
+            group.bench_function(format!("children_list_of_{WIDE}"), |b| {
+                b.iter(|| {
+                    source
+                        .children(standing.root.pid(), &mut children)
+                        .expect("children");
+                    assert_eq!(children.len(), WIDE);
+                })
+            });
+            group.finish();
+            let _ = standing.kill(&mut table);
+        }
         criterion.final_summary();
         if !alone.is_empty() && !crowded.is_empty() {
             let (a, c) = (median(&mut alone), median(&mut crowded));
@@ -136,6 +284,15 @@ mod linux {
                 alone.len(),
                 crowded.len(),
                 c.as_secs_f64() / a.as_secs_f64()
+            );
+        }
+        if !wide.is_empty() {
+            let (count, m) = (wide.len(), median(&mut wide));
+            println!(
+                "kill_tree of a parent with {WIDE} children ({} processes), median of {count} kills: \
+                 {m:?}, {:?} per process",
+                WIDE + 1,
+                m / (WIDE as u32 + 1)
             );
         }
     }

@@ -356,3 +356,101 @@ fn a_command_not_made_for_the_job_is_refused() {
     drop(job); // empty: Drop removes it
     assert!(!path.exists());
 }
+
+/// Mounts `MOUNTS` tmpfs on `$1` in a private mount namespace (a
+/// mountinfo of ~80 KB), replaces every cgroup2 mount with one on `$1/cg`
+/// (now the last line), then runs the rest of its arguments.
+const LONG_MOUNTINFO: &str = r#"
+set -e
+mount --make-rprivate /
+dir=$1
+shift
+i=0
+while [ $i -lt "$MOUNTS" ]; do
+    mount -t tmpfs proctrack-filler "$dir"
+    i=$((i + 1))
+done
+for point in $(awk '$9 == "cgroup2" { print $5 }' /proc/self/mountinfo); do
+    umount -l "$point"
+done
+mkdir "$dir/cg"
+mount -t cgroup2 none "$dir/cg"
+exec "$@"
+"#;
+
+/// Not a test on its own: run by
+/// [`locate_finds_cgroup2_past_64_kib_of_a_live_mountinfo`] inside its
+/// mount namespace; prints what `Cgroup2::locate` found there.
+#[test]
+fn long_mountinfo_helper() {
+    if std::env::var_os("PROCTRACK_MOUNTINFO_HELPER").is_none() {
+        return;
+    }
+    let mountinfo = fs::read("/proc/self/mountinfo").expect("mountinfo");
+    let before = mountinfo
+        .split(|&b| b == b'\n')
+        .take_while(|line| !line.windows(9).any(|w| w == b" cgroup2 "))
+        .map(|line| line.len() + 1)
+        .sum::<usize>();
+    let located = Cgroup2::locate().expect("locate");
+    // After a newline: the harness leaves its "test ... " line open.
+    println!(
+        "\nbytes {}\nbefore {before}\nmount {}\nready",
+        mountinfo.len(),
+        located.mount_point().display()
+    );
+}
+
+/// A live `/proc/self/mountinfo` longer than 64 KiB whose cgroup2 mount
+/// comes after the first 64 KiB: `Cgroup2::locate` finds it. Run in a
+/// private mount namespace (`unshare -m`), which goes away with the helper;
+/// needs root.
+#[test]
+fn locate_finds_cgroup2_past_64_kib_of_a_live_mountinfo() {
+    let _serial = serial();
+    if !rustix::process::geteuid().is_root() {
+        println!("skipped: mounting needs root");
+        return;
+    }
+    if Command::new("unshare").arg("--version").output().is_err() {
+        println!("skipped: no unshare(1) here");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = std::env::current_exe().expect("this test binary");
+    let mut tree = support::SpawnedTree::spawn(
+        Command::new("unshare")
+            .args(["-m", "sh", "-c", LONG_MOUNTINFO, "sh"])
+            .arg(dir.path())
+            .arg(exe)
+            .args([
+                "--exact",
+                "long_mountinfo_helper",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("MOUNTS", "1000")
+            .env("PROCTRACK_MOUNTINFO_HELPER", "1")
+            .stdin(Stdio::null()),
+    );
+    let lines = tree.wait_ready();
+    let value = |key: &str| -> String {
+        lines
+            .iter()
+            .find_map(|line| line.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key:?} line in {lines:?}"))
+            .to_owned()
+    };
+    let bytes: usize = value("bytes ").parse().expect("bytes");
+    let before: usize = value("before ").parse().expect("before");
+    println!("mountinfo of {bytes} bytes, cgroup2 after {before}");
+    assert!(
+        before > 64 * 1024,
+        "the cgroup2 line starts at byte {before}"
+    );
+    assert_eq!(Path::new(&value("mount ")), dir.path().join("cg"));
+    let status = tree.wait_root();
+    assert!(status.success(), "{status:?}");
+    tree.finish();
+    assert_no_descendants();
+}

@@ -156,7 +156,9 @@ impl SystemSource {
     }
 
     /// Reads a file under the proc root whole (`net/tcp`, say) and returns its
-    /// bytes, borrowing the reader's buffer.
+    /// bytes, borrowing the reader's buffer. To the end: the `/proc/net`
+    /// tables are seq_files of one record per socket, whose reads come back
+    /// short (whole lines only) long before the end.
     pub(crate) fn read_file(&mut self, name: &CStr) -> Result<&[u8]> {
         let len =
             read_at(self.root.as_fd(), name, &mut self.buf, ReadMode::ToEnd).map_err(|errno| {
@@ -220,6 +222,8 @@ fn socket_behind(dir: BorrowedFd<'_>, name: &CStr, sockfs: Option<u64>) -> Optio
             return is_socket.then_some(stat.stx_ino);
         }
     }
+    // One readlink into 64 bytes: `socket:[<u64 inode>]` is at most 29, and
+    // a longer (cut) target is no socket's, which is all this asks.
     let mut link = [0u8; 64];
     let len = rustix::fs::readlinkat_raw(dir, name, &mut link[..]).ok()?;
     socket_inode(&link[..len])

@@ -69,6 +69,10 @@ impl KeptStats {
         let Some((fd, _)) = self.fds.get(&pid) else {
             return Ok(KeptRead::NotKept);
         };
+        // One pread unless it fills the buffer: stat is a single_open
+        // seq_file, rendered whole by a read from offset 0 (see
+        // `reader::read_stat`); a second pread of 0 bytes would double the
+        // cost of the cheapest sample.
         loop {
             match rustix::io::pread(fd, &mut buf[..], 0) {
                 // A full buffer may mean a longer text: grow and read again.

@@ -103,6 +103,8 @@ impl SystemSource {
             spare_buf: Vec::new(),
         };
         let boot_path = reader.root_path.join(OsStr::from_bytes(BOOT_ID.to_bytes()));
+        // One read: a sysctl string (proc_dostring) of fixed length (a
+        // 36-character uuid), copied out whole by the first read.
         let len = read_at(
             reader.root.as_fd(),
             BOOT_ID,
@@ -222,6 +224,7 @@ impl SystemSource {
     /// Reads the stat of `pid` into the buffer, through a kept fd if there
     /// is one, keeping the fd it opens otherwise (within the budget).
     fn read_stat_kept(&mut self, pid: Pid) -> Result<usize> {
+        // One read (unless it fills the buffer) both ways: see [`read_stat`].
         let Some(kept) = self.kept.as_mut() else {
             let path = PidPath::new(pid, "stat");
             return read_at(
@@ -373,6 +376,7 @@ impl SystemSource {
     }
 
     fn cmdline_in(&mut self, dir: BorrowedFd<'_>, pid: Pid) -> Result<CommandLine> {
+        // To the end: served a page at a time, of any length.
         let len = read_at(dir, c"cmdline", &mut self.buf, ReadMode::ToEnd)
             .map_err(|errno| file_error(&self.root_path, errno, pid, "cmdline"))?;
         let cmdline = CommandLine::from_raw(self.buf[..len].to_vec());
@@ -392,6 +396,10 @@ impl SystemSource {
 
     /// Fails with NotFound when `pid` names a thread rather than a process.
     fn check_leader(&mut self, dir: BorrowedFd<'_>, pid: Pid) -> Result<()> {
+        // One read: status is rendered whole by single_open (one record,
+        // however many groups the process is in), so the first read returns
+        // all of it unless it fills the buffer, and then `read_fd` goes on.
+        // Checked by `tests::status_of_a_thread_in_many_groups_is_read_whole`.
         let len = read_at(dir, c"status", &mut self.buf, ReadMode::Once)
             .map_err(|errno| file_error(&self.root_path, errno, pid, "status"))?;
         match parse::parse_status_tgid(&self.buf[..len]) {
@@ -426,13 +434,15 @@ impl SystemSource {
         Ok(known)
     }
 
-    /// Reads `/proc/<pid>/task/<tid>/<leaf>` of every thread of `pid` and
-    /// hands each file's bytes to `visit` until it returns false. A thread
-    /// that exits meanwhile is skipped; a gone process is [`Error::NotFound`].
+    /// Reads `/proc/<pid>/task/<tid>/<leaf>` of every thread of `pid` (as
+    /// `mode` says: see [`ReadMode`]) and hands each file's bytes to `visit`
+    /// until it returns false. A thread that exits meanwhile is skipped; a
+    /// gone process is [`Error::NotFound`].
     fn for_each_thread(
         &mut self,
         pid: Pid,
         leaf: &str,
+        mode: ReadMode,
         mut visit: impl FnMut(&[u8]) -> bool,
     ) -> Result<()> {
         let task = rustix::fs::openat(
@@ -449,7 +459,7 @@ impl SystemSource {
                 continue;
             };
             let name = PidPath::new(tid, leaf);
-            let len = match read_at(task.as_fd(), name.as_c_str(), &mut self.buf, ReadMode::Once) {
+            let len = match read_at(task.as_fd(), name.as_c_str(), &mut self.buf, mode) {
                 Ok(len) => len,
                 // The thread exited since the listing.
                 Err(Errno::NOENT | Errno::SRCH) => continue,
@@ -471,12 +481,20 @@ impl SystemSource {
     }
 }
 
+/// How far to read a file. Only a read that returns 0 ends a file in
+/// general: a short read does not.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum ReadMode {
-    /// Files the kernel renders whole on the first read (stat, status): one
-    /// `read` suffices unless it filled the buffer.
+    /// Files the kernel renders whole on the first read: seq_files of one
+    /// record (`single_open`: stat, status) and short sysctl strings. One
+    /// `read` suffices unless it filled the buffer, and it saves the second
+    /// `read` (of 0 bytes) on the hot stat path. Every use names its reason.
     Once,
-    /// Files served in pieces (cmdline): read until end of file.
+    /// Everything else: files served in pieces (cmdline, environ: a page per
+    /// read) and seq_files of many records (`task/<tid>/children`,
+    /// `net/tcp`), whose reads hand out only the whole records that fit the
+    /// kernel's page (4092 bytes of children, 682 pids) and so come back
+    /// short long before the end. Read until a read returns 0.
     ToEnd,
 }
 
@@ -527,6 +545,8 @@ fn read_stat<'a>(
     root_path: &Path,
     pid: Pid,
 ) -> Result<Stat<'a>> {
+    // One read: stat is a single_open seq_file (one record), rendered whole
+    // by the first read; `read_fd` reads on if it fills the buffer.
     let len = read_at(dir, name, buf, ReadMode::Once)
         .map_err(|errno| file_error(root_path, errno, pid, "stat"))?;
     parse::parse_stat(&buf[..len]).map_err(|e| parse_error(root_path, pid, "stat", e.into()))
@@ -731,10 +751,13 @@ impl ProcessSource for SystemSource {
         if !self.has_children_files()? {
             return Ok(false);
         }
-        self.for_each_thread(pid, "children", |text| {
+        // To the end: a seq_file of one record per child, whose first read
+        // returns at most 682 of them (issue 18).
+        self.for_each_thread(pid, "children", ReadMode::ToEnd, |text| {
             parse::parse_children(text, children);
             true
         })?;
+        self.shrink_buffer();
         Ok(true)
     }
 
@@ -742,16 +765,22 @@ impl ProcessSource for SystemSource {
         states.clear();
         let root_path = self.root_path.clone();
         let mut failure = None;
-        self.for_each_thread(pid, "stat", |text| match parse::parse_stat(text) {
-            Ok(stat) => {
-                states.push(State::from_letter(stat.state));
-                true
-            }
-            Err(cause) => {
-                failure = Some(parse_error(&root_path, pid, "task/stat", cause.into()));
-                false
-            }
-        })?;
+        // One read per thread: a task's stat is single_open, like a process's.
+        self.for_each_thread(
+            pid,
+            "stat",
+            ReadMode::Once,
+            |text| match parse::parse_stat(text) {
+                Ok(stat) => {
+                    states.push(State::from_letter(stat.state));
+                    true
+                }
+                Err(cause) => {
+                    failure = Some(parse_error(&root_path, pid, "task/stat", cause.into()));
+                    false
+                }
+            },
+        )?;
         failure.map_or(Ok(()), Err)
     }
 
@@ -773,6 +802,7 @@ impl ProcessSource for SystemSource {
             return Err(Error::NotFound { pid });
         }
         let dir = self.open_pid_dir(pid)?;
+        // To the end: served a page at a time, like cmdline.
         let environ = match read_at(dir.as_fd(), c"environ", &mut self.buf, ReadMode::ToEnd) {
             Ok(len) => Some(self.buf[..len].to_vec()),
             Err(Errno::ACCESS | Errno::PERM) => None,
@@ -808,6 +838,62 @@ impl ProcessSource for SystemSource {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// `status` is read once (`ReadMode::Once`) because single_open renders
+    /// it whole: checked on a status far longer than the reader's buffer
+    /// and than the kernel's first page, that of a thread in 65536
+    /// supplementary groups (a `Groups:` line of ~460 KB). The raw
+    /// `setgroups` call changes the calling thread's credentials only, so
+    /// the rest of the test process is untouched.
+    #[test]
+    fn status_of_a_thread_in_many_groups_is_read_whole() {
+        std::thread::spawn(|| {
+            let groups: Vec<rustix::process::Gid> = (0..65536u32)
+                .map(|i| rustix::process::Gid::from_raw(1_000_000 + i))
+                .collect();
+            if let Err(errno) = rustix::thread::set_thread_groups(&groups) {
+                println!("skipped: setgroups of 65536 groups for one thread: {errno} (not root?)");
+                return;
+            }
+            let mut reader = SystemSource::open().expect("open /proc");
+            let tid = rustix::thread::gettid().as_raw_nonzero().get();
+            let name = std::ffi::CString::new(format!("self/task/{tid}/status")).expect("name");
+            let len = read_at(reader.root.as_fd(), &name, &mut reader.buf, ReadMode::Once)
+                .expect("read status once");
+            let whole =
+                std::fs::read(format!("/proc/self/task/{tid}/status")).expect("read to end");
+            assert!(
+                whole.len() > 64 * 1024,
+                "status is only {} bytes",
+                whole.len()
+            );
+            // Counters (context switches, memory) move between the two
+            // reads: compare the fields' names, and the groups in full.
+            let once = &reader.buf[..len];
+            let names = |text: &[u8]| -> Vec<Vec<u8>> {
+                text.split(|&b| b == b'\n')
+                    .map(|line| line.split(|&b| b == b':').next().unwrap_or(b"").to_vec())
+                    .collect()
+            };
+            let groups = |text: &[u8]| -> Vec<u8> {
+                text.split(|&b| b == b'\n')
+                    .find(|line| line.starts_with(b"Groups:"))
+                    .unwrap_or(b"")
+                    .to_vec()
+            };
+            assert!(names(once) == names(&whole), "fields differ");
+            assert!(groups(once) == groups(&whole), "groups differ");
+            assert_eq!(groups(once).split(|&b| b == b' ').count(), 65536 + 1);
+            assert!(once.ends_with(b"\n"));
+            // And the same for the thread's stat (short, but of the same kind).
+            let name = std::ffi::CString::new(format!("self/task/{tid}/stat")).expect("name");
+            let len = read_at(reader.root.as_fd(), &name, &mut reader.buf, ReadMode::Once)
+                .expect("read stat once");
+            assert!(parse::parse_stat(&reader.buf[..len]).is_ok());
+        })
+        .join()
+        .expect("the thread in many groups");
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(10_000))]

@@ -221,4 +221,52 @@ mod tests {
         );
         Ok(())
     }
+
+    /// A `/proc/net/tcp` longer than 64 KiB (a seq_file of 150-byte lines,
+    /// whose reads return only whole lines: short long before the end) is
+    /// read whole by the fallback: 600 listeners of ours, every one found,
+    /// the same sockets netlink lists.
+    #[test]
+    fn a_long_proc_net_table_is_read_whole() -> Result<()> {
+        const LISTENERS: usize = 600;
+        let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+        if nofile.is_some_and(|soft| soft < LISTENERS as u64 + 256) {
+            println!("skipped: RLIMIT_NOFILE {nofile:?} leaves no room for {LISTENERS} sockets");
+            return Ok(());
+        }
+        let listeners = (0..LISTENERS)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| io_error(e, None))?;
+        let mut ours = std::collections::HashSet::new();
+        for listener in &listeners {
+            ours.insert(listener.local_addr().map_err(|e| io_error(e, None))?);
+        }
+        let bytes = std::fs::read("/proc/net/tcp").map_err(|e| io_error(e, None))?;
+        assert!(
+            bytes.len() > 64 * 1024,
+            "/proc/net/tcp is {} bytes",
+            bytes.len()
+        );
+        let (mut netlink, mut proc_net) = (Vec::new(), Vec::new());
+        Platform::open()?.sockets(Protocol::Tcp, None, &mut netlink)?;
+        Platform::open()?
+            .without_netlink()
+            .sockets(Protocol::Tcp, None, &mut proc_net)?;
+        let found = |sockets: &[RawSocket]| {
+            sockets
+                .iter()
+                .filter(|socket| ours.contains(&socket.local))
+                .map(|socket| (socket.id, socket.local))
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        println!(
+            "/proc/net/tcp: {} bytes; {} of our {LISTENERS} listeners found",
+            bytes.len(),
+            found(&proc_net).len()
+        );
+        assert_eq!(found(&proc_net).len(), LISTENERS);
+        assert_eq!(found(&proc_net), found(&netlink));
+        Ok(())
+    }
 }

@@ -674,6 +674,9 @@ fn events_populated(path: &Path, bytes: &[u8]) -> Result<bool> {
     })
 }
 
+/// The whole file: `fs::read` reads until a read returns 0, as mountinfo
+/// (a seq_file of one record per mount, short reads long before its end)
+/// and `cgroup.procs` (one line per member) need.
 fn read(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(|error| file_error(path, error))
 }
@@ -701,6 +704,27 @@ fn invalid_input(message: String) -> Error {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A mountinfo of 2000 mounts (~150 KB) whose only cgroup2 mount is the
+    /// last line: found. (`locate` reads the file with `fs::read`, to its
+    /// end; `tests/supervisor_cgroup.rs` checks a long live one.)
+    #[test]
+    fn finds_cgroup2_at_the_end_of_a_long_mountinfo() {
+        let mut mountinfo = Vec::new();
+        for i in 0..2000 {
+            mountinfo.extend(
+                format!("{} 25 0:{} / /srv/mount\\040{i} rw,relatime shared:{i} - tmpfs tmpfs rw,size=1024k\n", 100 + i, 100 + i)
+                    .bytes(),
+            );
+        }
+        assert!(find_cgroup2_mount(&mountinfo).is_none());
+        let filler = mountinfo.len();
+        mountinfo.extend(b"2100 25 0:38 / /last/cg rw,relatime - cgroup2 cgroup2 rw\n");
+        assert!(filler > 64 * 1024, "{filler} bytes before the cgroup2 line");
+        let cgroups = Cgroup2::from_files(&mountinfo, b"0::/a\n").unwrap();
+        assert_eq!(cgroups.mount_point(), Path::new("/last/cg"));
+        assert_eq!(cgroups.own_dir(), Path::new("/last/cg/a"));
+    }
 
     #[test]
     fn finds_cgroup2_in_a_hybrid_mountinfo() {

@@ -46,13 +46,15 @@
 //!
 //! Files by job: [`tree`] (a spawned tree and its cleanup), [`lines`]
 //! (readiness lines with a hang guard), [`descendants`] (the serial guard,
-//! sweeping and checking every descendant of the test process).
+//! sweeping and checking every descendant of the test process), [`wide`] (a
+//! parent with thousands of children, forked by a re-executed helper).
 #![allow(dead_code, unused_imports)]
 
 pub mod descendants;
 pub mod kernel;
 pub mod lines;
 pub mod tree;
+pub mod wide;
 
 use std::process::{Child, ExitStatus};
 use std::sync::Once;
