@@ -12,6 +12,12 @@
 //! `task/<tid>/children` file is ~30 KB, read to its end (issue 18: a single
 //! read returns 682 of them), so the cost of the whole list is in the figure;
 //! a fourth times that list's read alone, on a standing parent.
+//!
+//! A fifth kills a chain as many processes deep (each level forked by the
+//! one above, which then waits) whose tip keeps forking a new level every
+//! millisecond while the kill runs: the hostile shape whose settle used to
+//! cost depth x size. Its median over the wide parent's is the figure
+//! (target <= 2).
 
 #[cfg(target_os = "linux")]
 mod population;
@@ -172,6 +178,90 @@ mod linux {
         }
     }
 
+    /// A chain `WIDE` deep whose tip goes on forking a level a millisecond
+    /// (up to twice as deep), every level blocked reading a pipe this
+    /// process holds; killed (and reaped) on drop if the bench did not.
+    struct ChainTree {
+        root: ProcessIdentity,
+        hold: Option<OwnedFd>,
+        killed: bool,
+    }
+
+    impl ChainTree {
+        fn spawn() -> ChainTree {
+            let (hold_r, hold_w) = pipe();
+            let (ready_r, ready_w) = pipe();
+            let (hold_raw, ready_w_raw) = (hold_r.as_raw_fd(), ready_w.as_raw_fd());
+            let hold_w_raw = hold_w.as_raw_fd();
+            // SAFETY: every child runs only async-signal-safe calls (fork,
+            // nanosleep, read, write, close, _exit) and never returns.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                unsafe {
+                    libc::close(hold_w_raw);
+                    let mut level = 0usize;
+                    loop {
+                        if level == WIDE {
+                            let byte = 1u8;
+                            libc::write(ready_w_raw, (&raw const byte).cast(), 1);
+                        }
+                        if level >= 2 * WIDE {
+                            wait_eof(hold_raw)
+                        }
+                        if level >= WIDE {
+                            let pause = libc::timespec {
+                                tv_sec: 0,
+                                tv_nsec: 1_000_000,
+                            };
+                            libc::nanosleep(&pause, std::ptr::null_mut());
+                        }
+                        match libc::fork() {
+                            // The new tip.
+                            0 => level += 1,
+                            -1 => libc::_exit(2),
+                            _ => wait_eof(hold_raw),
+                        }
+                    }
+                }
+            }
+            assert!(pid > 0, "fork: {}", std::io::Error::last_os_error());
+            drop((hold_r, ready_w));
+            let mut byte = [0u8; 1];
+            let n = rustix::io::read(&ready_r, &mut byte).expect("ready");
+            let pid = proctrack::Pid::try_from(pid as u32).expect("pid");
+            let root = proctrack::process(pid)
+                .expect("the chain's root")
+                .identity();
+            assert_eq!(n, 1, "the chain failed to grow {WIDE} deep");
+            ChainTree {
+                root,
+                hold: Some(hold_w),
+                killed: false,
+            }
+        }
+
+        fn kill(mut self, table: &mut ProcessTable) -> Duration {
+            let start = Instant::now();
+            let report = kill_tree(table, self.root, &KillOptions::new()).expect("kill_tree");
+            let took = start.elapsed();
+            self.killed = true;
+            assert!(report.is_complete(), "{report}");
+            assert!(report.killed.len() > WIDE, "{} killed", report.killed.len());
+            took
+        }
+    }
+
+    impl Drop for ChainTree {
+        fn drop(&mut self) {
+            if !self.killed {
+                if let Ok(mut table) = ProcessTable::new() {
+                    let _ = kill_tree(&mut table, self.root, &KillOptions::new());
+                }
+            }
+            drop(self.hold.take());
+        }
+    }
+
     /// A pipe (read end, write end), close-on-exec: kept across fork, not
     /// handed to the `sh` trees of the other rows.
     fn pipe() -> (OwnedFd, OwnedFd) {
@@ -242,6 +332,7 @@ mod linux {
         );
         let reaped = crowd.teardown().unwrap_or(0);
         let mut wide = Vec::new();
+        let mut chain = Vec::new();
         {
             let mut table = ProcessTable::new().expect("a table");
             let mut group = criterion.benchmark_group("kill_tree_wide");
@@ -272,8 +363,20 @@ mod linux {
                     assert_eq!(children.len(), WIDE);
                 })
             });
-            group.finish();
             let _ = standing.kill(&mut table);
+            group.sample_size(10).sampling_mode(SamplingMode::Flat);
+            group.bench_function(format!("chain_{WIDE}_deep_growing"), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let took = ChainTree::spawn().kill(&mut table);
+                        chain.push(took);
+                        total += took;
+                    }
+                    total
+                })
+            });
+            group.finish();
         }
         criterion.final_summary();
         if !alone.is_empty() && !crowded.is_empty() {
@@ -294,6 +397,14 @@ mod linux {
                 WIDE + 1,
                 m / (WIDE as u32 + 1)
             );
+            if !chain.is_empty() {
+                let (count, c) = (chain.len(), median(&mut chain));
+                println!(
+                    "kill_tree of a chain {WIDE} deep growing at its tip, median of {count} kills: \
+                     {c:?}; chain / wide parent: {:.2}",
+                    c.as_secs_f64() / m.as_secs_f64()
+                );
+            }
         }
     }
 }

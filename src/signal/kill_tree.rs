@@ -475,11 +475,11 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
         for _ in 0..ROUNDS {
             let found =
                 self.reapers
-                    .newcomers(self.table, &self.known, &self.groups, self.born_after)?;
-            if found.escaped.is_empty() {
-                break;
+                    .escapees(self.table, &self.known, &self.groups, self.born_after)?;
+            if found.is_empty() {
+                return Ok(());
             }
-            for identity in found.escaped {
+            for identity in found {
                 if self.known.insert(identity) {
                     self.admit(identity, false, true, false)?;
                 }
@@ -490,11 +490,10 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
             self.deliver(Signal::Kill)?;
             self.wait_exits(self.options.exit_timeout)?;
         }
-        let left =
-            self.reapers
-                .newcomers(self.table, &self.known, &self.groups, self.born_after)?;
-        self.report.escaped.extend(left.escaped);
-        self.report.escaped.extend(left.unsure);
+        let left = self
+            .reapers
+            .escapees(self.table, &self.known, &self.groups, self.born_after)?;
+        self.report.escaped.extend(left);
         Ok(())
     }
 

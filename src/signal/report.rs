@@ -44,9 +44,8 @@ pub struct KillReport {
     pub refused: Vec<(ProcessIdentity, Refusal)>,
     /// Found after the final signal and left running: processes born
     /// during the kill in the tree's process group and session that an
-    /// ancestor of a root adopted, which the kill could not prove to be
-    /// the tree's (that group is also an ancestor's) or could not end.
-    /// Not members: the kill did not stop them.
+    /// ancestor of a root adopted, which rounds of killing them did not
+    /// end (they went on forking).
     #[cfg_attr(feature = "serde", serde(default))]
     pub escaped: Vec<ProcessIdentity>,
     /// Members that became our children (orphans adopted by a subreaper) and
