@@ -8,16 +8,18 @@
 //! the bench is a child subreaper, so nothing is left behind, and a tree that
 //! a panic leaves is killed from `Drop`.
 //!
-//! A third row kills a parent with 5000 children (forked, not timed): its
+//! A third row kills a parent with 5000 children (a shell's `sleep`s,
+//! spawned untimed): its
 //! `task/<tid>/children` file is ~30 KB, read to its end (issue 18: a single
 //! read returns 682 of them), so the cost of the whole list is in the figure;
 //! a fourth times that list's read alone, on a standing parent.
 //!
-//! A fifth kills a chain as many processes deep (each level forked by the
-//! one above, which then waits) whose tip keeps forking a new level every
-//! millisecond while the kill runs: the hostile shape whose settle used to
-//! cost depth x size. Its median over the wide parent's is the figure
-//! (target <= 2).
+//! A fifth kills a chain as many processes deep (each level an `sh` started
+//! by the one above, which then waits) whose tip keeps starting new levels
+//! while the kill runs: the hostile shape whose settle used to cost depth x
+//! size. Its median over the wide parent's is the figure (target <= 2).
+//! Every member is a small `sh` or `sleep`: forks of this large process
+//! would each copy its page tables (5000 of them take gigabytes).
 
 #[cfg(target_os = "linux")]
 mod population;
@@ -35,7 +37,6 @@ fn main() {
 #[cfg(target_os = "linux")]
 mod linux {
     use std::io::{BufRead, BufReader};
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
@@ -50,20 +51,44 @@ mod linux {
     /// Children of the wide parent of the third row.
     const WIDE: usize = 5000;
 
-    /// A tree of `TREE` processes, killed (and reaped) on drop if the bench
-    /// did not kill it.
+    /// A chain: each level runs the next under `sh` and waits; the level at
+    /// depth `$2` says `ready`, and the tip goes on growing the chain at the
+    /// pace of a fork and an exec a level, up to depth `$3`, so it still
+    /// forks while the kill runs. Every level is a small `sh`.
+    const CHAIN: &str = r#"if [ "$1" -eq "$2" ]; then echo ready; fi
+if [ "$1" -lt "$3" ]; then sh -c "$CHAIN" chain $(($1 + 1)) "$2" "$3" & wait; else exec sleep 100000; fi"#;
+
+    /// A tree spawned by `sh` that says `ready` once it stands; killed (and
+    /// reaped) on drop if the bench did not kill it.
     struct Tree {
         root: ProcessIdentity,
         killed: bool,
     }
 
     impl Tree {
-        fn spawn() -> Tree {
-            let script = format!(
-                "i=1; while [ $i -lt {TREE} ]; do sleep 100000 </dev/null >/dev/null & i=$((i+1)); done; echo ready; wait"
-            );
-            let mut child = Command::new("sh")
-                .args(["-c", &script])
+        /// A shell with `children - 1` sleeping children.
+        fn flat(children: usize) -> Tree {
+            Tree::spawn(Command::new("sh").args([
+                "-c",
+                &format!(
+                    "i=1; while [ $i -lt {children} ]; do sleep 100000 </dev/null >/dev/null & i=$((i+1)); done; echo ready; wait"
+                ),
+            ]))
+        }
+
+        /// A chain `depth` deep, still growing (up to twice as deep).
+        fn chain(depth: usize) -> Tree {
+            let (depth, cap) = (depth.to_string(), (2 * depth).to_string());
+            Tree::spawn(
+                Command::new("sh")
+                    .args(["-c", CHAIN, "chain", "0", &depth, &cap])
+                    .env("CHAIN", CHAIN),
+            )
+        }
+
+        fn spawn(command: &mut Command) -> Tree {
+            let mut child = command
+                .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .spawn()
                 .expect("spawn the tree");
@@ -81,13 +106,15 @@ mod linux {
             }
         }
 
-        fn kill(mut self, table: &mut ProcessTable) -> Duration {
+        /// Kills the tree, which must count at least `members`, and returns
+        /// how long that took.
+        fn kill(mut self, table: &mut ProcessTable, members: usize) -> Duration {
             let start = Instant::now();
             let report = kill_tree(table, self.root, &KillOptions::new()).expect("kill_tree");
             let took = start.elapsed();
             self.killed = true;
-            assert!(report.is_complete(), "{report:?}");
-            assert_eq!(report.killed.len(), TREE, "{report:?}");
+            assert!(report.is_complete(), "{report}");
+            assert!(report.killed.len() >= members, "{} killed", report.killed.len());
             took
         }
     }
@@ -102,203 +129,13 @@ mod linux {
         }
     }
 
-    /// A parent with `WIDE` children, all blocked reading a pipe this
-    /// process holds; killed (and reaped) on drop if the bench did not.
-    struct WideTree {
-        root: ProcessIdentity,
-        /// The pipe's write end: closing it ends every child that is left.
-        hold: Option<OwnedFd>,
-        killed: bool,
-    }
-
-    impl WideTree {
-        /// Forks the parent, which forks `WIDE` children and says so on a
-        /// second pipe. Both forks run only raw system calls in the child
-        /// (fork, read, write, close, _exit): safe in a threaded process.
-        fn spawn() -> WideTree {
-            let (hold_r, hold_w) = pipe();
-            let (ready_r, ready_w) = pipe();
-            let (hold_raw, ready_w_raw) = (hold_r.as_raw_fd(), ready_w.as_raw_fd());
-            let hold_w_raw = hold_w.as_raw_fd();
-            // SAFETY: the child runs only async-signal-safe calls and never
-            // returns.
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
-                unsafe {
-                    libc::close(hold_w_raw);
-                    let mut forked = 0u32;
-                    while (forked as usize) < WIDE {
-                        match libc::fork() {
-                            0 => {
-                                libc::close(ready_w_raw);
-                                wait_eof(hold_raw)
-                            }
-                            -1 => libc::_exit(2),
-                            _ => forked += 1,
-                        }
-                    }
-                    let byte = 1u8;
-                    libc::write(ready_w_raw, (&raw const byte).cast(), 1);
-                    wait_eof(hold_raw)
-                }
-            }
-            assert!(pid > 0, "fork: {}", std::io::Error::last_os_error());
-            drop((hold_r, ready_w));
-            let mut byte = [0u8; 1];
-            let n = rustix::io::read(&ready_r, &mut byte).expect("ready");
-            let pid = proctrack::Pid::try_from(pid as u32).expect("pid");
-            let root = proctrack::process(pid).expect("the parent").identity();
-            assert_eq!(n, 1, "the wide parent failed to fork {WIDE} children");
-            WideTree {
-                root,
-                hold: Some(hold_w),
-                killed: false,
-            }
-        }
-
-        fn kill(mut self, table: &mut ProcessTable) -> Duration {
-            let start = Instant::now();
-            let report = kill_tree(table, self.root, &KillOptions::new()).expect("kill_tree");
-            let took = start.elapsed();
-            self.killed = true;
-            assert!(report.is_complete(), "{report:?}");
-            assert_eq!(report.killed.len(), WIDE + 1);
-            took
-        }
-    }
-
-    impl Drop for WideTree {
-        fn drop(&mut self) {
-            if !self.killed {
-                if let Ok(mut table) = ProcessTable::new() {
-                    let _ = kill_tree(&mut table, self.root, &KillOptions::new());
-                }
-            }
-            drop(self.hold.take());
-        }
-    }
-
-    /// A chain `WIDE` deep whose tip goes on forking a level a millisecond
-    /// (up to twice as deep), every level blocked reading a pipe this
-    /// process holds; killed (and reaped) on drop if the bench did not.
-    struct ChainTree {
-        root: ProcessIdentity,
-        hold: Option<OwnedFd>,
-        killed: bool,
-    }
-
-    impl ChainTree {
-        fn spawn() -> ChainTree {
-            let (hold_r, hold_w) = pipe();
-            let (ready_r, ready_w) = pipe();
-            let (hold_raw, ready_w_raw) = (hold_r.as_raw_fd(), ready_w.as_raw_fd());
-            let hold_w_raw = hold_w.as_raw_fd();
-            // SAFETY: every child runs only async-signal-safe calls (fork,
-            // nanosleep, read, write, close, _exit) and never returns.
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
-                unsafe {
-                    libc::close(hold_w_raw);
-                    let mut level = 0usize;
-                    loop {
-                        if level == WIDE {
-                            let byte = 1u8;
-                            libc::write(ready_w_raw, (&raw const byte).cast(), 1);
-                        }
-                        if level >= 2 * WIDE {
-                            wait_eof(hold_raw)
-                        }
-                        if level >= WIDE {
-                            let pause = libc::timespec {
-                                tv_sec: 0,
-                                tv_nsec: 1_000_000,
-                            };
-                            libc::nanosleep(&pause, std::ptr::null_mut());
-                        }
-                        match libc::fork() {
-                            // The new tip.
-                            0 => level += 1,
-                            -1 => libc::_exit(2),
-                            _ => wait_eof(hold_raw),
-                        }
-                    }
-                }
-            }
-            assert!(pid > 0, "fork: {}", std::io::Error::last_os_error());
-            drop((hold_r, ready_w));
-            let mut byte = [0u8; 1];
-            let n = rustix::io::read(&ready_r, &mut byte).expect("ready");
-            let pid = proctrack::Pid::try_from(pid as u32).expect("pid");
-            let root = proctrack::process(pid)
-                .expect("the chain's root")
-                .identity();
-            assert_eq!(n, 1, "the chain failed to grow {WIDE} deep");
-            ChainTree {
-                root,
-                hold: Some(hold_w),
-                killed: false,
-            }
-        }
-
-        fn kill(mut self, table: &mut ProcessTable) -> Duration {
-            let start = Instant::now();
-            let report = kill_tree(table, self.root, &KillOptions::new()).expect("kill_tree");
-            let took = start.elapsed();
-            self.killed = true;
-            assert!(report.is_complete(), "{report}");
-            assert!(report.killed.len() > WIDE, "{} killed", report.killed.len());
-            took
-        }
-    }
-
-    impl Drop for ChainTree {
-        fn drop(&mut self) {
-            if !self.killed {
-                if let Ok(mut table) = ProcessTable::new() {
-                    let _ = kill_tree(&mut table, self.root, &KillOptions::new());
-                }
-            }
-            drop(self.hold.take());
-        }
-    }
-
-    /// A pipe (read end, write end), close-on-exec: kept across fork, not
-    /// handed to the `sh` trees of the other rows.
-    fn pipe() -> (OwnedFd, OwnedFd) {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 fills `fds` with two new fds on success; each is
-        // owned once.
-        unsafe {
-            assert_eq!(
-                libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC),
-                0,
-                "pipe2: {}",
-                std::io::Error::last_os_error()
-            );
-            (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
-        }
-    }
-
-    /// Reads `fd` until end of file, then exits: the wide tree's children.
-    unsafe fn wait_eof(fd: i32) -> ! {
-        let mut byte = 0u8;
-        loop {
-            let n = unsafe { libc::read(fd, (&raw mut byte).cast(), 1) };
-            if n == 0
-                || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
-            {
-                unsafe { libc::_exit(0) }
-            }
-        }
-    }
-
     fn measure(criterion: &mut Criterion, name: &str, samples: &mut Vec<Duration>) {
         let mut table = ProcessTable::new().expect("a table");
         criterion.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let took = Tree::spawn().kill(&mut table);
+                    let took = Tree::flat(TREE).kill(&mut table, TREE);
                     samples.push(took);
                     total += took;
                 }
@@ -341,7 +178,7 @@ mod linux {
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        let took = WideTree::spawn().kill(&mut table);
+                        let took = Tree::flat(WIDE + 1).kill(&mut table, WIDE + 1);
                         wide.push(took);
                         total += took;
                     }
@@ -351,7 +188,7 @@ mod linux {
             // The read alone: one children list of a standing parent with
             // `WIDE` children (~8 reads of a ~30 KB seq_file, and the last
             // read of 0 bytes), no kill.
-            let standing = WideTree::spawn();
+            let standing = Tree::flat(WIDE + 1);
             let mut source = proctrack::SystemSource::open().expect("open /proc");
             let mut children = Vec::new();
             group.sampling_mode(SamplingMode::Auto).sample_size(20);
@@ -363,13 +200,13 @@ mod linux {
                     assert_eq!(children.len(), WIDE);
                 })
             });
-            let _ = standing.kill(&mut table);
+            let _ = standing.kill(&mut table, WIDE + 1);
             group.sample_size(10).sampling_mode(SamplingMode::Flat);
             group.bench_function(format!("chain_{WIDE}_deep_growing"), |b| {
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        let took = ChainTree::spawn().kill(&mut table);
+                        let took = Tree::chain(WIDE).kill(&mut table, WIDE + 1);
                         chain.push(took);
                         total += took;
                     }
