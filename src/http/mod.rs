@@ -11,6 +11,7 @@
 //! | `GET /api/events` | server-sent events: `event: ready` once the server's one [`Tracker`](crate::events::Tracker) runs (events count from there), then each [`Event`](crate::events::Event) as JSON (`event: process`); `event: lagged` when a slow client missed some (list again), `event: failed` when the tracker failed |
 //!
 //! | `GET /api/jobs` | the jobs of the application's [`Supervisor`], handed over with [`ApiConfig::supervisor`]: a list of [`JobStatus`](crate::supervisor::JobStatus) (404 `no_supervisor` without one) |
+//! | `POST /api/session` | the page's sign-in: trades the one-time code of [`ApiState::sign_in_code`] (`{"code": "..."}`), or the token (`Authorization: Bearer`, body `{}`), for a session cookie |
 //!
 //! Every error is a status with a JSON body `{"error": "<code>", "message":
 //! "<what is wrong and what to do>"}`.
@@ -22,10 +23,22 @@
 //!   names the application adds ([`ApiConfig::allow_host`]): a page of
 //!   another site whose name was made to resolve to 127.0.0.1 (DNS
 //!   rebinding) gets 403.
-//! - Every mutating route needs `Authorization: Bearer <token>` (401
-//!   otherwise; compared in constant time), and a request with an `Origin`
-//!   that is not one of the allowed hosts gets 403, so a page in the user's
-//!   browser cannot post to the API.
+//! - Every `/api/*` route, reads included, needs `Authorization: Bearer
+//!   <token>` (compared in constant time) or the page's session cookie
+//!   (401 otherwise): the listings show other users' working directories
+//!   and command lines. The page itself loads without. It signs in by
+//!   trading a one-time code from its URL's fragment (never sent in a
+//!   request, spent at once, so harmless in a browser's argv) for a cookie
+//!   that is `HttpOnly; SameSite=Strict; Path=/`, so no script of the page
+//!   ever holds a secret.
+//! - A request that a browser says another site made (`Sec-Fetch-Site:
+//!   cross-site`, or `same-site` for `/api/*`: another port of this host)
+//!   gets 403 on every route; so does a mutating request or a sign-in with
+//!   an `Origin` that is not one of the allowed hosts.
+//! - Every answer carries a strict Content-Security-Policy (nothing but
+//!   this server's own script, style and requests; no frames),
+//!   `X-Frame-Options: DENY` and `X-Content-Type-Options: nosniff`; the
+//!   API's answers are `Cache-Control: no-store`.
 //! - Request bodies are bounded ([`MAX_BODY`]; 413 beyond).
 //! - A kill names the process by identity (pid and start time): a pid now
 //!   held by another process is 409, never signalled. The guard rails of
@@ -38,9 +51,11 @@
 //! use proctrack::http::{ApiConfig, ApiState, Token, serve};
 //!
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let bound = listener.local_addr()?;
 //! let token = Token::generate()?;
-//! println!("token: {token}");
-//! let state = ApiState::new(ApiConfig::new(listener.local_addr()?, token))?;
+//! eprintln!("API token: {token}");
+//! let state = ApiState::new(ApiConfig::new(bound, token))?;
+//! eprintln!("open http://{bound}/#code={} (works once)", state.sign_in_code()?);
 //! serve(listener, state).await?; // or nest `router(state)` in your app
 
 //! # Ok(())
@@ -72,7 +87,7 @@ pub use routes::KillRequest;
 /// The largest request body accepted, in bytes: a kill request is far smaller.
 pub const MAX_BODY: usize = 16 * 1024;
 
-/// The bearer token that mutating routes require.
+/// The bearer token that every `/api/*` route requires.
 ///
 /// Its `Display` is the secret itself (to print once, or to put in a URL
 /// fragment); its `Debug` hides it.
@@ -148,7 +163,7 @@ pub type SharedSupervisor = Arc<std::sync::Mutex<Supervisor>>;
 
 impl ApiConfig {
     /// The API as served on `bound` (the listener's local address), with
-    /// `token` for mutating routes.
+    /// `token` for every `/api/*` route.
     pub fn new(bound: SocketAddr, token: Token) -> ApiConfig {
         ApiConfig {
             bound,
@@ -225,6 +240,8 @@ struct Inner {
     stale: AtomicBool,
     /// The event stream, started by its first client.
     events: OnceLock<events::Channel>,
+    /// The page's one-time sign-in code and its sessions.
+    sessions: Mutex<security::Sessions>,
 }
 
 /// The table and when it was last refreshed.
@@ -247,8 +264,38 @@ impl ApiState {
                 }),
                 stale: AtomicBool::new(false),
                 events: OnceLock::new(),
+                sessions: Mutex::new(security::Sessions::default()),
             }),
         })
+    }
+
+    /// A new one-time code for the page's sign-in link,
+    /// `http://<address>/#code=<code>`: the page trades it for a session
+    /// cookie (`POST /api/session`), and it works once. A new code replaces
+    /// the one issued before. Unlike the token, the code is harmless once
+    /// spent: a browser started with the link keeps it in its argv, where
+    /// other local users can read it.
+    ///
+    /// ```no_run
+    /// use proctrack::http::{ApiConfig, ApiState, Token};
+    ///
+    /// let bound = "127.0.0.1:8787".parse()?;
+    /// let state = ApiState::new(ApiConfig::new(bound, Token::generate()?))?;
+    /// eprintln!("open http://{bound}/#code={}", state.sign_in_code()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sign_in_code(&self) -> Result<Token> {
+        let code = Token::generate()?;
+        self.sessions().set_code(code.clone());
+        Ok(code)
+    }
+
+    pub(crate) fn sessions(&self) -> std::sync::MutexGuard<'_, security::Sessions> {
+        // A panic elsewhere poisons the lock, not the sessions.
+        self.inner
+            .sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn config(&self) -> &ApiConfig {
@@ -301,15 +348,22 @@ pub fn router(state: ApiState) -> Router {
             state.clone(),
             security::check_mutation,
         ));
-    Router::new()
-        .route("/", get(routes::page))
-        .route("/app.js", get(routes::script))
-        .route("/style.css", get(routes::style))
+    let reads = Router::new()
         .route("/api/processes", get(routes::processes))
         .route("/api/processes/{pid}", get(routes::process))
         .route("/api/ports/{port}", get(routes::port))
         .route("/api/jobs", get(routes::jobs))
         .route("/api/events", get(events::stream))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::check_read,
+        ));
+    Router::new()
+        .route("/", get(routes::page))
+        .route("/app.js", get(routes::script))
+        .route("/style.css", get(routes::style))
+        .route("/api/session", post(security::sign_in))
+        .merge(reads)
         .merge(mutating)
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

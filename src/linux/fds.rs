@@ -496,7 +496,11 @@ mod tests {
         ours(&mut by_statx);
         ours(&mut by_link);
         assert_eq!(by_statx, by_link);
-        assert_eq!(by_statx.len(), sockets.len(), "every socket found: {by_statx:?}");
+        assert_eq!(
+            by_statx.len(),
+            sockets.len(),
+            "every socket found: {by_statx:?}"
+        );
         Ok(())
     }
 
