@@ -667,3 +667,81 @@ async fn every_answer_has_the_security_headers() {
         assert_eq!(status, StatusCode::OK, "{site}: {body}");
     }
 }
+
+/// A kill with a signal that does not end a process (`SIGSTOP` would leave
+/// the tree stopped for good) is 400, and the tree keeps running.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_signals_that_end_a_process_are_sent() {
+    let (mut tree, members) = spawn_tree();
+    let root = tree.root();
+    for signal in [
+        "SIGSTOP", "SIGTSTP", "SIGCONT", "SIGUSR1", "SIGWINCH", "SIGABRT",
+    ] {
+        let body = format!(
+            r#"{{"start_time": {}, "signal": "{signal}"}}"#,
+            root.start_time().as_raw()
+        );
+        assert_error(
+            Call::kill(root.pid(), body).send().await,
+            StatusCode::BAD_REQUEST,
+            "signal_not_allowed",
+        );
+    }
+    assert_alive(&mut tree, &members);
+    let table = ProcessTable::new().unwrap();
+    for member in &members {
+        let state = table.get(member.pid()).unwrap().state();
+        assert!(!state.is_halted(), "{member}: {state:?}");
+    }
+    support::assert_no_leftovers(&tree.finish());
+}
+
+/// `ApiConfig::kill_scope`: a tree outside the scope is 403 `out_of_scope`
+/// and nothing is signalled; inside, the kill goes through.
+#[tokio::test(flavor = "multi_thread")]
+async fn kills_stay_inside_the_configured_scope() {
+    use proctrack::http::KillScope;
+
+    let (mut tree, members) = spawn_tree();
+    let root = tree.root();
+    let me = ProcessTable::new()
+        .unwrap()
+        .get(Pid::current())
+        .unwrap()
+        .identity();
+    let scoped = |scope: KillScope| {
+        let bound: SocketAddr = BOUND.parse().unwrap();
+        ApiState::new(ApiConfig::new(bound, Token::new(SECRET).unwrap()).kill_scope(scope)).unwrap()
+    };
+    let my_uid = rustix::process::geteuid().as_raw();
+    let other_uid = if my_uid == 65534 { 65533 } else { 65534 };
+    // A sibling's subtree (the tree's first reader), another uid, and no
+    // supervisor: each leaves the root's tree outside.
+    for scope in [
+        KillScope::Subtrees(vec![members[1]]),
+        KillScope::Uids(vec![other_uid]),
+        KillScope::SupervisorJobs,
+    ] {
+        let (status, body) = Call::kill(root.pid(), body_for(root))
+            .send_to(&scoped(scope.clone()))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{scope:?}: {body}");
+        assert_eq!(body["error"], "out_of_scope", "{body}");
+    }
+    assert_alive(&mut tree, &members);
+
+    // Inside: our own subtree (the test process is an ancestor), our uid.
+    let (status, report) = Call::kill(members[1].pid(), body_for(members[1]))
+        .send_to(&scoped(KillScope::Subtrees(vec![me])))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    support::wait_for_exit(members[1].pid());
+    let (status, report) = Call::kill(root.pid(), body_for(root))
+        .send_to(&scoped(KillScope::Uids(vec![my_uid])))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    for member in &members {
+        support::wait_for_exit(member.pid());
+    }
+    support::assert_no_leftovers(&tree.finish());
+}

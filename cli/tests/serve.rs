@@ -98,9 +98,18 @@ mod serving {
     }
 
     pub fn request(addr: &str, head: &str) -> String {
+        send(addr, head, "")
+    }
+
+    /// A request with a body; `head` ends with its own `\r\n`.
+    pub fn send(addr: &str, head: &str, body: &str) -> String {
         let mut stream = TcpStream::connect(addr).unwrap();
         stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
-        write!(stream, "{head}Host: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            stream,
+            "{head}Host: {addr}\r\nConnection: close\r\n\r\n{body}"
+        )
+        .unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
         answer
@@ -258,6 +267,73 @@ fn answers_carry_the_security_headers() {
     let cross = server.request("GET / HTTP/1.1\r\nSec-Fetch-Site: cross-site\r\n");
     assert!(cross.starts_with("HTTP/1.1 403"), "{cross}");
     assert!(cross.contains("foreign_site"), "{cross}");
+}
+
+/// A kill with SIGSTOP (and other signals that do not end a process) is
+/// 400 and the target keeps running; SIGTERM then ends it.
+#[cfg(all(feature = "serve", target_os = "linux"))]
+#[test]
+fn sigstop_is_400_and_the_target_keeps_running() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Child, Command};
+
+    struct Target(Child);
+    impl Drop for Target {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    fn state(pid: u32) -> char {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let after = stat.rsplit_once(") ").unwrap().1;
+        after.chars().next().unwrap()
+    }
+
+    let server = Server::start();
+    let mut target = Target(Command::new("sleep").arg("600").spawn().unwrap());
+    let pid = target.0.id();
+    let token = &server.token;
+    // The identity's start time: field 22 of its stat, in clock ticks.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let start_time: u64 = stat
+        .rsplit_once(") ")
+        .unwrap()
+        .1
+        .split(' ')
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let kill = |signal: &str| {
+        let body = format!(r#"{{"start_time": {start_time}, "signal": "{signal}"}}"#);
+        serving::send(
+            &server.addr,
+            &format!(
+                "POST /api/processes/{pid}/kill HTTP/1.1\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            ),
+            &body,
+        )
+    };
+    for signal in ["SIGSTOP", "SIGTSTP", "SIGCONT", "SIGUSR1"] {
+        let answer = kill(signal);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{signal}: {answer}");
+        assert!(answer.contains("signal_not_allowed"), "{answer}");
+        assert!(answer.contains("SIGTERM"), "{answer}");
+    }
+    assert!(target.0.try_wait().unwrap().is_none(), "the target ended");
+    let now = state(pid);
+    assert!(
+        !matches!(now, 'T' | 't' | 'Z'),
+        "the target is in state {now}"
+    );
+
+    let answer = kill("SIGTERM");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let status = target.0.wait().unwrap();
+    assert_eq!(status.signal(), Some(15), "{status:?}");
 }
 
 /// Run as root, `serve` refuses to start without --allow-root and says why.

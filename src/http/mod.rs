@@ -65,6 +65,7 @@
 mod error;
 mod events;
 mod routes;
+mod scope;
 mod security;
 
 use std::fmt;
@@ -83,6 +84,7 @@ use crate::table::ProcessTable;
 
 pub use error::ApiError;
 pub use routes::KillRequest;
+pub use scope::{KILL_SIGNALS, KillScope};
 
 /// The largest request body accepted, in bytes: a kill request is far smaller.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -156,6 +158,7 @@ pub struct ApiConfig {
     hosts: Vec<String>,
     max_age: Duration,
     supervisor: Option<SharedSupervisor>,
+    kill_scope: KillScope,
 }
 
 /// A supervisor the application shares with the API (`GET /api/jobs`).
@@ -171,7 +174,29 @@ impl ApiConfig {
             hosts: Vec::new(),
             max_age: Duration::from_millis(200),
             supervisor: None,
+            kill_scope: KillScope::Any,
         }
+    }
+
+    /// Which processes `POST /api/processes/{pid}/kill` may reach
+    /// ([`KillScope::Any`] by default); outside it the answer is 403
+    /// `out_of_scope` and nothing is signalled. Whatever the scope, only
+    /// the signals that end a process are sent ([`KILL_SIGNALS`]).
+    ///
+    /// ```no_run
+    /// use proctrack::http::{ApiConfig, KillScope, Token};
+    /// use proctrack::signal::ProcessHandle;
+    ///
+    /// // Only what runs under the dev server we started.
+    /// let child = std::process::Command::new("sleep").arg("600").spawn()?;
+    /// let root = ProcessHandle::from_child(&child)?.identity();
+    /// let config = ApiConfig::new("127.0.0.1:8787".parse()?, Token::generate()?)
+    ///     .kill_scope(KillScope::Subtrees(vec![root]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn kill_scope(mut self, scope: KillScope) -> ApiConfig {
+        self.kill_scope = scope;
+        self
     }
 
     /// Serves `GET /api/jobs` from `supervisor`: the application keeps

@@ -36,7 +36,8 @@ pub struct KillRequest {
     /// The process's start time, as `identity.start_time` in its JSON: if
     /// the pid now belongs to another process the answer is 409.
     pub start_time: StartTime,
-    /// The first signal (`"SIGKILL"` when absent).
+    /// The first signal (`"SIGKILL"` when absent): one that ends a process
+    /// ([`KILL_SIGNALS`](super::KILL_SIGNALS)), else the answer is 400.
     #[serde(default)]
     pub signal: Option<Signal>,
     /// With a value: after the first signal wait up to this many
@@ -185,7 +186,9 @@ pub(crate) async fn kill(
             ))
         }
     })?;
+    super::scope::check_signal(request.signal.unwrap_or(Signal::Kill))?;
     let options = request.options();
+    let scope_state = state.clone();
     let identity = state
         .with_table(true, move |table| {
             let stale = |now: &str| {
@@ -203,7 +206,14 @@ pub(crate) async fn kill(
                 Some(process) if process.identity().start_time() != request.start_time => {
                     Err(stale("has exited, and its pid now belongs to another process"))
                 }
-                Some(process) => Ok(process.identity()),
+                Some(process) => {
+                    let identity = process.identity();
+                    let config = scope_state.config();
+                    config
+                        .kill_scope
+                        .check(table, identity, config.shared_supervisor())?;
+                    Ok(identity)
+                }
             }
         })
         .await??;
