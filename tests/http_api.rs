@@ -745,3 +745,57 @@ async fn kills_stay_inside_the_configured_scope() {
     }
     support::assert_no_leftovers(&tree.finish());
 }
+
+/// `serve` closes a connection whose request head does not come (header
+/// timeout) and one on which nothing moves (idle timeout), and answers
+/// others meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_and_idle_connections_are_closed() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bound = listener.local_addr().unwrap();
+    let config = ApiConfig::new(bound, Token::new(SECRET).unwrap())
+        .header_timeout(Duration::from_millis(200))
+        .idle_timeout(Duration::from_millis(300));
+    let server = tokio::spawn(proctrack::http::serve(
+        listener,
+        ApiState::new(config).unwrap(),
+    ));
+    // Waits (within the hang guard) for the server to close `stream`.
+    async fn closed(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+        let mut answer = Vec::new();
+        tokio::time::timeout(support::HANG_GUARD, stream.read_to_end(&mut answer))
+            .await
+            .expect("the server kept the connection open")
+            .unwrap();
+        answer
+    }
+    // Nothing sent: closed.
+    let mut silent = tokio::net::TcpStream::connect(bound).await.unwrap();
+    // Half a head, never finished: closed.
+    let mut partial = tokio::net::TcpStream::connect(bound).await.unwrap();
+    partial
+        .write_all(b"GET / HTTP/1.1\r\nHost: ")
+        .await
+        .unwrap();
+    // A whole request, then the connection kept alive and left: closed
+    // after its answer.
+    let mut kept = tokio::net::TcpStream::connect(bound).await.unwrap();
+    kept.write_all(format!("GET / HTTP/1.1\r\nHost: {bound}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    for stream in [&mut silent, &mut partial] {
+        let answer = closed(stream).await;
+        assert!(!answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    }
+    let answer = closed(&mut kept).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(!server.is_finished());
+    server.abort();
+}

@@ -6,7 +6,7 @@ use crate::{Error, Outcome};
 
 #[cfg(feature = "serve")]
 pub fn run(args: &ServeArgs, out: &mut Out) -> Result<Outcome, Error> {
-    use proctrack::http::{ApiConfig, ApiState, Token, serve};
+    use proctrack::http::{ApiConfig, ApiState, Token, raise_fd_limit, serve};
 
     // Timers too: axum's SSE keep-alive and its accept loop's back-off on
     // EMFILE sleep, and a runtime without them panics there.
@@ -16,6 +16,10 @@ pub fn run(args: &ServeArgs, out: &mut Out) -> Result<Outcome, Error> {
     if rustix::process::geteuid().is_root() && !args.allow_root {
         crate::output::error(&ROOT_REFUSED);
         return Ok(Outcome::Partial);
+    }
+    // Room for many connections: the server bounds them by this limit.
+    if let Err(error) = raise_fd_limit() {
+        crate::output::warn(&format!("cannot raise the open-file limit: {error}"));
     }
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind((args.bind, args.port)).await?;

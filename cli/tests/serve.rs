@@ -336,6 +336,87 @@ fn sigstop_is_400_and_the_target_keeps_running() {
     assert_eq!(status.signal(), Some(15), "{status:?}");
 }
 
+/// 1100 idle connections (more than the usual 1024 open files) do not
+/// keep a normal request from being answered, nor does an open-file limit
+/// lowered under them while the server runs: it closes the longest idle
+/// ones and goes on.
+#[cfg(all(feature = "serve", target_os = "linux"))]
+#[test]
+fn idle_connections_and_few_fds_do_not_stop_the_server() {
+    use std::net::TcpStream;
+
+    use rustix::process::{Pid, Resource, Rlimit, getrlimit, prlimit, setrlimit};
+
+    const IDLE: usize = 1100;
+    // Ours: room for the idle connections and the test's own files.
+    let mut mine = getrlimit(Resource::Nofile);
+    let want = (IDLE as u64) * 2 + 256;
+    if mine.current.is_some_and(|soft| soft < want) {
+        if mine.maximum.is_some_and(|hard| hard < want) {
+            println!(
+                "skipped: the hard open-file limit {:?} is under {want}",
+                mine.maximum
+            );
+            return;
+        }
+        mine.current = Some(want);
+        setrlimit(Resource::Nofile, mine).unwrap();
+    }
+    let mut server = Server::start();
+    let pid = Pid::from_raw(server.child.id() as i32).unwrap();
+    // The server raised its soft limit to its hard one at start.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    println!("the server's {line}");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (soft, hard) = (fields[3], fields[4]);
+    assert_eq!(soft, hard, "{line}");
+
+    let token = server.token.clone();
+    let answered = |server: &Server| {
+        let answer = server.request(&format!(
+            "GET /api/processes/{} HTTP/1.1\r\nAuthorization: Bearer {token}\r\n",
+            std::process::id()
+        ));
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    };
+    // Connected, and never a byte sent.
+    let idle: Vec<TcpStream> = (0..IDLE)
+        .map(|_| TcpStream::connect(&server.addr).unwrap())
+        .collect();
+    answered(&server);
+
+    // Fewer files than the connections it holds: the server closes idle
+    // ones (the test's oldest) to stay under the limit, and answers.
+    let low = 256;
+    prlimit(
+        Some(pid),
+        Resource::Nofile,
+        Rlimit {
+            current: Some(low),
+            maximum: hard.parse().ok(),
+        },
+    )
+    .unwrap();
+    let more: Vec<TcpStream> = (0..IDLE)
+        .map(|_| TcpStream::connect(&server.addr).unwrap())
+        .collect();
+    answered(&server);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd", pid = server.child.id()))
+        .unwrap()
+        .count();
+    println!("the server holds {fds} files under a limit of {low}");
+    assert!(fds <= low as usize, "{fds} open files");
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server exited"
+    );
+    drop((idle, more));
+}
+
 /// Run as root, `serve` refuses to start without --allow-root and says why.
 #[cfg(all(feature = "serve", target_os = "linux"))]
 #[test]

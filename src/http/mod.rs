@@ -67,6 +67,7 @@ mod events;
 mod routes;
 mod scope;
 mod security;
+mod server;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -85,6 +86,7 @@ use crate::table::ProcessTable;
 pub use error::ApiError;
 pub use routes::KillRequest;
 pub use scope::{KILL_SIGNALS, KillScope};
+pub use server::{FD_RESERVE, raise_fd_limit, serve};
 
 /// The largest request body accepted, in bytes: a kill request is far smaller.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -159,6 +161,10 @@ pub struct ApiConfig {
     max_age: Duration,
     supervisor: Option<SharedSupervisor>,
     kill_scope: KillScope,
+    max_connections: usize,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    max_scans: usize,
 }
 
 /// A supervisor the application shares with the API (`GET /api/jobs`).
@@ -175,7 +181,43 @@ impl ApiConfig {
             max_age: Duration::from_millis(200),
             supervisor: None,
             kill_scope: KillScope::Any,
+            max_connections: 4096,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            max_scans: 4,
         }
+    }
+
+    /// At most this many connections open at once (4096 by default), fewer
+    /// when the open-file limit less [`FD_RESERVE`] is lower. A new
+    /// connection beyond closes the one idle the longest ([`serve`]).
+    pub fn max_connections(mut self, max: usize) -> ApiConfig {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// How long a client may take to send a request's head (10 s by
+    /// default), also the time a kept-alive connection may wait for its
+    /// next request ([`serve`]).
+    pub fn header_timeout(mut self, timeout: Duration) -> ApiConfig {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// A connection on which no byte moved for this long while no handler
+    /// ran is closed (120 s by default; the event stream sends a comment
+    /// every 15 s, so a reading client never idles).
+    pub fn idle_timeout(mut self, timeout: Duration) -> ApiConfig {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// At most this many requests read `/proc` at once (4 by default:
+    /// listings that refresh the table, port searches, kills, job
+    /// listings); the others wait their turn.
+    pub fn max_scans(mut self, max: usize) -> ApiConfig {
+        self.max_scans = max.max(1);
+        self
     }
 
     /// Which processes `POST /api/processes/{pid}/kill` may reach
@@ -267,6 +309,8 @@ struct Inner {
     events: OnceLock<events::Channel>,
     /// The page's one-time sign-in code and its sessions.
     sessions: Mutex<security::Sessions>,
+    /// Permits for requests that read `/proc`.
+    scans: tokio::sync::Semaphore,
 }
 
 /// The table and when it was last refreshed.
@@ -279,6 +323,7 @@ impl ApiState {
     /// The state for `config`, with a table read now from the system.
     pub fn new(config: ApiConfig) -> Result<ApiState> {
         let table = ProcessTable::new()?;
+        let scans = tokio::sync::Semaphore::new(config.max_scans);
         Ok(ApiState {
             inner: Arc::new(Inner {
                 hosts: config.allowed_hosts(),
@@ -290,6 +335,7 @@ impl ApiState {
                 stale: AtomicBool::new(false),
                 events: OnceLock::new(),
                 sessions: Mutex::new(security::Sessions::default()),
+                scans,
             }),
         })
     }
@@ -339,7 +385,7 @@ impl ApiState {
         read: impl FnOnce(&mut ProcessTable) -> T + Send + 'static,
     ) -> std::result::Result<T, ApiError> {
         let state = self.clone();
-        tokio::task::spawn_blocking(move || {
+        self.blocking(move || {
             // A panic in another request poisons the lock, not the table.
             let mut snapshot = state
                 .inner
@@ -353,15 +399,25 @@ impl ApiState {
             }
             Ok(read(&mut snapshot.table))
         })
-        .await
-        .map_err(|_| ApiError::internal("the request's worker thread failed"))?
+        .await?
     }
-}
 
-/// Serves [`router`]`(state)` on `listener` until the process ends (or an
-/// accept error that is not transient).
-pub async fn serve(listener: tokio::net::TcpListener, state: ApiState) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).await
+    /// Runs `work` (which reads `/proc`) on a blocking thread once one of
+    /// the [`ApiConfig::max_scans`] permits is free.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> std::result::Result<T, ApiError> {
+        let _permit = self
+            .inner
+            .scans
+            .acquire()
+            .await
+            .map_err(|_| ApiError::internal("the server is shutting down"))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|_| ApiError::internal("the request's worker thread failed"))
+    }
 }
 
 /// The API and the tree view, for `state`. Nest it (`Router::nest`) or

@@ -219,26 +219,29 @@ pub(crate) async fn kill(
         .await??;
     // The kill runs on a table of its own, so that listings are not held up
     // for its grace period; it re-checks the identity when it pins the root.
-    let report = tokio::task::spawn_blocking(move || {
-        let mut table = ProcessTable::new()?;
-        kill_tree(&mut table, identity, &options)
-    })
-    .await
-    .map_err(|_| ApiError::internal("the kill's worker thread failed"))??;
+    let report = state
+        .blocking(move || {
+            let mut table = ProcessTable::new()?;
+            kill_tree(&mut table, identity, &options)
+        })
+        .await??;
     Ok(Json(report))
 }
 
-pub(crate) async fn port(Path(port): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn port(
+    State(state): State<ApiState>,
+    Path(port): Path<String>,
+) -> Result<Response, ApiError> {
     let port: u16 = port
         .parse()
         .map_err(|_| ApiError::bad_request(format!("{port:?} is not a port: use 0..=65535")))?;
     // The port search reads sockets and fds, not the table: no lock.
-    let bytes = tokio::task::spawn_blocking(move || {
-        let report = PortFinder::open()?.holders(port, &Search::new())?;
-        encode(&report)
-    })
-    .await
-    .map_err(|_| ApiError::internal("the port search's thread failed"))??;
+    let bytes = state
+        .blocking(move || {
+            let report = PortFinder::open()?.holders(port, &Search::new())?;
+            encode(&report)
+        })
+        .await??;
     Ok(json(bytes))
 }
 
@@ -251,19 +254,19 @@ pub(crate) async fn jobs(State(state): State<ApiState>) -> Result<Response, ApiE
             "this server has no supervisor: the application hands one over with ApiConfig::supervisor",
         ));
     };
-    let bytes = tokio::task::spawn_blocking(move || {
-        // A panic elsewhere poisons the lock, not the supervisor's jobs.
-        let mut supervisor = supervisor
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match supervisor.status() {
-            Ok(jobs) => encode(&jobs),
-            Err(SupervisorError::Process(error)) => Err(error.into()),
-            Err(other) => Err(ApiError::internal(other.to_string())),
-        }
-    })
-    .await
-    .map_err(|_| ApiError::internal("the jobs listing's thread failed"))??;
+    let bytes = state
+        .blocking(move || {
+            // A panic elsewhere poisons the lock, not the supervisor's jobs.
+            let mut supervisor = supervisor
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match supervisor.status() {
+                Ok(jobs) => encode(&jobs),
+                Err(SupervisorError::Process(error)) => Err(error.into()),
+                Err(other) => Err(ApiError::internal(other.to_string())),
+            }
+        })
+        .await??;
     Ok(json(bytes))
 }
 
