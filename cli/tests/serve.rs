@@ -417,6 +417,136 @@ fn idle_connections_and_few_fds_do_not_stop_the_server() {
     drop((idle, more));
 }
 
+/// Processes that run until their stdin closes: on drop (also when the
+/// test fails) stdin is closed and the root waited for; each level of a
+/// chain waits for its child, so nothing is left behind.
+#[cfg(all(feature = "serve", target_os = "linux"))]
+struct UntilStdinCloses(std::process::Child);
+
+#[cfg(all(feature = "serve", target_os = "linux"))]
+impl UntilStdinCloses {
+    fn spawn(command: &mut std::process::Command) -> (UntilStdinCloses, String) {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+
+        let mut child = UntilStdinCloses(
+            command
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let mut ready = String::new();
+        BufReader::new(child.0.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        (child, ready)
+    }
+}
+
+#[cfg(all(feature = "serve", target_os = "linux"))]
+impl Drop for UntilStdinCloses {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+/// `GET {path}` until it answers 200 with a body that `done` accepts (the
+/// server's table may be up to its max age old); the body.
+#[cfg(all(feature = "serve", target_os = "linux"))]
+fn get_until(server: &Server, path: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    loop {
+        let answer = server.request(&format!(
+            "GET {path} HTTP/1.1\r\nAuthorization: Bearer {}\r\n",
+            server.token
+        ));
+        let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        if answer.starts_with("HTTP/1.1 200") && done(body) {
+            return body.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path}: {}",
+            &answer[..answer.len().min(500)]
+        );
+    }
+}
+
+/// A chain 300 deep is listed whole through the built binary (the JSON
+/// nests 300 levels); a command line of a megabyte is cut in the listing,
+/// with `"truncated": true`, and whole from `GET /api/processes/{pid}`.
+#[cfg(all(feature = "serve", target_os = "linux"))]
+#[test]
+fn deep_chains_and_huge_command_lines_are_served() {
+    use std::process::Command;
+
+    const DEPTH: usize = 300;
+    let server = Server::start();
+
+    // Each level runs the next in the foreground (`; :` keeps the shell
+    // from exec'ing it) and waits for it; the last reads stdin.
+    let script =
+        r#"if [ "$1" -gt 0 ]; then sh -c "$0" "$0" $(($1 - 1)); : ; else echo ready; read _; fi"#;
+    let (chain, ready) = UntilStdinCloses::spawn(
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(script)
+            .arg(DEPTH.to_string()),
+    );
+    assert_eq!(ready, "ready\n");
+    let root = chain.0.id();
+    let want = format!(r#"{{"count":{}"#, DEPTH + 1);
+    let listing = get_until(&server, &format!("/api/processes?root={root}"), |body| {
+        body.starts_with(&want)
+    });
+    assert_eq!(listing.matches(r#"{"process":"#).count(), DEPTH + 1);
+    assert!(
+        listing.ends_with(&"]}".repeat(DEPTH + 2)),
+        "not nested {DEPTH} deep"
+    );
+
+    // 16 arguments of 64 KiB (one argument may hold at most 128 KiB).
+    let big = "x".repeat(64 * 1024);
+    let mut command = Command::new("sh");
+    command.args(["-c", "echo ready; read _", "huge"]);
+    for _ in 0..16 {
+        command.arg(&big);
+    }
+    let (huge, ready) = UntilStdinCloses::spawn(&mut command);
+    assert_eq!(ready, "ready\n");
+    let pid = huge.0.id();
+    let listing = get_until(&server, &format!("/api/processes?root={pid}"), |body| {
+        body.starts_with(r#"{"count":1,"#)
+    });
+    let listed: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    let process = &listed["trees"][0]["process"];
+    assert_eq!(process["truncated"], true, "{process}");
+    let cut: usize = process["cmdline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|arg| arg.as_str().unwrap().len())
+        .sum();
+    assert!(cut <= 4096, "{cut} bytes of command line in the listing");
+    assert!(listing.len() < 16 * 1024, "{} bytes", listing.len());
+
+    let whole = get_until(&server, &format!("/api/processes/{pid}"), |_| true);
+    let whole: serde_json::Value = serde_json::from_str(&whole).unwrap();
+    let args = whole["cmdline"].as_array().unwrap();
+    // sh, -c, the script, its $0, then the 16.
+    assert_eq!(args.len(), 4 + 16);
+    assert!(
+        args[4..]
+            .iter()
+            .all(|arg| arg.as_str() == Some(big.as_str()))
+    );
+    assert!(whole.get("truncated").is_none());
+    drop((chain, huge));
+}
+
 /// Run as root, `serve` refuses to start without --allow-root and says why.
 #[cfg(all(feature = "serve", target_os = "linux"))]
 #[test]

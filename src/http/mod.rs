@@ -4,8 +4,8 @@
 //! | route | what |
 //! | --- | --- |
 //! | `GET /` | the tree view: one static page |
-//! | `GET /api/processes` | the process trees as JSON (`{"trees": [...], "count": n}`); `?root=PID` one tree, `?cwd=DIR` the trees of the processes standing in `DIR`, `?name=NAME` the trees of the processes of that name |
-//! | `GET /api/processes/{pid}` | one process |
+//! | `GET /api/processes` | the process trees as JSON (`{"trees": [...], "count": n}`, each tree `{"process": {...}, "children": [...]}`, of any depth); `?root=PID` one tree, `?cwd=DIR` the trees of the processes standing in `DIR`, `?name=NAME` the trees of the processes of that name. Command lines and working directories are cut to [`MAX_TEXT`] bytes, and a process that was cut has `"truncated": true` |
+//! | `GET /api/processes/{pid}` | one process, its command line and directory whole |
 //! | `POST /api/processes/{pid}/kill` | kills the tree of that process: body [`KillRequest`], answer [`KillReport`](crate::signal::KillReport) |
 //! | `GET /api/ports/{port}` | who holds a port: a [`PortReport`](crate::ports::PortReport) |
 //! | `GET /api/events` | server-sent events: `event: ready` once the server's one [`Tracker`](crate::events::Tracker) runs (events count from there), then each [`Event`](crate::events::Event) as JSON (`event: process`); `event: lagged` when a slow client missed some (list again), `event: failed` when the tracker failed |
@@ -64,6 +64,7 @@
 
 mod error;
 mod events;
+mod listing;
 mod routes;
 mod scope;
 mod security;
@@ -84,6 +85,7 @@ use crate::supervisor::Supervisor;
 use crate::table::ProcessTable;
 
 pub use error::ApiError;
+pub use listing::MAX_TEXT;
 pub use routes::KillRequest;
 pub use scope::{KILL_SIGNALS, KillScope};
 pub use server::{FD_RESERVE, raise_fd_limit, serve};

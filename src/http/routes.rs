@@ -93,7 +93,6 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(value).map_err(|e| ApiError::internal(format!("cannot encode JSON: {e}")))
 }
 
-#[derive(Serialize)]
 struct Trees {
     count: usize,
     trees: Vec<ProcessTree>,
@@ -145,9 +144,12 @@ pub(crate) async fn processes(
             Ok::<_, ApiError>(trees_of(table, found))
         })
         .await??;
-    let bytes = tokio::task::spawn_blocking(move || encode(&trees))
-        .await
-        .map_err(|_| ApiError::internal("the encoding thread failed"))??;
+    // Written without recursion, and dropped on the same thread: a chain
+    // of any depth is served.
+    let bytes =
+        tokio::task::spawn_blocking(move || super::listing::encode(&trees.trees, trees.count))
+            .await
+            .map_err(|_| ApiError::internal("the encoding thread failed"))??;
     Ok(json(bytes))
 }
 
