@@ -799,3 +799,36 @@ async fn silent_and_idle_connections_are_closed() {
     assert!(!server.is_finished());
     server.abort();
 }
+
+/// Listings come from the event tracker's table: a tree started after the
+/// tracker runs is listed once its events came in, and no longer once it
+/// ended.
+#[tokio::test(flavor = "multi_thread")]
+async fn listings_follow_the_events() {
+    let state = state();
+    // The first read starts the tracker and waits for it.
+    let (status, body) = Call::get(format!("/api/processes/{}", std::process::id()))
+        .send_to(&state)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (tree, _) = spawn_tree();
+    let root = tree.root().pid();
+    let until = async |want: &dyn Fn(StatusCode, &Value) -> bool| {
+        let deadline = std::time::Instant::now() + support::HANG_GUARD;
+        loop {
+            let (status, body) = Call::get(format!("/api/processes?root={root}"))
+                .send_to(&state)
+                .await;
+            if want(status, &body) {
+                return body;
+            }
+            assert!(std::time::Instant::now() < deadline, "{status}: {body}");
+            tokio::task::yield_now().await;
+        }
+    };
+    let listed = until(&|status, body| status == StatusCode::OK && body["count"] == 3).await;
+    assert_eq!(listed["trees"][0]["children"].as_array().unwrap().len(), 2);
+    support::assert_no_leftovers(&tree.finish());
+    until(&|status, _| status == StatusCode::NOT_FOUND).await;
+}

@@ -167,6 +167,7 @@ pub struct ApiConfig {
     header_timeout: Duration,
     idle_timeout: Duration,
     max_scans: usize,
+    event_fed: bool,
 }
 
 /// A supervisor the application shares with the API (`GET /api/jobs`).
@@ -187,7 +188,22 @@ impl ApiConfig {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
             max_scans: 4,
+            event_fed: true,
         }
+    }
+
+    /// Whether listings come from the event tracker's table (`true`, the
+    /// default): the server's one [`Tracker`](crate::events::Tracker)
+    /// keeps it from process events and publishes a copy that readers
+    /// share at most once per [`max_age`](Self::max_age), sampling CPU
+    /// and memory use every 2 s, so a listing costs its encoding, not a
+    /// scan of `/proc`. With `false` a listing rescans `/proc` whenever an
+    /// event came since the last scan or it is older than `max_age`: the
+    /// old way, kept to compare (`cargo bench --bench http`). Where the
+    /// tracker cannot start, listings rescan either way.
+    pub fn event_fed(mut self, event_fed: bool) -> ApiConfig {
+        self.event_fed = event_fed;
+        self
     }
 
     /// At most this many connections open at once (4096 by default), fewer
@@ -273,8 +289,10 @@ impl ApiConfig {
         self
     }
 
-    /// How old a listing may be before a read refreshes the table (200 ms
-    /// by default): many clients at once share one refresh.
+    /// How old a listing may be (200 ms by default): how often the event
+    /// tracker's table is published to readers while events change it, or
+    /// (without [`event_fed`](Self::event_fed)) how old the rescanned table
+    /// may be before a read rescans it. Many clients at once share one.
     pub fn max_age(mut self, max_age: Duration) -> ApiConfig {
         self.max_age = max_age;
         self
@@ -379,13 +397,33 @@ impl ApiState {
         &self.inner.hosts
     }
 
-    /// Runs `read` on the table, refreshed first when older than the
-    /// configured age (or always, with `fresh`), on a blocking thread.
+    /// Runs `read` on a blocking thread, on the process table: with
+    /// `fresh` one read from the system now (for kills); else the event
+    /// tracker's table as last published ([`ApiConfig::event_fed`]), or,
+    /// without it, the shared table rescanned first when events marked it
+    /// stale or it is older than the configured age.
     pub(crate) async fn with_table<T: Send + 'static>(
         &self,
         fresh: bool,
-        read: impl FnOnce(&mut ProcessTable) -> T + Send + 'static,
+        read: impl FnOnce(&events::Frozen) -> T + Send + 'static,
     ) -> std::result::Result<T, ApiError> {
+        if fresh {
+            return self
+                .blocking(move || {
+                    let table = ProcessTable::new()?;
+                    Ok(read(&table.frozen()))
+                })
+                .await?;
+        }
+        if self.inner.config.event_fed
+            && let Some(snapshot) = self.snapshot().await
+        {
+            // No scan: the table the events keep. The last reader drops
+            // the copy, on its blocking thread.
+            return tokio::task::spawn_blocking(move || read(&snapshot))
+                .await
+                .map_err(|_| ApiError::internal("the request's worker thread failed"));
+        }
         let state = self.clone();
         self.blocking(move || {
             // A panic in another request poisons the lock, not the table.
@@ -395,11 +433,11 @@ impl ApiState {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let stale = state.inner.stale.swap(false, Ordering::Relaxed);
-            if fresh || stale || snapshot.refreshed.elapsed() >= state.inner.config.max_age {
+            if stale || snapshot.refreshed.elapsed() >= state.inner.config.max_age {
                 snapshot.table.refresh()?;
                 snapshot.refreshed = Instant::now();
             }
-            Ok(read(&mut snapshot.table))
+            Ok(read(&snapshot.table.frozen()))
         })
         .await?
     }

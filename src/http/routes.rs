@@ -17,7 +17,7 @@ use crate::ports::{PortFinder, Search};
 use crate::signal::{KillOptions, KillReport, Signal, kill_tree};
 use crate::supervisor::SupervisorError;
 use crate::table::{ProcessTable, ProcessTree};
-use crate::{Pid, ProcessInfo, StartTime};
+use crate::{Pid, ProcessInfo, ProcessSource, StartTime};
 
 /// The longest grace period a request may ask for: the kill holds the table
 /// (and so every other request) while it waits.
@@ -99,7 +99,7 @@ struct Trees {
 }
 
 /// The trees of the outermost of `matches`.
-fn trees_of(table: &ProcessTable, matches: Vec<Pid>) -> Trees {
+fn trees_of<S: ProcessSource>(table: &ProcessTable<S>, matches: Vec<Pid>) -> Trees {
     let trees: Vec<ProcessTree> = table
         .outermost(matches)
         .iter()

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use super::{ApiError, SharedSupervisor};
 use crate::signal::Signal;
 use crate::table::ProcessTable;
-use crate::{Pid, ProcessIdentity};
+use crate::{Pid, ProcessIdentity, ProcessSource};
 
 /// The signals the HTTP kill sends: the ones that end a process.
 /// `SIGSTOP` and the like would leave a process stopped for good, or do
@@ -72,9 +72,9 @@ pub(crate) fn check_signal(signal: Signal) -> Result<(), ApiError> {
 
 impl KillScope {
     /// `Ok` when `target` and all of its descendants are inside the scope.
-    pub(crate) fn check(
+    pub(crate) fn check<S: ProcessSource>(
         &self,
-        table: &ProcessTable,
+        table: &ProcessTable<S>,
         target: ProcessIdentity,
         supervisor: Option<&SharedSupervisor>,
     ) -> Result<(), ApiError> {
