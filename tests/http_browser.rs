@@ -149,6 +149,7 @@ async fn tree_view_lists_filters_kills_and_follows() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let bound: SocketAddr = listener.local_addr().unwrap();
     let state = ApiState::new(ApiConfig::new(bound, Token::new(SECRET).unwrap())).unwrap();
+    let code = state.sign_in_code().unwrap();
     let server = tokio::spawn(serve(listener, state));
 
     let marker = format!("http-browser-{}", std::process::id());
@@ -156,7 +157,7 @@ async fn tree_view_lists_filters_kills_and_follows() {
 
     let client = browser(&driver, profile.path()).await;
     client
-        .goto(&format!("http://{bound}/#token={SECRET}"))
+        .goto(&format!("http://{bound}/#code={code}"))
         .await
         .unwrap();
     until(
@@ -166,6 +167,17 @@ async fn tree_view_lists_filters_kills_and_follows() {
         "the first listing",
     )
     .await;
+    // Signed in by the link's one-time code: out of the address bar, and
+    // the session cookie is out of the scripts' reach (HttpOnly).
+    let signed_in = client
+        .execute(
+            "return [location.hash, document.cookie.includes('proctrack_session'), \
+             document.getElementById('signin').hidden]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(signed_in, json!(["", false, true]));
     let total = shown_rows(&client).await;
     // Live updates come from the event stream.
     until(
@@ -289,9 +301,13 @@ async fn tree_view_with_2000_processes() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let bound: SocketAddr = listener.local_addr().unwrap();
     let state = ApiState::new(ApiConfig::new(bound, Token::new(SECRET).unwrap())).unwrap();
+    let code = state.sign_in_code().unwrap();
     let server = tokio::spawn(serve(listener, state));
     let client = browser(&driver, profile.path()).await;
-    client.goto(&format!("http://{bound}/")).await.unwrap();
+    client
+        .goto(&format!("http://{bound}/#code={code}"))
+        .await
+        .unwrap();
     until(
         &client,
         "return document.body.dataset.renderMs !== undefined",

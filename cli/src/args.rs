@@ -74,8 +74,9 @@ pub enum Command {
     /// Serve the HTTP API and a live tree view in the browser (needs the
     /// `serve` feature: `cargo install --path cli --features serve`).
     ///
-    /// Prints the address with a fresh token once; killing from the page or
-    /// the API needs that token.
+    /// Prints its address on stdout; on stderr, once, a link that signs the
+    /// page in (it works once) and the API token that every /api route
+    /// needs. Refuses to run as root without --allow-root.
     Serve(ServeArgs),
 }
 
@@ -124,6 +125,11 @@ pub struct ServeArgs {
     /// Repeatable.
     #[arg(long = "allow-host", value_name = "HOST")]
     pub allow_hosts: Vec<String>,
+    /// Serve even when run as root. A root server's token and page can
+    /// kill any process on the system and read every process's details:
+    /// run it as your own user unless you mean that.
+    #[arg(long)]
+    pub allow_root: bool,
 }
 
 #[derive(Debug, Args)]

@@ -253,6 +253,49 @@ impl<S: ProcessSource> Tracker<S> {
         Ok(self.pending.len())
     }
 
+    /// Takes a new sample (CPU time, memory, state) of every process in
+    /// the table: events say when processes start, run a program and
+    /// exit, not how much they run. One cheap read per process. A process
+    /// found gone leaves the table now; its exit is reported when the
+    /// kernel's event comes (when polling, at once). For the whole-system
+    /// scope (the HTTP API's).
+    #[cfg(feature = "http")]
+    pub(crate) fn resample(&mut self) {
+        let pids: Vec<Pid> = self.table.iter().map(|p| p.pid()).collect();
+        let diff = self.table.refresh_pids(&pids);
+        let origin = if self.connector.is_some() {
+            Origin::Kernel
+        } else {
+            Origin::Poll
+        };
+        for process in diff.exited {
+            if origin == Origin::Kernel {
+                self.awaiting_exit.insert(process.pid(), process);
+            } else {
+                self.push_with(
+                    EventKind::Exited {
+                        pid: process.pid(),
+                        process: Some(process),
+                        exit: Exit::Unknown,
+                    },
+                    origin,
+                );
+            }
+        }
+        // A pid reused, or a program run, since the last event: told now
+        // (the kernel's own event for it follows and is told as well).
+        for process in diff.spawned {
+            let parent = self
+                .table
+                .get_identity(process)
+                .and_then(|info| info.parent());
+            self.push_with(EventKind::Spawned { process, parent }, Origin::Poll);
+        }
+        for process in diff.execed {
+            self.push_with(EventKind::Exec { process }, Origin::Poll);
+        }
+    }
+
     /// The next event, waiting at most `timeout` (forever with `None`);
     /// `Ok(None)` when the time ran out first. A zero timeout still takes
     /// what the kernel has sent.

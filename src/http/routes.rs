@@ -17,7 +17,7 @@ use crate::ports::{PortFinder, Search};
 use crate::signal::{KillOptions, KillReport, Signal, kill_tree};
 use crate::supervisor::SupervisorError;
 use crate::table::{ProcessTable, ProcessTree};
-use crate::{Pid, ProcessInfo, StartTime};
+use crate::{Pid, ProcessInfo, ProcessSource, StartTime};
 
 /// The longest grace period a request may ask for: the kill holds the table
 /// (and so every other request) while it waits.
@@ -36,7 +36,8 @@ pub struct KillRequest {
     /// The process's start time, as `identity.start_time` in its JSON: if
     /// the pid now belongs to another process the answer is 409.
     pub start_time: StartTime,
-    /// The first signal (`"SIGKILL"` when absent).
+    /// The first signal (`"SIGKILL"` when absent): one that ends a process
+    /// ([`KILL_SIGNALS`](super::KILL_SIGNALS)), else the answer is 400.
     #[serde(default)]
     pub signal: Option<Signal>,
     /// With a value: after the first signal wait up to this many
@@ -92,14 +93,13 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(value).map_err(|e| ApiError::internal(format!("cannot encode JSON: {e}")))
 }
 
-#[derive(Serialize)]
 struct Trees {
     count: usize,
     trees: Vec<ProcessTree>,
 }
 
 /// The trees of the outermost of `matches`.
-fn trees_of(table: &ProcessTable, matches: Vec<Pid>) -> Trees {
+fn trees_of<S: ProcessSource>(table: &ProcessTable<S>, matches: Vec<Pid>) -> Trees {
     let trees: Vec<ProcessTree> = table
         .outermost(matches)
         .iter()
@@ -144,9 +144,12 @@ pub(crate) async fn processes(
             Ok::<_, ApiError>(trees_of(table, found))
         })
         .await??;
-    let bytes = tokio::task::spawn_blocking(move || encode(&trees))
-        .await
-        .map_err(|_| ApiError::internal("the encoding thread failed"))??;
+    // Written without recursion, and dropped on the same thread: a chain
+    // of any depth is served.
+    let bytes =
+        tokio::task::spawn_blocking(move || super::listing::encode(&trees.trees, trees.count))
+            .await
+            .map_err(|_| ApiError::internal("the encoding thread failed"))??;
     Ok(json(bytes))
 }
 
@@ -185,7 +188,9 @@ pub(crate) async fn kill(
             ))
         }
     })?;
+    super::scope::check_signal(request.signal.unwrap_or(Signal::Kill))?;
     let options = request.options();
+    let scope_state = state.clone();
     let identity = state
         .with_table(true, move |table| {
             let stale = |now: &str| {
@@ -203,32 +208,42 @@ pub(crate) async fn kill(
                 Some(process) if process.identity().start_time() != request.start_time => {
                     Err(stale("has exited, and its pid now belongs to another process"))
                 }
-                Some(process) => Ok(process.identity()),
+                Some(process) => {
+                    let identity = process.identity();
+                    let config = scope_state.config();
+                    config
+                        .kill_scope
+                        .check(table, identity, config.shared_supervisor())?;
+                    Ok(identity)
+                }
             }
         })
         .await??;
     // The kill runs on a table of its own, so that listings are not held up
     // for its grace period; it re-checks the identity when it pins the root.
-    let report = tokio::task::spawn_blocking(move || {
-        let mut table = ProcessTable::new()?;
-        kill_tree(&mut table, identity, &options)
-    })
-    .await
-    .map_err(|_| ApiError::internal("the kill's worker thread failed"))??;
+    let report = state
+        .blocking(move || {
+            let mut table = ProcessTable::new()?;
+            kill_tree(&mut table, identity, &options)
+        })
+        .await??;
     Ok(Json(report))
 }
 
-pub(crate) async fn port(Path(port): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn port(
+    State(state): State<ApiState>,
+    Path(port): Path<String>,
+) -> Result<Response, ApiError> {
     let port: u16 = port
         .parse()
         .map_err(|_| ApiError::bad_request(format!("{port:?} is not a port: use 0..=65535")))?;
     // The port search reads sockets and fds, not the table: no lock.
-    let bytes = tokio::task::spawn_blocking(move || {
-        let report = PortFinder::open()?.holders(port, &Search::new())?;
-        encode(&report)
-    })
-    .await
-    .map_err(|_| ApiError::internal("the port search's thread failed"))??;
+    let bytes = state
+        .blocking(move || {
+            let report = PortFinder::open()?.holders(port, &Search::new())?;
+            encode(&report)
+        })
+        .await??;
     Ok(json(bytes))
 }
 
@@ -241,19 +256,19 @@ pub(crate) async fn jobs(State(state): State<ApiState>) -> Result<Response, ApiE
             "this server has no supervisor: the application hands one over with ApiConfig::supervisor",
         ));
     };
-    let bytes = tokio::task::spawn_blocking(move || {
-        // A panic elsewhere poisons the lock, not the supervisor's jobs.
-        let mut supervisor = supervisor
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match supervisor.status() {
-            Ok(jobs) => encode(&jobs),
-            Err(SupervisorError::Process(error)) => Err(error.into()),
-            Err(other) => Err(ApiError::internal(other.to_string())),
-        }
-    })
-    .await
-    .map_err(|_| ApiError::internal("the jobs listing's thread failed"))??;
+    let bytes = state
+        .blocking(move || {
+            // A panic elsewhere poisons the lock, not the supervisor's jobs.
+            let mut supervisor = supervisor
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match supervisor.status() {
+                Ok(jobs) => encode(&jobs),
+                Err(SupervisorError::Process(error)) => Err(error.into()),
+                Err(other) => Err(ApiError::internal(other.to_string())),
+            }
+        })
+        .await??;
     Ok(json(bytes))
 }
 

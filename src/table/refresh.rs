@@ -41,7 +41,7 @@ impl TableOptions {
 }
 
 /// One process in the table.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Row {
     pub(super) info: ProcessInfo,
     exec_marker: u64,
@@ -130,6 +130,25 @@ impl<S: ProcessSource> ProcessTable<S> {
         let mut diff = RefreshDiff::default();
         self.remove(pid, &mut diff);
         diff.exited.pop()
+    }
+
+    /// A copy of the rows and the parent index that answers every query
+    /// as this table does now, and never changes: for readers that share
+    /// one view (the HTTP API). Its source is empty, so it is not to be
+    /// refreshed.
+    #[cfg(feature = "http")]
+    pub(crate) fn frozen(&self) -> ProcessTable<crate::MemorySource> {
+        ProcessTable {
+            source: crate::MemorySource::new(self.boot_id),
+            options: self.options,
+            boot_id: self.boot_id,
+            rows: self.rows.clone(),
+            children: self.children.clone(),
+            pids: Vec::new(),
+            gone: Vec::new(),
+            epoch: self.epoch,
+            clock: self.clock,
+        }
     }
 
     /// The options the table was built with.

@@ -6,7 +6,7 @@
 use super::pid_hash::PidMap;
 use crate::Pid;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Rows<R> {
     rows: Vec<R>,
     slots: PidMap<u32>,

@@ -12,12 +12,35 @@ let rows = [];            // the ones shown now
 const collapsed = new Set();
 let pending = null;       // the process a kill waits confirmation for
 
-const params = new URLSearchParams(location.hash.slice(1));
-if (params.get("token")) {
-  $("token").value = params.get("token");
-  // Out of the address bar and history once read.
-  history.replaceState(null, "", location.pathname + location.search);
+// Sign-in: the link `proctrack serve` prints carries a one-time code in
+// its fragment (never sent to a server, never in a log); the page trades
+// it for an HttpOnly session cookie that scripts cannot read. Without a
+// code, or once the session ends, the form asks for the API token, traded
+// the same way. Neither stays in the page.
+async function signIn(body, token) {
+  const headers = { "Content-Type": "application/json" };
+  if (token) headers["Authorization"] = "Bearer " + token;
+  const response = await fetch("api/session", { method: "POST", headers, body: JSON.stringify(body) });
+  if (response.ok) return true;
+  const answer = await response.json().catch(() => ({ message: response.statusText }));
+  $("message").textContent = "sign-in failed: " + answer.message;
+  return false;
 }
+
+function askToSignIn() {
+  $("signin").hidden = false;
+}
+
+$("signin").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const token = $("token").value;
+  $("token").value = "";
+  if (await signIn({}, token)) {
+    $("signin").hidden = true;
+    $("message").textContent = "";
+    start();
+  }
+});
 
 function flatten(trees) {
   const out = [];
@@ -142,10 +165,11 @@ async function kill() {
   $("confirm").hidden = true;
   const response = await fetch(`api/processes/${p.identity.pid}/kill`, {
     method: "POST",
-    headers: { "Content-Type": "application/json", "Authorization": "Bearer " + $("token").value },
+    headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ start_time: p.identity.start_time, signal: "SIGTERM", grace_ms: 2000 }),
   });
   const body = await response.json();
+  if (response.status === 401) askToSignIn();
   $("message").textContent = response.ok
     ? `killed ${body.killed.length}, already gone ${body.already_gone.length}, survived ${body.survived.length}`
     : `kill failed: ${body.message}`;
@@ -160,6 +184,7 @@ async function refresh() {
     const started = performance.now();
     const response = await fetch("api/processes");
     const body = await response.json();
+    if (response.status === 401) askToSignIn();
     if (!response.ok) throw new Error(body.message);
     const fetched = performance.now();
     flat = flatten(body.trees);
@@ -187,18 +212,39 @@ let soonTimer = null;
 function soon() {
   if (!soonTimer) soonTimer = setTimeout(() => { soonTimer = null; refresh(); }, 250);
 }
-let poll = setInterval(refresh, REFRESH_MS);
+let poll = null;
 function polling(ms, mode) {
   clearInterval(poll);
   poll = setInterval(refresh, ms);
   $("mode").textContent = mode;
 }
-if (window.EventSource) {
-  const events = new EventSource("api/events");
-  events.addEventListener("ready", () => { polling(2000, "live"); soon(); });
-  events.addEventListener("process", soon);
-  events.addEventListener("lagged", soon);
-  events.addEventListener("failed", () => { events.close(); polling(REFRESH_MS, "polling"); });
-  events.onerror = () => polling(REFRESH_MS, "polling");
+let events = null;
+function start() {
+  polling(REFRESH_MS, "polling");
+  if (window.EventSource && !events) {
+    const source = new EventSource("api/events");
+    events = source;
+    const stop = () => { source.close(); if (events === source) events = null; };
+    source.addEventListener("ready", () => { polling(2000, "live"); soon(); });
+    source.addEventListener("process", soon);
+    source.addEventListener("lagged", soon);
+    source.addEventListener("failed", () => { stop(); polling(REFRESH_MS, "polling"); });
+    source.onerror = () => {
+      // A refused stream (401: the session ended) is not retried by the
+      // browser: it starts again after the next sign-in.
+      if (source.readyState === EventSource.CLOSED) stop();
+      polling(REFRESH_MS, "polling");
+    };
+  }
+  refresh();
 }
-refresh();
+
+(async () => {
+  const code = new URLSearchParams(location.hash.slice(1)).get("code");
+  if (code) {
+    // Out of the address bar and history at once: the code works once.
+    history.replaceState(null, "", location.pathname + location.search);
+    await signIn({ code });
+  }
+  start();
+})();
