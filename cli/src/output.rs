@@ -9,6 +9,8 @@ pub struct Out {
     /// Columns to cut lines to; `None` when not a terminal or with `--wide`.
     width: Option<usize>,
     colour: bool,
+    /// Standard output is a terminal: JSON is indented for a reader.
+    terminal: bool,
 }
 
 /// The colours we use, by meaning.
@@ -40,6 +42,7 @@ impl Out {
             writer: BufWriter::new(stdout),
             width,
             colour: terminal && !no_colour,
+            terminal,
         }
     }
 
@@ -85,8 +88,15 @@ impl Out {
     }
 
     /// JSON, pretty-printed, and a newline.
+    /// JSON: indented on a terminal, on one line otherwise, where a program
+    /// reads it (indentation grows with nesting: a chain thousands deep
+    /// would take gigabytes).
     pub fn json<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<(), crate::Error> {
-        serde_json::to_writer_pretty(&mut self.writer, value)?;
+        if self.terminal {
+            serde_json::to_writer_pretty(&mut self.writer, value)?;
+        } else {
+            serde_json::to_writer(&mut self.writer, value)?;
+        }
         writeln!(self.writer)?;
         Ok(())
     }
