@@ -114,7 +114,11 @@ if [ "$1" -lt "$3" ]; then sh -c "$CHAIN" chain $(($1 + 1)) "$2" "$3" & wait; el
             let took = start.elapsed();
             self.killed = true;
             assert!(report.is_complete(), "{report}");
-            assert!(report.killed.len() >= members, "{} killed", report.killed.len());
+            assert!(
+                report.killed.len() >= members,
+                "{} killed",
+                report.killed.len()
+            );
             took
         }
     }
