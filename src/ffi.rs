@@ -448,3 +448,32 @@ pub(crate) fn socket_fdinfo(pid: c_int, fd: c_int, buf: &mut [u8]) -> io::Result
     }
     Ok(usize::try_from(written).unwrap_or(0))
 }
+
+/// `getrlimit(RLIMIT_NOFILE)`: the soft and hard limits on open files.
+#[cfg(feature = "http")]
+pub(crate) fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, owned rlimit for the call to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((limit.rlim_cur, limit.rlim_max))
+}
+
+/// `setrlimit(RLIMIT_NOFILE)` with a new soft limit, the hard one kept.
+#[cfg(feature = "http")]
+pub(crate) fn set_nofile_soft(soft: u64) -> io::Result<()> {
+    let (_, hard) = nofile_limit()?;
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `limit` is a valid rlimit the call only reads.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -66,3 +66,15 @@ pub(crate) fn pidfs_inode(
 ) -> Result<Option<u64>> {
     Ok(None)
 }
+
+/// Unknown here: taken as unlimited.
+#[cfg(feature = "http")]
+pub(crate) fn open_file_limit() -> u64 {
+    u64::MAX
+}
+
+/// Left as it is here.
+#[cfg(feature = "http")]
+pub(crate) fn raise_open_file_limit() -> std::io::Result<u64> {
+    Ok(open_file_limit())
+}

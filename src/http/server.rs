@@ -28,8 +28,8 @@ pub const FD_RESERVE: u64 = 128;
 
 /// Raises this process's soft limit of open files to its hard limit and
 /// returns the new soft limit: a server that may hold many connections
-/// calls it at start (`proctrack serve` does). Linux; elsewhere the limit
-/// is left as it is and returned.
+/// calls it at start (`proctrack serve` does). On macOS the soft limit
+/// rises to at most `OPEN_MAX`; where the limit is unknown, it is left.
 ///
 /// ```no_run
 /// let limit = proctrack::http::raise_fd_limit()?;
@@ -37,23 +37,19 @@ pub const FD_RESERVE: u64 = 128;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn raise_fd_limit() -> io::Result<u64> {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut limit = getrlimit(Resource::Nofile);
-    if limit.current != limit.maximum {
-        limit.current = limit.maximum;
-        setrlimit(Resource::Nofile, limit)?;
-    }
-    // `None` is "unlimited".
-    Ok(getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX))
+    crate::platform::raise_open_file_limit()
 }
+
+/// Out of file descriptors, for the process and for the system (the same
+/// numbers on Linux, macOS and the BSDs).
+const EMFILE: i32 = 24;
+const ENFILE: i32 = 23;
 
 /// How many connections fit now: the configured bound, or fewer when the
 /// open-file limit leaves less room (it is read again each time: another
 /// process may lower it with `prlimit`).
 fn room(configured: usize) -> usize {
-    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
-        .current
-        .unwrap_or(u64::MAX);
+    let limit = crate::platform::open_file_limit();
     let fds = usize::try_from(limit.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX);
     configured.min(fds).max(1)
 }
@@ -337,8 +333,7 @@ async fn accept_failed(error: &io::Error, connections: &Connections) {
     }
     let out_of_fds = matches!(
         error.raw_os_error(),
-        Some(code) if code == rustix::io::Errno::MFILE.raw_os_error()
-            || code == rustix::io::Errno::NFILE.raw_os_error()
+        Some(code) if code == EMFILE || code == ENFILE
     );
     if out_of_fds {
         // Room for the next connection and for the requests' /proc reads.

@@ -61,3 +61,23 @@ pub(crate) fn pidfs_inode(
 ) -> crate::Result<Option<u64>> {
     Ok(None)
 }
+
+/// The soft limit on open files (`u64::MAX`: unlimited or unknown).
+#[cfg(feature = "http")]
+pub(crate) fn open_file_limit() -> u64 {
+    crate::ffi::nofile_limit().map_or(u64::MAX, |(soft, _)| soft)
+}
+
+/// Raises the soft limit on open files to the hard one (macOS caps it at
+/// `OPEN_MAX` for `setrlimit`); returns the new soft limit.
+#[cfg(feature = "http")]
+pub(crate) fn raise_open_file_limit() -> std::io::Result<u64> {
+    let (soft, hard) = crate::ffi::nofile_limit()?;
+    // OPEN_MAX of <sys/syslimits.h>: setrlimit refuses a soft limit above it.
+    const OPEN_MAX: u64 = 10_240;
+    let want = hard.min(OPEN_MAX);
+    if soft < want {
+        crate::ffi::set_nofile_soft(want)?;
+    }
+    Ok(open_file_limit())
+}
