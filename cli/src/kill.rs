@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use proctrack::signal::{
-    KillOptions, KillOutcome, KillReport, Refusal, kill_cwd, kill_tree, plan_kill,
+    KillOptions, KillOutcome, KillReport, Refusal, kill_cwd, kill_trees, plan_kill,
 };
 use proctrack::table::ProcessTable;
 use proctrack::{Pid, ProcessIdentity, ProcessInfo};
@@ -120,24 +120,13 @@ pub fn run(args: &KillArgs, out: &mut Out) -> Result<Outcome, Error> {
             Ok(report) => reports.push(report),
             Err(error) => errors.push(error.to_string()),
         },
-        None => {
-            for &root in &roots {
-                match kill_tree(&mut table, root, &options) {
-                    Ok(report) => reports.push(report),
-                    // A protected root is a refusal like any other member's:
-                    // report it the same way.
-                    Err(proctrack::Error::Refused { reason, .. }) => {
-                        let mut report = KillReport::default();
-                        report.refused.push((root, reason));
-                        // Nothing was signalled: nothing to settle or confirm.
-                        report.settled = true;
-                        report.confirmed = true;
-                        reports.push(report);
-                    }
-                    Err(error) => errors.push(error.to_string()),
-                }
-            }
-        }
+        // All the trees at once, frozen together: a member of one that forks
+        // into another is caught, and a protected root is reported as
+        // refused like any member.
+        None => match kill_trees(&mut table, &roots, &options) {
+            Ok(report) => reports.push(report),
+            Err(error) => errors.push(error.to_string()),
+        },
     }
     if !errors.is_empty() || !reports.iter().all(KillReport::is_complete) {
         outcome = Outcome::Partial;
