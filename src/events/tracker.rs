@@ -262,38 +262,14 @@ impl<S: ProcessSource> Tracker<S> {
     #[cfg(feature = "http")]
     pub(crate) fn resample(&mut self) {
         let pids: Vec<Pid> = self.table.iter().map(|p| p.pid()).collect();
-        let diff = self.table.refresh_pids(&pids);
-        let origin = if self.connector.is_some() {
-            Origin::Kernel
-        } else {
-            Origin::Poll
-        };
-        for process in diff.exited {
-            if origin == Origin::Kernel {
-                self.awaiting_exit.insert(process.pid(), process);
-            } else {
-                self.push_with(
-                    EventKind::Exited {
-                        pid: process.pid(),
-                        process: Some(process),
-                        exit: Exit::Unknown,
-                    },
-                    origin,
-                );
-            }
-        }
-        // A pid reused, or a program run, since the last event: told now
-        // (the kernel's own event for it follows and is told as well).
-        for process in diff.spawned {
-            let parent = self
-                .table
-                .get_identity(process)
-                .and_then(|info| info.parent());
-            self.push_with(EventKind::Spawned { process, parent }, Origin::Poll);
-        }
-        for process in diff.execed {
-            self.push_with(EventKind::Exec { process }, Origin::Poll);
-        }
+        let mut diff = self.table.refresh_pids(&pids);
+        // Exits wait for the kernel's own event (with the exit code) where
+        // there is a connector. A pid reused, or a program run, since the
+        // last event is told now (the kernel's own event follows and is
+        // told as well).
+        let exited = std::mem::take(&mut diff.exited);
+        self.push_exits(exited, self.connector.is_some(), Origin::Poll);
+        self.push_diff(diff, Origin::Poll);
     }
 
     /// The next event, waiting at most `timeout` (forever with `None`);
@@ -814,8 +790,14 @@ impl<S: ProcessSource> Tracker<S> {
         for process in diff.execed {
             self.push_with(EventKind::Exec { process }, origin);
         }
-        for process in diff.exited {
-            if origin == Origin::Kernel {
+        self.push_exits(diff.exited, origin == Origin::Kernel, origin);
+    }
+
+    /// Exits a refresh found: held until the kernel tells them (with the
+    /// exit code) when `kernel_tells`, else told now with `origin`.
+    fn push_exits(&mut self, exited: Vec<ProcessIdentity>, kernel_tells: bool, origin: Origin) {
+        for process in exited {
+            if kernel_tells {
                 self.awaiting_exit.insert(process.pid(), process);
             } else {
                 self.push_with(

@@ -38,28 +38,31 @@ impl Reapers {
         roots: &[ProcessIdentity],
     ) -> Result<Reapers> {
         let mut reapers = Reapers::default();
+        let parent_of = |table: &mut ProcessTable<S>, pid: Pid| match table.source_mut().sample(pid)
+        {
+            Ok(sample) => Ok(Some((
+                sample.parent,
+                (sample.process_group, sample.session),
+            ))),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(other) => Err(other),
+        };
         for root in roots {
-            let mut pid = root.pid();
+            // One look at each ancestor: its group, and the next one up.
+            let mut next = parent_of(table, root.pid())?.and_then(|(parent, _)| parent);
             for _ in 0..MAX_ANCESTRY {
-                let parent = match table.source_mut().sample(pid) {
-                    Ok(sample) => sample.parent,
-                    Err(Error::NotFound { .. }) => None,
-                    Err(other) => return Err(other),
-                };
-                let Some(parent) = parent else { break };
-                if reapers.before.contains_key(&parent) {
+                let Some(ancestor) = next else { break };
+                if reapers.before.contains_key(&ancestor) {
                     break;
                 }
-                let group = match table.source_mut().sample(parent) {
-                    Ok(sample) => (sample.process_group, sample.session),
-                    Err(Error::NotFound { .. }) => break,
-                    Err(other) => return Err(other),
+                let Some((parent, group)) = parent_of(table, ancestor)? else {
+                    break;
                 };
-                let children = list_children(table, parent)?;
+                let children = list_children(table, ancestor)?;
                 reapers
                     .before
-                    .insert(parent, (children.into_iter().collect(), group));
-                pid = parent;
+                    .insert(ancestor, (children.into_iter().collect(), group));
+                next = parent;
             }
         }
         Ok(reapers)
