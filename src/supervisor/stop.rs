@@ -235,10 +235,14 @@ impl Supervisor {
     fn stop_tree(&mut self, id: &JobId, grace: Duration) -> Result<JobStopReport, SupervisorError> {
         let root = self.jobs[id].root;
         let mut fates: HashMap<ProcessIdentity, MemberFate> = HashMap::new();
+        // Whether the rounds ended on a look that found nothing, or on a
+        // kill that left something (recorded): otherwise they ran out.
+        let mut ended = false;
         for round in 0..ROUNDS {
             let look = self.look()?;
             let members = self.find_members(id, &look)?;
             if members.is_empty() {
+                ended = true;
                 break;
             }
             let pids: Vec<Pid> = members.iter().map(|m| m.process.pid()).collect();
@@ -271,11 +275,20 @@ impl Supervisor {
             for handle in &ours {
                 reap_if_ours(handle)?;
             }
-            if report.is_complete() {
-                // Another look catches what left the trees during the kill.
+            // Another look catches what left the trees during the kill (an
+            // unsettled tree, an escapee: they are members still).
+            if report.survived.is_empty() && report.denied.is_empty() && report.refused.is_empty() {
                 continue;
             }
+            ended = true;
             break;
+        }
+        if !ended {
+            // Every round found more: what a last look finds is left running.
+            let look = self.look()?;
+            for member in self.find_members(id, &look)? {
+                fates.insert(member.process.identity(), MemberFate::Survived);
+            }
         }
         // The kill's exits, seen.
         self.table.refresh()?;
