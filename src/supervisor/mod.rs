@@ -61,11 +61,12 @@
 pub mod cgroup;
 mod job;
 mod journal;
+mod members;
 mod recover;
 mod stop;
 pub mod tag;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -74,7 +75,6 @@ use std::time::Duration;
 
 pub use job::{
     BadJobId, Containment, FoundBy, Job, JobId, JobStatus, JobStopReport, JobUsage, Member,
-    MemberFate, StopMethod, StoppedMember,
 };
 pub use journal::{JobEnd, JobRecord, Journal, JournalError, MemoryJournal};
 pub use recover::{RecoverReport, RecoveredJob};
@@ -83,6 +83,7 @@ use crate::signal::{Subreaper, spawn_group};
 use crate::table::ProcessTable;
 use crate::{Error, Pid, ProcessIdentity, ProcessSource};
 use cgroup::{Cgroup2, JobCgroup};
+use members::{Look, Marks};
 
 /// The system calls under this layer, chosen once.
 #[cfg_attr(target_os = "linux", path = "sys/linux.rs")]
@@ -478,111 +479,25 @@ impl Supervisor {
     }
 
     /// Refreshes the table and takes one [`Look`] at it.
-    pub(super) fn look(&mut self) -> Result<Look, SupervisorError> {
-        self.table.refresh()?;
+    fn look(&mut self) -> Result<Look, SupervisorError> {
         let roots: Vec<ProcessIdentity> = self.jobs.values().map(|job| job.root).collect();
-        let adopted = self
-            .table
-            .children(self.me.pid())
-            .into_iter()
-            .filter(|child| !child.state().has_exited())
-            .map(|child| child.identity())
-            .filter(|identity| !roots.contains(identity))
-            .collect();
-        let candidates: Vec<ProcessIdentity> = self
-            .table
-            .iter()
-            .filter(|p| !p.is_kernel_thread() && p.identity() != self.me)
-            .map(|p| p.identity())
-            .collect();
-        let mut tags = HashMap::new();
-        for identity in candidates {
-            // Gone, unreadable, or another user's: no tag known.
-            if let Ok(Some(environ)) = self.table.source_mut().environ(identity)
-                && let Some(tag) = tag::job_of(&environ)
-            {
-                tags.insert(identity, tag.to_vec());
-            }
-        }
-        Ok(Look { adopted, tags })
+        Ok(Look::take(&mut self.table, self.me, &roots)?)
     }
 
-    /// The members of `id` in the table as last refreshed, by `look`.
+    /// The members of `id` in the table as last refreshed, by `look`: what
+    /// [`Marks::direct`] finds, and everything below it.
     fn find_members(&mut self, id: &JobId, look: &Look) -> Result<Vec<Member>, SupervisorError> {
         let job = self
             .jobs
             .get(id)
             .ok_or_else(|| SupervisorError::NoSuchJob(id.clone()))?;
-        let mut found: BTreeMap<Pid, (ProcessIdentity, FoundBy)> = BTreeMap::new();
-        let mark = |found: &mut BTreeMap<Pid, (ProcessIdentity, FoundBy)>,
-                    identity: ProcessIdentity,
-                    how: fn(&mut FoundBy)| {
-            let entry = found
-                .entry(identity.pid())
-                .or_insert((identity, FoundBy::default()));
-            how(&mut entry.1);
-        };
-        if let Some(cgroup) = &job.cgroup {
-            // A cgroup that is gone has no members.
-            for pid in cgroup.members().unwrap_or_default() {
-                if let Some(process) = self.table.get(pid) {
-                    mark(&mut found, process.identity(), |f| f.cgroup = true);
-                }
-            }
-        }
-        if self.table.get_identity(job.root).is_some() {
-            mark(&mut found, job.root, |f| f.tree = true);
-        }
-        for (identity, tag) in &look.tags {
-            if tag.as_slice() == id.as_str().as_bytes() {
-                mark(&mut found, *identity, |f| f.tag = true);
-            }
-        }
-        // An orphan we adopted is this job's if it was seen in it before or
-        // is still in the job's process group (its tag lost). Never merely
-        // for being our child: the application's own children are too.
-        for orphan in &look.adopted {
-            let in_group = self
-                .table
-                .get_identity(*orphan)
-                .is_some_and(|p| p.process_group() == Some(job.root.pid()));
-            if job.seen.contains(orphan) || in_group {
-                mark(&mut found, *orphan, |f| f.adopted = true);
-            }
-        }
-        // Everything below a member is a member.
-        let tops: Vec<Pid> = found.keys().copied().collect();
-        for top in tops {
-            for below in self.table.descendants(top) {
-                let identity = below.identity();
-                mark(&mut found, identity, |f| f.tree = true);
-            }
-        }
-        let members: Vec<Member> = found
-            .into_values()
-            .filter_map(|(identity, found_by)| {
-                let process = self.table.get_identity(identity)?;
-                (!process.state().has_exited()).then(|| Member {
-                    process: process.clone(),
-                    found_by,
-                })
-            })
-            .collect();
+        let members = Marks::of(job).with_trees(&self.table, look);
         if let Some(job) = self.jobs.get_mut(id) {
             job.seen
                 .extend(members.iter().map(|m| m.process.identity()));
         }
         Ok(members)
     }
-}
-
-/// One look at the table as just refreshed, shared by every job it serves.
-pub(super) struct Look {
-    /// Our children that we did not spawn: orphans adopted from the jobs'
-    /// trees (or the application's other children).
-    pub(super) adopted: Vec<ProcessIdentity>,
-    /// The job tag of every process that carries one, read once.
-    pub(super) tags: HashMap<ProcessIdentity, Vec<u8>>,
 }
 
 /// What `members` of `job` use, with the cgroup's memory where it counts.

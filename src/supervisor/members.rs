@@ -1,0 +1,185 @@
+//! Which processes are a job's: found in one look at the table by what
+//! marks them (cgroup, tag, root, adoption), and the trees below those.
+//! The supervisor's members, its stop and its recover all ask here.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::cgroup::JobCgroup;
+use super::{FoundBy, Job, JobId, Member, tag};
+use crate::signal::Belonging;
+use crate::table::ProcessTable;
+use crate::{Pid, ProcessIdentity, ProcessSource, Result};
+
+/// One look at the table as just refreshed, shared by every job it serves.
+pub(super) struct Look {
+    /// Our children that we did not spawn: orphans adopted from the jobs'
+    /// trees (or the application's other children).
+    pub(super) adopted: Vec<ProcessIdentity>,
+    /// The job tag of every process that carries one, read once.
+    pub(super) tags: HashMap<ProcessIdentity, Vec<u8>>,
+}
+
+impl Look {
+    /// Refreshes `table` and looks: the children of `me` that are not one
+    /// of the jobs' `roots`, and every process's job tag.
+    pub(super) fn take<S: ProcessSource>(
+        table: &mut ProcessTable<S>,
+        me: ProcessIdentity,
+        roots: &[ProcessIdentity],
+    ) -> Result<Look> {
+        table.refresh()?;
+        let adopted = table
+            .children(me.pid())
+            .into_iter()
+            .filter(|child| !child.state().has_exited())
+            .map(|child| child.identity())
+            .filter(|identity| !roots.contains(identity))
+            .collect();
+        let candidates: Vec<ProcessIdentity> = table
+            .iter()
+            .filter(|p| !p.is_kernel_thread() && p.identity() != me)
+            .map(|p| p.identity())
+            .collect();
+        let mut tags = HashMap::new();
+        for identity in candidates {
+            // Gone, unreadable, or another user's: no tag known.
+            if let Ok(Some(environ)) = table.source_mut().environ(identity)
+                && let Some(tag) = tag::job_of(&environ)
+            {
+                tags.insert(identity, tag.to_vec());
+            }
+        }
+        Ok(Look { adopted, tags })
+    }
+}
+
+/// What marks a process as one job's.
+pub(super) struct Marks<'j> {
+    /// The job: its tag's value.
+    pub(super) id: &'j JobId,
+    /// The process it started as (its pid is the job's process group), if
+    /// known.
+    pub(super) root: Option<ProcessIdentity>,
+    /// Its cgroup, if it has one.
+    pub(super) cgroup: Option<&'j JobCgroup>,
+    /// Every process seen as a member before.
+    pub(super) seen: Option<&'j HashSet<ProcessIdentity>>,
+}
+
+impl<'j> Marks<'j> {
+    /// The marks of a job of ours.
+    pub(super) fn of(job: &'j Job) -> Marks<'j> {
+        Marks {
+            id: &job.id,
+            root: Some(job.root),
+            cgroup: job.cgroup.as_ref(),
+            seen: Some(&job.seen),
+        }
+    }
+
+    /// The processes marked in themselves, not through a tree: listed in
+    /// the cgroup, the root, carrying the tag, and orphans we adopted that
+    /// were seen in the job before or are still in its process group (the
+    /// tag lost). Never an orphan merely for being our child: the
+    /// application's own children are too. Reads `table` as last refreshed.
+    fn direct<S: ProcessSource>(
+        &self,
+        table: &ProcessTable<S>,
+        look: &Look,
+    ) -> BTreeMap<Pid, (ProcessIdentity, FoundBy)> {
+        let mut found: BTreeMap<Pid, (ProcessIdentity, FoundBy)> = BTreeMap::new();
+        if let Some(cgroup) = self.cgroup {
+            // A cgroup that is gone has no members.
+            for pid in cgroup.members().unwrap_or_default() {
+                if let Some(process) = table.get(pid) {
+                    mark(&mut found, process.identity(), |f| f.cgroup = true);
+                }
+            }
+        }
+        if let Some(root) = self.root
+            && table.get_identity(root).is_some()
+        {
+            mark(&mut found, root, |f| f.tree = true);
+        }
+        for (identity, tag) in &look.tags {
+            if tag.as_slice() == self.id.as_str().as_bytes() {
+                mark(&mut found, *identity, |f| f.tag = true);
+            }
+        }
+        for orphan in &look.adopted {
+            let seen = self.seen.is_some_and(|seen| seen.contains(orphan));
+            let in_group = self.root.is_some_and(|root| {
+                table
+                    .get_identity(*orphan)
+                    .is_some_and(|p| p.process_group() == Some(root.pid()))
+            });
+            if seen || in_group {
+                mark(&mut found, *orphan, |f| f.adopted = true);
+            }
+        }
+        found
+    }
+
+    /// The live members: what [`direct`](Self::direct) finds and
+    /// everything below it.
+    pub(super) fn with_trees<S: ProcessSource>(
+        &self,
+        table: &ProcessTable<S>,
+        look: &Look,
+    ) -> Vec<Member> {
+        let mut found = self.direct(table, look);
+        let tops: Vec<Pid> = found.keys().copied().collect();
+        for top in tops {
+            for below in table.descendants(top) {
+                mark(&mut found, below.identity(), |f| f.tree = true);
+            }
+        }
+        found
+            .into_values()
+            .filter_map(|(identity, found_by)| {
+                let process = table.get_identity(identity)?;
+                (!process.state().has_exited()).then(|| Member {
+                    process: process.clone(),
+                    found_by,
+                })
+            })
+            .collect()
+    }
+}
+
+fn mark(
+    found: &mut BTreeMap<Pid, (ProcessIdentity, FoundBy)>,
+    identity: ProcessIdentity,
+    how: fn(&mut FoundBy),
+) {
+    let entry = found
+        .entry(identity.pid())
+        .or_insert((identity, FoundBy::default()));
+    how(&mut entry.1);
+}
+
+/// A job's marks as the kill engine's [`Belonging`]: each look refreshes
+/// the table and names the live processes marked as the job's, so that a
+/// member that left the tree (reparented, a new session) is killed too.
+pub(super) struct JobBelonging<'j> {
+    pub(super) marks: Marks<'j>,
+    pub(super) me: ProcessIdentity,
+}
+
+impl<S: ProcessSource> Belonging<S> for JobBelonging<'_> {
+    fn look(&mut self, table: &mut ProcessTable<S>) -> Result<Vec<ProcessIdentity>> {
+        let roots: Vec<ProcessIdentity> = self.marks.root.into_iter().collect();
+        let look = Look::take(table, self.me, &roots)?;
+        Ok(self
+            .marks
+            .direct(table, &look)
+            .into_values()
+            .map(|(identity, _)| identity)
+            .filter(|identity| {
+                table
+                    .get_identity(*identity)
+                    .is_some_and(|p| !p.state().has_exited())
+            })
+            .collect())
+    }
+}
