@@ -437,8 +437,5 @@ fn build_listeners<S: HolderSource>(
 /// file was involved (a netlink socket has none).
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn io_error(source: impl Into<std::io::Error>, path: Option<std::path::PathBuf>) -> Error {
-    Error::Io {
-        path,
-        source: source.into(),
-    }
+    Error::io(path, source.into())
 }
