@@ -1,6 +1,7 @@
 //! Tree kills against hostile shapes, live: a chain thousands deep that
 //! keeps growing at its tip, a fork storm in which every member forks as
-//! fast as it can, and members that answer `SIGTERM` by forking and exiting.
+//! fast as it can, members that answer `SIGTERM` by forking and exiting,
+//! and a multi-threaded forker whose threads vfork (`posix_spawn`).
 //! Each must end with nothing of the tree left, running or stopped, and a
 //! report that claims only what it proved.
 //!
@@ -165,6 +166,63 @@ fn members_that_exit_on_sigterm_leaving_children_are_followed() {
     );
     // The root, 8 leavers, their 8 sleeps and the 8 orphans they left.
     assert!(report.killed.len() >= 25, "{report}");
+    tree.finish();
+    assert_no_descendants();
+}
+
+/// A multi-threaded forker: python3 with four threads forking at once,
+/// each `$1` times. Two use `posix_spawn`, which glibc implements with
+/// `clone(CLONE_VM | CLONE_VFORK)`: the thread waits, unkillable by a stop,
+/// until its child execs, while the other threads go on. One spawns
+/// children that exit at once and reaps them (exits during the kill), one
+/// uses plain `fork` and execs a shell that forks once more. Each thread
+/// says `ready` after ten children, and goes on.
+const THREADED_FORKER: &str = r#"
+exec /usr/bin/python3 - "$@" <<'PY'
+import os, sys, threading
+per_thread = int(sys.argv[1])
+env = dict(os.environ)
+def spawner(how):
+    for i in range(per_thread):
+        if how == "posix_spawn":
+            os.posix_spawn("/bin/sleep", ["sleep", "1000"], env)
+        elif how == "short":
+            os.waitpid(os.posix_spawn("/bin/true", ["true"], env), 0)
+        else:
+            if os.fork() == 0:
+                os.execv("/bin/sh", ["sh", "-c", "sleep 1000 & exec sleep 1000"])
+        if i == 10:
+            os.write(1, b"ready\n")
+hows = ("posix_spawn", "posix_spawn", "short", "fork")
+threads = [threading.Thread(target=spawner, args=(how,)) for how in hows]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+threading.Event().wait()
+PY
+"#;
+
+#[test]
+fn a_multithreaded_forker_with_vfork_children_is_killed_whole() {
+    let _serial = serial();
+    // Each of the two spawning threads leaves one process per round, the
+    // forking one two: 4 per round at most.
+    let Some(room) = room(2000) else { return };
+    let per_thread = room / 4;
+    if per_thread < 50 {
+        eprintln!("skipped: room for only {per_thread} rounds");
+        return;
+    }
+    let marker = unique_marker("vfork");
+    let (mut tree, _dir) = spawn_script(&marker, THREADED_FORKER, &[&per_thread.to_string()]);
+    // Kill while the threads still fork: once each has made ten children.
+    let lines = tree.read_lines(4);
+    assert!(lines.iter().all(|l| l == "ready"), "{lines:?}");
+    println!("threaded forker, {per_thread} rounds a thread:");
+    let report = kill_and_check(&mut tree, &marker, &KillOptions::new());
+    // The forker and at least ten children of each kind that stays.
+    assert!(report.killed.len() > 40, "{report}");
     tree.finish();
     assert_no_descendants();
 }
