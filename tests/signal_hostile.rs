@@ -1,9 +1,11 @@
 //! Tree kills against hostile shapes, live: a chain thousands deep that
 //! keeps growing at its tip, a fork storm in which every member forks as
 //! fast as it can, members that answer `SIGTERM` by forking and exiting,
-//! and a multi-threaded forker whose threads vfork (`posix_spawn`).
-//! Each must end with nothing of the tree left, running or stopped, and a
-//! report that claims only what it proved.
+//! a multi-threaded forker whose threads vfork (`posix_spawn`), and a tree
+//! that execs setuid helpers its (unprivileged) killer may not signal.
+//! Each must end with nothing of the tree left, running or stopped (but
+//! what the killer may not signal, reported `denied`), and a report that
+//! claims only what it proved.
 //!
 //! Every process carries a marker in its environment, so that what is left
 //! is found wherever it reparented; the test process is a child subreaper
@@ -23,18 +25,40 @@ use support::{SpawnedTree, assert_no_descendants, marked, serial, unique_marker}
 /// Runs `script` (a file, so that each level can run it again) under `sh`
 /// with `args`, marked, its stdout piped for readiness lines.
 fn spawn_script(marker: &str, script: &str, args: &[&str]) -> (SpawnedTree, tempfile::TempDir) {
+    spawn_script_as(marker, script, args, None)
+}
+
+/// [`spawn_script`], started as `uid` (and the same gid) when given; the
+/// script's directory is then readable by everyone.
+fn spawn_script_as(
+    marker: &str,
+    script: &str,
+    args: &[&str],
+    uid: Option<u32>,
+) -> (SpawnedTree, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("tree.sh");
     let mut file = std::fs::File::create(&path).expect("script");
     file.write_all(script.as_bytes()).expect("write script");
     drop(file);
-    let tree = SpawnedTree::spawn(
-        Command::new("sh")
-            .arg(&path)
-            .args(args)
-            .env("PROCTRACK_TEST_MARK", marker)
-            .stdin(Stdio::null()),
-    );
+    let mut command = Command::new("sh");
+    command
+        .arg(&path)
+        .args(args)
+        .env("PROCTRACK_TEST_MARK", marker)
+        .current_dir(dir.path())
+        .stdin(Stdio::null());
+    if let Some(uid) = uid {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod the script's directory");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+            .expect("chmod the script");
+        // std drops root's supplementary groups when it sets the uid.
+        command.uid(uid).gid(uid);
+    }
+    let tree = SpawnedTree::spawn(&mut command);
     (tree, dir)
 }
 
@@ -223,6 +247,202 @@ fn a_multithreaded_forker_with_vfork_children_is_killed_whole() {
     let report = kill_and_check(&mut tree, &marker, &KillOptions::new());
     // The forker and at least ten children of each kind that stays.
     assert!(report.killed.len() > 40, "{report}");
+    tree.finish();
+    assert_no_descendants();
+}
+
+/// A tree of uid `$2` (the killer's own) that runs setuid helpers which
+/// become uid `$3`: `$1` is a setuid-root copy of `setpriv`. Each member
+/// prints `own PID` or `other PID` once it runs as its final user; the
+/// root prints `ready` once it started them all.
+const SETUID_HELPERS: &str = r#"
+helper=$1 other=$3
+sh -c 'echo "own $$"; exec sleep 1000' &
+sh -c 'sh -c '\''echo "own $$"; exec sleep 1000'\'' & echo "own $$"; wait' &
+"$helper" --reuid "$other" --regid "$other" --clear-groups sh -c 'echo "other $$"; exec sleep 1000' &
+"$helper" --reuid "$other" --regid "$other" --clear-groups \
+    sh -c 'sh -c '\''echo "other $$"; exec sleep 1000'\'' & echo "other $$"; wait' &
+echo ready
+wait
+"#;
+
+/// The first `name` in a directory of `PATH`.
+fn in_path(name: &str) -> Option<std::path::PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+}
+
+/// A setuid-root copy of `setpriv` in `dir`, checked by running it as
+/// `user` to become `other`; `Err` says why this machine cannot have one.
+fn setuid_helper(
+    dir: &std::path::Path,
+    user: u32,
+    other: u32,
+) -> Result<std::path::PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !rustix::process::geteuid().is_root() {
+        return Err("only root can make a setuid-root helper".into());
+    }
+    let setpriv = in_path("setpriv").ok_or("no setpriv (util-linux) in PATH")?;
+    let helper = dir.join("helper");
+    std::fs::copy(&setpriv, &helper).map_err(|e| format!("copy {}: {e}", setpriv.display()))?;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o4755))
+        .map_err(|e| format!("chmod 4755: {e}"))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("chmod 755: {e}"))?;
+    // A nosuid mount, or a kernel that ignores the bit, shows here.
+    let other_text = other.to_string();
+    let output = Command::new(&helper)
+        .args([
+            "--reuid",
+            &other_text,
+            "--regid",
+            &other_text,
+            "--clear-groups",
+        ])
+        .args(["id", "-u"])
+        .uid(user)
+        .gid(user)
+        .output()
+        .map_err(|e| format!("run the helper as uid {user}: {e}"))?;
+    let got = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if got != other_text {
+        return Err(format!(
+            "the setuid helper run by uid {user} did not become uid {other}: {got:?} {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(helper)
+}
+
+/// A tree of the killer's own uid in which setuid helpers made some members
+/// another user's: the killer, not root, may not signal those. They are
+/// reported `denied`, never `killed`; the report is not complete and says
+/// so; everything the killer may signal is gone. Then root ends the rest.
+#[test]
+fn setuid_helpers_it_may_not_signal_are_denied_and_the_rest_is_killed() {
+    const USER: u32 = 65533;
+    const OTHER: u32 = 65534;
+    if let Err(why) = support::kernel::may_change_uid() {
+        eprintln!("skipped: another uid cannot be arranged here: {why}");
+        return;
+    }
+    let helper_dir = tempfile::tempdir().expect("tempdir");
+    let helper = match setuid_helper(helper_dir.path(), USER, OTHER) {
+        Ok(helper) => helper,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let _serial = serial();
+    let marker = unique_marker("setuid");
+    let (mut tree, _dir) = spawn_script_as(
+        &marker,
+        SETUID_HELPERS,
+        &[
+            helper.to_str().expect("a UTF-8 path"),
+            &USER.to_string(),
+            &OTHER.to_string(),
+        ],
+        Some(USER),
+    );
+    // Six lines in any order: three members of each user, and ready.
+    let mut own = Vec::new();
+    let mut other = Vec::new();
+    let mut ready = false;
+    while !(ready && own.len() == 3 && other.len() == 3) {
+        let line = tree.read_line().expect("the tree reports");
+        let pid = |word: &str| word.parse::<proctrack::Pid>().expect("a pid");
+        match line.split_once(' ') {
+            Some(("own", word)) => own.push(pid(word)),
+            Some(("other", word)) => other.push(pid(word)),
+            _ if line == "ready" => ready = true,
+            _ => panic!("unexpected line {line:?}"),
+        }
+    }
+    other.sort_unstable();
+
+    // The killer: a thread of this process that became uid USER for good
+    // (credentials are per thread in the kernel; see signal_tree.rs), so it
+    // has no CAP_KILL and may signal only its own uid's processes.
+    let root = tree.root();
+    let report = std::thread::spawn(move || {
+        let user = rustix::process::Uid::from_raw(USER);
+        rustix::thread::set_thread_res_uid(Some(user), Some(user), Some(user))
+            .expect("setresuid for this thread");
+        kill_tree(
+            &mut ProcessTable::new().expect("table"),
+            root,
+            &KillOptions::new().reap_root(false),
+        )
+    })
+    .join()
+    .expect("the unprivileged killer")
+    .expect("kill_tree without permission is a report, not an error");
+    tree.wait_root_exit();
+    let left = marked(&marker);
+    print!("{report}");
+    println!(
+        "setuid helpers: killed {}, already gone {}, survived {}, denied {}, escaped {}, \
+         settled {}; left: {} (uid {OTHER}: {other:?})",
+        report.killed.len(),
+        report.already_gone.len(),
+        report.survived.len(),
+        report.denied.len(),
+        report.escaped.len(),
+        report.settled,
+        left.len()
+    );
+    let mut denied: Vec<proctrack::Pid> = report.denied.iter().map(|d| d.pid()).collect();
+    denied.sort_unstable();
+    assert_eq!(
+        denied, other,
+        "the other uid's members are denied\n{report}"
+    );
+    assert!(!report.is_complete(), "{report}");
+    for pid in &other {
+        assert!(
+            !report.killed.iter().any(|k| k.identity.pid() == *pid),
+            "{pid} denied, never killed\n{report}"
+        );
+    }
+    // Display names each denied member on a `denied` line.
+    let shown = report.to_string();
+    for pid in &other {
+        assert!(
+            shown
+                .lines()
+                .any(|l| l.starts_with("denied")
+                    && l.split_whitespace().any(|w| w == pid.to_string())),
+            "{pid} on a denied line:\n{shown}"
+        );
+    }
+    // Everything the killer may signal is gone: only the denied are left.
+    let mut left = left;
+    left.sort_unstable();
+    assert_eq!(left, other, "only uid {OTHER}'s members are left\n{report}");
+    let mut killed: Vec<proctrack::Pid> = report.killed.iter().map(|k| k.identity.pid()).collect();
+    killed.sort_unstable();
+    own.push(root.pid());
+    own.sort_unstable();
+    assert_eq!(killed, own, "the root and its own uid's members\n{report}");
+
+    // Root ends the rest, through the same engine.
+    for identity in &report.denied {
+        let mut table = ProcessTable::new().expect("table");
+        if table.get_identity(*identity).is_none() {
+            continue; // under another denied member, already killed
+        }
+        let cleanup = kill_tree(&mut table, *identity, &KillOptions::new()).expect("kill_tree");
+        assert!(
+            cleanup.denied.is_empty() && cleanup.survived.is_empty(),
+            "{cleanup}"
+        );
+    }
+    assert_eq!(marked(&marker), Vec::<proctrack::Pid>::new());
     tree.finish();
     assert_no_descendants();
 }
