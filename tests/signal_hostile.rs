@@ -266,57 +266,6 @@ echo ready
 wait
 "#;
 
-/// The first `name` in a directory of `PATH`.
-fn in_path(name: &str) -> Option<std::path::PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|path| path.is_file())
-}
-
-/// A setuid-root copy of `setpriv` in `dir`, checked by running it as
-/// `user` to become `other`; `Err` says why this machine cannot have one.
-fn setuid_helper(
-    dir: &std::path::Path,
-    user: u32,
-    other: u32,
-) -> Result<std::path::PathBuf, String> {
-    use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
-    if !rustix::process::geteuid().is_root() {
-        return Err("only root can make a setuid-root helper".into());
-    }
-    let setpriv = in_path("setpriv").ok_or("no setpriv (util-linux) in PATH")?;
-    let helper = dir.join("helper");
-    std::fs::copy(&setpriv, &helper).map_err(|e| format!("copy {}: {e}", setpriv.display()))?;
-    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o4755))
-        .map_err(|e| format!("chmod 4755: {e}"))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| format!("chmod 755: {e}"))?;
-    // A nosuid mount, or a kernel that ignores the bit, shows here.
-    let other_text = other.to_string();
-    let output = Command::new(&helper)
-        .args([
-            "--reuid",
-            &other_text,
-            "--regid",
-            &other_text,
-            "--clear-groups",
-        ])
-        .args(["id", "-u"])
-        .uid(user)
-        .gid(user)
-        .output()
-        .map_err(|e| format!("run the helper as uid {user}: {e}"))?;
-    let got = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    if got != other_text {
-        return Err(format!(
-            "the setuid helper run by uid {user} did not become uid {other}: {got:?} {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    Ok(helper)
-}
-
 /// A tree of the killer's own uid in which setuid helpers made some members
 /// another user's: the killer, not root, may not signal those. They are
 /// reported `denied`, never `killed`; the report is not complete and says
@@ -330,7 +279,7 @@ fn setuid_helpers_it_may_not_signal_are_denied_and_the_rest_is_killed() {
         return;
     }
     let helper_dir = tempfile::tempdir().expect("tempdir");
-    let helper = match setuid_helper(helper_dir.path(), USER, OTHER) {
+    let helper = match support::kernel::setuid_helper(helper_dir.path(), USER, OTHER) {
         Ok(helper) => helper,
         Err(why) => {
             eprintln!("skipped: {why}");
