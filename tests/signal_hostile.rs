@@ -194,14 +194,32 @@ fn members_that_exit_on_sigterm_leaving_children_are_followed() {
     assert_no_descendants();
 }
 
-/// A multi-threaded forker: python3 with four threads forking at once,
-/// each `$1` times. Two use `posix_spawn`, which glibc implements with
-/// `clone(CLONE_VM | CLONE_VFORK)`: the thread waits, unkillable by a stop,
-/// until its child execs, while the other threads go on. One spawns
-/// children that exit at once and reaps them (exits during the kill), one
-/// uses plain `fork` and execs a shell that forks once more. Each thread
-/// says `ready` after ten children, and goes on.
+/// A multi-threaded forker: python3 with four threads forking at once, each
+/// `$1` times. Two use `posix_spawn`, which glibc implements with
+/// `clone(CLONE_VM | CLONE_VFORK)`: the calling thread waits in the kernel
+/// until its child execs. One spawns children that exit at once and reaps
+/// them (exits during the kill), one uses plain `fork` and execs a shell
+/// that forks once more. Each says `ready` after ten children, and goes on.
+/// (CPython holds its lock through `fork` and `posix_spawn`: the threads
+/// take turns in them, each from its own kernel thread.)
+///
+/// Before that, the shell starts a child stuck in the vfork window: a
+/// python3 whose `posix_spawn` child must open a FIFO nobody writes to
+/// before it execs, so it never does, and its parent never returns from
+/// the vfork wait. Once the kernel lists that child, the shell prints
+/// `stuck PARENT CHILD`.
 const THREADED_FORKER: &str = r#"
+fifo="$(dirname "$0")/fifo"
+mkfifo "$fifo"
+/usr/bin/python3 -c '
+import os, sys
+blocked = [(os.POSIX_SPAWN_OPEN, 0, sys.argv[1], os.O_RDONLY, 0)]
+os.posix_spawn("/bin/sleep", ["sleep", "1000"], os.environ, file_actions=blocked)
+' "$fifo" &
+stuck=$!
+child=
+while [ -z "$child" ]; do read -r child < /proc/$stuck/task/$stuck/children; done
+echo "stuck $stuck $child"
 exec /usr/bin/python3 - "$@" <<'PY'
 import os, sys, threading
 per_thread = int(sys.argv[1])
@@ -240,13 +258,27 @@ fn a_multithreaded_forker_with_vfork_children_is_killed_whole() {
     }
     let marker = unique_marker("vfork");
     let (mut tree, _dir) = spawn_script(&marker, THREADED_FORKER, &[&per_thread.to_string()]);
-    // Kill while the threads still fork: once each has made ten children.
+    // Kill while the threads still fork: once the stuck vfork child exists
+    // and each thread has made ten children.
+    let stuck: Vec<proctrack::Pid> = tree
+        .read_line()
+        .and_then(|line| {
+            let pids = line.strip_prefix("stuck ")?.split_whitespace();
+            pids.map(|pid| pid.parse().ok()).collect()
+        })
+        .expect("stuck PARENT CHILD");
     let lines = tree.read_lines(4);
     assert!(lines.iter().all(|l| l == "ready"), "{lines:?}");
-    println!("threaded forker, {per_thread} rounds a thread:");
+    println!("threaded forker, {per_thread} rounds a thread, stuck in vfork: {stuck:?}");
     let report = kill_and_check(&mut tree, &marker, &KillOptions::new());
     // The forker and at least ten children of each kind that stays.
     assert!(report.killed.len() > 40, "{report}");
+    for pid in &stuck {
+        assert!(
+            report.killed.iter().any(|k| k.identity.pid() == *pid),
+            "{pid}, stuck in the vfork window, was killed\n{report}"
+        );
+    }
     tree.finish();
     assert_no_descendants();
 }
