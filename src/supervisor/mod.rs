@@ -144,6 +144,7 @@ pub struct SupervisorOptions {
     subreaper: bool,
     shutdown_grace: Duration,
     journal: Option<Box<dyn Journal>>,
+    table: Option<ProcessTable>,
 }
 
 impl fmt::Debug for SupervisorOptions {
@@ -154,6 +155,7 @@ impl fmt::Debug for SupervisorOptions {
             .field("subreaper", &self.subreaper)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("journal", &self.journal.is_some())
+            .field("table", &self.table.is_some())
             .finish()
     }
 }
@@ -169,6 +171,7 @@ impl SupervisorOptions {
             subreaper: true,
             shutdown_grace: Duration::from_secs(2),
             journal: None,
+            table: None,
         }
     }
 
@@ -188,6 +191,22 @@ impl SupervisorOptions {
     /// is dropped (default 2 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> SupervisorOptions {
         self.shutdown_grace = grace;
+        self
+    }
+
+    /// The table the supervisor reads processes through: the
+    /// application's own, handed over, rather than a new scan of every
+    /// process. It is refreshed before each look.
+    ///
+    /// ```no_run
+    /// use proctrack::supervisor::{Supervisor, SupervisorOptions};
+    /// use proctrack::table::ProcessTable;
+    /// let table = ProcessTable::new()?;
+    /// let supervisor = Supervisor::new(SupervisorOptions::new("devtool").table(table))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn table(mut self, table: ProcessTable) -> SupervisorOptions {
+        self.table = Some(table);
         self
     }
 
@@ -265,7 +284,10 @@ impl Supervisor {
         if !job::valid_name(&options.name) {
             return Err(SupervisorError::BadName(options.name));
         }
-        let mut table = ProcessTable::new()?;
+        let mut table = match options.table {
+            Some(table) => table,
+            None => ProcessTable::new()?,
+        };
         let boot = table.boot_id();
         let me = table.source_mut().sample(Pid::current())?.identity(boot);
         let cgroups = match options.cgroups {
