@@ -62,6 +62,7 @@ pub mod cgroup;
 mod job;
 mod journal;
 mod recover;
+pub mod state_dir;
 mod stop;
 pub mod tag;
 
@@ -78,6 +79,7 @@ pub use job::{
 };
 pub use journal::{JobEnd, JobRecord, Journal, JournalError, MemoryJournal};
 pub use recover::{RecoverReport, RecoveredJob};
+pub use state_dir::{SkippedFile, StateDir, StateDirError, StateScan};
 
 use crate::signal::{Subreaper, spawn_group};
 use crate::table::ProcessTable;
@@ -363,16 +365,25 @@ impl Supervisor {
             cgroup: cgroup.as_ref().map(|c| c.path().to_path_buf()),
             missing,
         };
-        let record = JobRecord::new(
+        let mut record = JobRecord::new(
             id.clone(),
             root,
             root.pid(),
             containment.cgroup.clone(),
-            std::iter::once(command.get_program())
-                .chain(command.get_args())
-                .map(OsStr::to_os_string)
-                .collect(),
+            match &cgroup {
+                // What the user asked to run, not the shim that runs it.
+                Some(_) => JobCgroup::user_command(&command)
+                    .map(OsStr::to_os_string)
+                    .collect(),
+                None => std::iter::once(command.get_program())
+                    .chain(command.get_args())
+                    .map(OsStr::to_os_string)
+                    .collect(),
+            },
         );
+        record.started = Some(std::time::SystemTime::now());
+        record.subreaper = Some(containment.subreaper);
+        record.missing = containment.missing.clone();
         let job = Job {
             id: id.clone(),
             root,
