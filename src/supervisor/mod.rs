@@ -61,6 +61,7 @@
 pub mod cgroup;
 mod job;
 mod journal;
+mod members;
 mod recover;
 pub mod state_dir;
 mod stop;
@@ -78,7 +79,8 @@ pub use job::{
     MemberFate, StopMethod, StoppedMember,
 };
 pub use journal::{JobEnd, JobRecord, Journal, JournalError, MemoryJournal};
-pub use recover::{RecoverReport, RecoveredJob};
+pub use members::{JournaledJob, journaled_jobs};
+pub use recover::{RecoverFilter, RecoverReport, RecoveredJob};
 pub use state_dir::{SkippedFile, StateDir, StateDirError, StateScan};
 
 use crate::signal::{Subreaper, spawn_group};
@@ -500,21 +502,7 @@ impl Supervisor {
             .map(|child| child.identity())
             .filter(|identity| !roots.contains(identity))
             .collect();
-        let candidates: Vec<ProcessIdentity> = self
-            .table
-            .iter()
-            .filter(|p| !p.is_kernel_thread() && p.identity() != self.me)
-            .map(|p| p.identity())
-            .collect();
-        let mut tags = HashMap::new();
-        for identity in candidates {
-            // Gone, unreadable, or another user's: no tag known.
-            if let Ok(Some(environ)) = self.table.source_mut().environ(identity)
-                && let Some(tag) = tag::job_of(&environ)
-            {
-                tags.insert(identity, tag.to_vec());
-            }
-        }
+        let tags = members::read_tags(&mut self.table, Some(self.me));
         Ok(Look { adopted, tags })
     }
 
@@ -524,61 +512,19 @@ impl Supervisor {
             .jobs
             .get(id)
             .ok_or_else(|| SupervisorError::NoSuchJob(id.clone()))?;
-        let mut found: BTreeMap<Pid, (ProcessIdentity, FoundBy)> = BTreeMap::new();
-        let mark = |found: &mut BTreeMap<Pid, (ProcessIdentity, FoundBy)>,
-                    identity: ProcessIdentity,
-                    how: fn(&mut FoundBy)| {
-            let entry = found
-                .entry(identity.pid())
-                .or_insert((identity, FoundBy::default()));
-            how(&mut entry.1);
-        };
-        if let Some(cgroup) = &job.cgroup {
+        let traces = members::Traces {
+            id,
+            root: job.root,
             // A cgroup that is gone has no members.
-            for pid in cgroup.members().unwrap_or_default() {
-                if let Some(process) = self.table.get(pid) {
-                    mark(&mut found, process.identity(), |f| f.cgroup = true);
-                }
-            }
-        }
-        if self.table.get_identity(job.root).is_some() {
-            mark(&mut found, job.root, |f| f.tree = true);
-        }
-        for (identity, tag) in &look.tags {
-            if tag.as_slice() == id.as_str().as_bytes() {
-                mark(&mut found, *identity, |f| f.tag = true);
-            }
-        }
-        // An orphan we adopted is this job's if it was seen in it before or
-        // is still in the job's process group (its tag lost). Never merely
-        // for being our child: the application's own children are too.
-        for orphan in &look.adopted {
-            let in_group = self
-                .table
-                .get_identity(*orphan)
-                .is_some_and(|p| p.process_group() == Some(job.root.pid()));
-            if job.seen.contains(orphan) || in_group {
-                mark(&mut found, *orphan, |f| f.adopted = true);
-            }
-        }
-        // Everything below a member is a member.
-        let tops: Vec<Pid> = found.keys().copied().collect();
-        for top in tops {
-            for below in self.table.descendants(top) {
-                let identity = below.identity();
-                mark(&mut found, identity, |f| f.tree = true);
-            }
-        }
-        let members: Vec<Member> = found
-            .into_values()
-            .filter_map(|(identity, found_by)| {
-                let process = self.table.get_identity(identity)?;
-                (!process.state().has_exited()).then(|| Member {
-                    process: process.clone(),
-                    found_by,
-                })
-            })
-            .collect();
+            cgroup_pids: job
+                .cgroup
+                .as_ref()
+                .map(|cgroup| cgroup.members().unwrap_or_default())
+                .unwrap_or_default(),
+            adopted: &look.adopted,
+            seen: Some(&job.seen),
+        };
+        let members = members::collect(&self.table, &traces, &look.tags);
         if let Some(job) = self.jobs.get_mut(id) {
             job.seen
                 .extend(members.iter().map(|m| m.process.identity()));
@@ -598,15 +544,11 @@ pub(super) struct Look {
 
 /// What `members` of `job` use, with the cgroup's memory where it counts.
 fn usage_of(job: &Job, members: &[Member]) -> JobUsage {
-    JobUsage {
-        processes: members.len(),
-        cpu_time: members.iter().map(|m| m.process.cpu_time()).sum(),
-        rss_bytes: members.iter().map(|m| m.process.rss_bytes()).sum(),
-        cgroup_memory: job
-            .cgroup
-            .as_ref()
-            .and_then(|cgroup| cgroup.memory_current().ok().flatten()),
-    }
+    let memory = job
+        .cgroup
+        .as_ref()
+        .and_then(|cgroup| cgroup.memory_current().ok().flatten());
+    members::usage_of(members, memory)
 }
 
 /// Our cgroup2 tree if we may make job cgroups in it, else why not.

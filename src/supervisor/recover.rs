@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::cgroup::{self, JobCgroup};
 use super::stop::kill_pinned;
-use super::{JobEnd, JobId, Supervisor, SupervisorError};
+use super::{JobEnd, JobId, Supervisor, SupervisorError, members};
 use crate::ProcessIdentity;
 use crate::signal::{KillOptions, kill_trees};
 
@@ -49,6 +49,55 @@ pub struct RecoveredJob {
     pub survived: Vec<ProcessIdentity>,
 }
 
+/// Which jobs [`Supervisor::recover_matching`] stops.
+///
+/// ```
+/// use proctrack::supervisor::RecoverFilter;
+/// let id = "devtool.4242-99.3".parse()?;
+/// let only = RecoverFilter::jobs([id]).live_instances(true);
+/// # let _ = only;
+/// # Ok::<(), proctrack::supervisor::BadJobId>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoverFilter {
+    only: Option<Vec<JobId>>,
+    live: bool,
+}
+
+impl RecoverFilter {
+    /// Every job of a dead instance, kept ones aside: what
+    /// [`recover`](Supervisor::recover) stops.
+    pub fn dead() -> RecoverFilter {
+        RecoverFilter::default()
+    }
+
+    /// Only the jobs `ids` (of the supervisor's name), kept ones included:
+    /// they are named.
+    pub fn jobs(ids: impl IntoIterator<Item = JobId>) -> RecoverFilter {
+        RecoverFilter {
+            only: Some(ids.into_iter().collect()),
+            live: false,
+        }
+    }
+
+    /// Also the jobs whose supervisor instance still runs (default false).
+    /// That supervisor finds its job's processes gone, as if they had been
+    /// killed from outside.
+    pub fn live_instances(mut self, live: bool) -> RecoverFilter {
+        self.live = live;
+        self
+    }
+
+    /// Whether job `id` is to be stopped.
+    fn admits(&self, id: &JobId, kept: bool, alive: impl FnOnce() -> bool) -> bool {
+        let chosen = match &self.only {
+            Some(ids) => ids.contains(id),
+            None => !kept,
+        };
+        chosen && (self.live || !alive())
+    }
+}
+
 /// What is known of one dead job while recovering it.
 #[derive(Default)]
 struct Found {
@@ -68,13 +117,23 @@ impl Supervisor {
     /// identity before they are signalled; the journal marks each job
     /// [`JobEnd::Recovered`], so no row stays running without a process.
     pub fn recover(&mut self) -> Result<RecoverReport, SupervisorError> {
+        self.recover_matching(&RecoverFilter::dead())
+    }
+
+    /// [`recover`](Supervisor::recover), restricted by `filter`: only the
+    /// jobs it names, and, if it says so, also jobs whose supervisor
+    /// instance still runs (never this supervisor's own).
+    pub fn recover_matching(
+        &mut self,
+        filter: &RecoverFilter,
+    ) -> Result<RecoverReport, SupervisorError> {
         let mut recovered: BTreeMap<JobId, RecoveredJob> = BTreeMap::new();
         // A tagged look happens before the kill: a daemon that a job
         // double-forked in between is no one's descendant at the kill, and
         // is found by the next look. Killed jobs stop forking, so the looks
         // end.
         for _ in 0..ROUNDS {
-            let dead = self.find_dead()?;
+            let dead = self.find_dead(filter)?;
             if dead.is_empty() {
                 break;
             }
@@ -104,7 +163,10 @@ impl Supervisor {
 
     /// The jobs of dead instances of this supervisor's name that something
     /// of is left: a journal row, a cgroup, a tagged process.
-    fn find_dead(&mut self) -> Result<BTreeMap<JobId, Found>, SupervisorError> {
+    fn find_dead(
+        &mut self,
+        filter: &RecoverFilter,
+    ) -> Result<BTreeMap<JobId, Found>, SupervisorError> {
         let look = self.look()?;
         let mut dead: BTreeMap<JobId, Found> = BTreeMap::new();
         let mut kept = Vec::new();
@@ -139,20 +201,14 @@ impl Supervisor {
                 dead.entry(id).or_default().processes.push(*identity);
             }
         }
-        dead.retain(|id, _| !kept.contains(id) && !self.instance_alive(id));
+        let me = (self.me.pid(), self.me.start_time());
+        dead.retain(|id, _| {
+            id.instance() != me
+                && filter.admits(id, kept.contains(id), || {
+                    members::instance_alive(&self.table, id)
+                })
+        });
         Ok(dead)
-    }
-
-    /// Whether the supervisor instance that started `id` still runs (this
-    /// one included).
-    fn instance_alive(&self, id: &JobId) -> bool {
-        let (pid, start) = id.instance();
-        if (pid, start) == (self.me.pid(), self.me.start_time()) {
-            return true;
-        }
-        self.table
-            .get(pid)
-            .is_some_and(|p| p.start_time() == start && !p.state().has_exited())
     }
 
     fn recover_job(&mut self, id: JobId, found: Found) -> Result<RecoveredJob, SupervisorError> {
