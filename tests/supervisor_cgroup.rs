@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use proctrack::signal::{ProcessHandle, Spawned};
-use proctrack::supervisor::cgroup::{Cgroup2, JobCgroup, KillMethod};
+use proctrack::supervisor::cgroup::{Cgroup2, JobCgroup};
 use proctrack::supervisor::tag;
 use proctrack::{Pid, ProcessSource, SystemSource};
 use support::{HANG_GUARD, Lines, assert_no_descendants, serial, unique_marker, wait_child};
@@ -111,7 +111,17 @@ impl Drop for Running {
     fn drop(&mut self) {
         if let Some(job) = self.job.take() {
             let _ = fs::write(job.path().join("cgroup.freeze"), b"0");
-            let _ = job.kill();
+            if !job.kill().unwrap_or(false) {
+                // No cgroup.kill on this kernel: SIGKILL each member by pid
+                // (a test's own processes; nothing else is in the cgroup).
+                for pid in job.members().unwrap_or_default() {
+                    if let Ok(info) = proctrack::process(pid)
+                        && let Ok(handle) = ProcessHandle::open(info.identity())
+                    {
+                        let _ = handle.signal(proctrack::signal::Signal::Kill);
+                    }
+                }
+            }
             let _ = job.wait_empty(HANG_GUARD);
             if let Some(mut spawned) = self.spawned.take() {
                 let _ = spawned.child.kill();
@@ -174,7 +184,10 @@ fn a_double_forked_setsid_daemon_that_closed_its_fds_stays_in_the_cgroup_and_kee
     );
 
     let pinned = ProcessHandle::open(info.identity()).expect("pin the daemon");
-    assert_eq!(running.job().kill().expect("kill"), KillMethod::CgroupKill);
+    if !running.job().kill().expect("kill") {
+        eprintln!("skipped: this kernel has no cgroup.kill");
+        return;
+    }
     assert!(running.job().wait_empty(HANG_GUARD).expect("wait_empty"));
     assert!(
         pinned.wait_timeout(HANG_GUARD).expect("wait"),
@@ -197,7 +210,7 @@ fn a_double_forked_setsid_daemon_that_closed_its_fds_stays_in_the_cgroup_and_kee
 
 /// A job of 200 sleepers and three loops that fork without pause, killed
 /// while they fork: none of them is left.
-fn kill_a_forking_job(name: &str, kill: impl Fn(&JobCgroup) -> KillMethod, expected: KillMethod) {
+fn kill_a_forking_job(name: &str) {
     let _serial = serial();
     let Some(cgroups) = writable_cgroups() else {
         return;
@@ -227,7 +240,12 @@ fn kill_a_forking_job(name: &str, kill: impl Fn(&JobCgroup) -> KillMethod, expec
         .collect();
     assert!(pinned.len() >= 200);
 
-    assert_eq!(kill(running.job()), expected);
+    if !running.job().kill().expect("kill") {
+        // Left to the kill engine, which Supervisor::stop runs first.
+        eprintln!("skipped: this kernel has no cgroup.kill");
+        running.job().thaw().expect("thaw");
+        return;
+    }
     assert!(
         running.job().wait_empty(HANG_GUARD).expect("wait_empty"),
         "the cgroup emptied"
@@ -251,23 +269,7 @@ fn kill_a_forking_job(name: &str, kill: impl Fn(&JobCgroup) -> KillMethod, expec
 
 #[test]
 fn cgroup_kill_leaves_no_survivor_of_a_forking_job_of_200() {
-    kill_a_forking_job(
-        "kill",
-        |job| job.kill().expect("kill"),
-        KillMethod::CgroupKill,
-    );
-}
-
-#[test]
-fn the_freezing_fallback_leaves_no_survivor_of_a_forking_job_of_200() {
-    kill_a_forking_job(
-        "freeze",
-        |job| {
-            job.kill_by_freezing().expect("kill by freezing");
-            KillMethod::Freeze
-        },
-        KillMethod::Freeze,
-    );
+    kill_a_forking_job("kill");
 }
 
 #[test]

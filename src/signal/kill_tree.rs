@@ -86,6 +86,7 @@ pub fn kill_tree<S: ProcessSource>(
         options,
         None,
         RefusedRoot::Fails,
+        None,
     )
 }
 
@@ -122,6 +123,7 @@ pub fn kill_trees<S: ProcessSource>(
         options,
         None,
         RefusedRoot::Reported,
+        None,
     )
 }
 
@@ -172,12 +174,43 @@ pub fn kill_cwd<S: ProcessSource>(
         options,
         None,
         RefusedRoot::Reported,
+        None,
     )
 }
 
 /// Tells the killer which of our children are ours by spawning (so not
 /// adopted orphans). Only a [`Subreaper`](super::Subreaper) kill passes one.
 pub(crate) type IsOwn<'a> = &'a dyn Fn(&ProcessIdentity) -> bool;
+
+/// What belongs to a kill besides the roots' trees: a job's cgroup, the
+/// processes carrying its tag, the orphans it left with us. The killer asks
+/// when the trees look settled (what it adds must settle too) and after the
+/// last signal (what it names then is killed, or counted escaped). A look
+/// names live processes only; those the kill already holds are skipped.
+pub(crate) trait Belonging<S: ProcessSource> {
+    /// The processes that belong to the kill now.
+    fn look(&mut self, table: &mut ProcessTable<S>) -> Result<Vec<ProcessIdentity>>;
+}
+
+/// Kills the trees of `roots` and everything `belonging` names, through
+/// the one engine: the supervisor's stop and recover.
+pub(crate) fn kill_belonging<S: ProcessSource>(
+    table: &mut ProcessTable<S>,
+    roots: &[ProcessIdentity],
+    options: &KillOptions,
+    belonging: &mut dyn Belonging<S>,
+) -> Result<KillReport> {
+    let mut signaller = SystemSignaller::new(options.backend)?;
+    kill_roots(
+        table,
+        &mut signaller,
+        roots,
+        options,
+        None,
+        RefusedRoot::Reported,
+        Some(belonging),
+    )
+}
 
 /// What a protected root does to the call.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -191,13 +224,14 @@ pub(crate) enum RefusedRoot {
 
 /// Kills the trees of `roots`. `is_own`: subreaper mode; every child of ours
 /// for which it answers false is an adopted orphan and part of the kill.
-pub(crate) fn kill_roots<S: ProcessSource, G: Signaller>(
-    table: &mut ProcessTable<S>,
-    signaller: &mut G,
+pub(crate) fn kill_roots<'a, S: ProcessSource, G: Signaller>(
+    table: &'a mut ProcessTable<S>,
+    signaller: &'a mut G,
     roots: &[ProcessIdentity],
-    options: &KillOptions,
-    is_own: Option<IsOwn<'_>>,
+    options: &'a KillOptions,
+    is_own: Option<IsOwn<'a>>,
     refused_root: RefusedRoot,
+    mut belonging: Option<&'a mut dyn Belonging<S>>,
 ) -> Result<KillReport> {
     let protected = options.guard.protected(table.source_mut())?;
     if refused_root == RefusedRoot::Fails {
@@ -205,6 +239,15 @@ pub(crate) fn kill_roots<S: ProcessSource, G: Signaller>(
             protected.check(root.pid())?;
         }
     }
+    let mut roots = roots.to_vec();
+    if let Some(belonging) = belonging.as_mut() {
+        for identity in belonging.look(table)? {
+            if !roots.contains(&identity) {
+                roots.push(identity);
+            }
+        }
+    }
+    let roots = roots.as_slice();
     let reapers = Reapers::record(table, roots)?;
     let mut killer = Killer {
         reapers,
@@ -219,6 +262,7 @@ pub(crate) fn kill_roots<S: ProcessSource, G: Signaller>(
         options,
         protected,
         is_own,
+        belonging,
         me: Pid::current(),
         members: Vec::new(),
         known: HashSet::new(),
@@ -284,6 +328,7 @@ struct Killer<'a, S: ProcessSource, G: Signaller> {
     options: &'a KillOptions,
     protected: Protected,
     is_own: Option<IsOwn<'a>>,
+    belonging: Option<&'a mut dyn Belonging<S>>,
     me: Pid,
     members: Vec<Member<G::Pin>>,
     /// Every identity met, member or not, so that none is pinned twice.
@@ -459,8 +504,9 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
         // Nothing escapes a kill that froze the whole tree and then sent
         // SIGKILL. Otherwise a member may have forked after its last look
         // (the tree never settled) or exited by the first signal leaving
-        // children (a graceful kill): look for them where orphans go.
-        if !self.report.settled || first != Signal::Kill {
+        // children (a graceful kill): look for them where orphans go, and
+        // in what else belongs to the kill (a cgroup is cheap to ask).
+        if !self.report.settled || first != Signal::Kill || self.belonging.is_some() {
             self.sweep()?;
         }
         self.reap()?;
@@ -473,9 +519,7 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
     fn sweep(&mut self) -> Result<()> {
         const ROUNDS: usize = 3;
         for _ in 0..ROUNDS {
-            let found =
-                self.reapers
-                    .escapees(self.table, &self.known, &self.groups, self.born_after)?;
+            let found = self.got_away()?;
             if found.is_empty() {
                 return Ok(());
             }
@@ -490,11 +534,33 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
             self.deliver(Signal::Kill)?;
             self.wait_exits(self.options.exit_timeout)?;
         }
-        let left = self
-            .reapers
-            .escapees(self.table, &self.known, &self.groups, self.born_after)?;
+        let left = self.got_away()?;
         self.report.escaped.extend(left);
         Ok(())
+    }
+
+    /// What belongs to the kill and is not held by it: escapees found where
+    /// orphans go, and what `belonging` names that is new.
+    fn got_away(&mut self) -> Result<Vec<ProcessIdentity>> {
+        let mut found =
+            self.reapers
+                .escapees(self.table, &self.known, &self.groups, self.born_after)?;
+        for identity in self.belongs()? {
+            if !found.contains(&identity) {
+                found.push(identity);
+            }
+        }
+        Ok(found)
+    }
+
+    /// What `belonging` names now that the kill does not know yet.
+    fn belongs(&mut self) -> Result<Vec<ProcessIdentity>> {
+        let Some(belonging) = self.belonging.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let mut named = belonging.look(self.table)?;
+        named.retain(|identity| !self.known.contains(identity));
+        Ok(named)
     }
 
     /// Steps 1 and 2: rounds of discovery, pinning and stopping every new
@@ -524,7 +590,15 @@ impl<S: ProcessSource, G: Signaller> Killer<'_, S, G> {
                 let added = self.discover(true)?;
                 let frozen = self.members.iter().all(|m| !m.stopped || m.frozen);
                 if added == 0 && frozen {
-                    return Ok(true);
+                    // Settled, unless something else of the kill's is new:
+                    // then that and its tree must settle too.
+                    let named = self.belongs()?;
+                    if named.is_empty() {
+                        return Ok(true);
+                    }
+                    for identity in named {
+                        self.add_root(identity)?;
+                    }
                 }
             }
             if Instant::now() >= deadline {

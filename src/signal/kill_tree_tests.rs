@@ -425,6 +425,7 @@ fn kill(
         options,
         None,
         RefusedRoot::Fails,
+        None,
     )
 }
 
@@ -821,6 +822,7 @@ fn live_resume_helper() {
         &KillOptions::new(),
         None,
         RefusedRoot::Fails,
+        None,
     );
     assert!(
         matches!(result, Err(Error::Unsupported { what }) if what == INJECTED),

@@ -94,6 +94,93 @@ impl KillReport {
     }
 }
 
+/// How many processes of one or more kills met each outcome: the one line
+/// that sums a kill up, the same in every front end.
+///
+/// ```
+/// use proctrack::signal::{KillCounts, KillReport};
+/// let mut counts = KillCounts::default();
+/// counts.add(&KillReport::default());
+/// assert_eq!(
+///     counts.to_string(),
+///     "0 killed, 0 already gone, 0 denied, 0 survived, 0 refused, 0 escaped; \
+///      1 tree(s) never stopped complete: not proven complete"
+/// );
+/// assert!(!counts.is_complete());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct KillCounts {
+    /// Signalled and seen to exit.
+    pub killed: usize,
+    /// Gone before a signal reached them.
+    pub already_gone: usize,
+    /// The kernel refused the signal.
+    pub denied: usize,
+    /// Signalled and still alive.
+    pub survived: usize,
+    /// Protected by a guard rail.
+    pub refused: usize,
+    /// Found alive after the last signal.
+    pub escaped: usize,
+    /// Kills whose tree never stopped complete before the signal.
+    pub unsettled: usize,
+}
+
+impl KillCounts {
+    /// Adds every member of `report`, and the report itself if it did not
+    /// settle.
+    pub fn add(&mut self, report: &KillReport) {
+        for (_, outcome) in report.outcomes() {
+            match outcome {
+                KillOutcome::Killed(_) => self.killed += 1,
+                KillOutcome::AlreadyGone => self.already_gone += 1,
+                KillOutcome::Denied => self.denied += 1,
+                KillOutcome::Survived => self.survived += 1,
+                KillOutcome::Refused(_) => self.refused += 1,
+                KillOutcome::Escaped => self.escaped += 1,
+            }
+        }
+        if !report.settled {
+            self.unsettled += 1;
+        }
+    }
+
+    /// True when nothing counted is left or unproven: no survivor, denial,
+    /// refusal, escapee or unsettled tree.
+    pub fn is_complete(&self) -> bool {
+        self.denied + self.survived + self.refused + self.escaped + self.unsettled == 0
+    }
+}
+
+impl fmt::Display for KillCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} killed, {} already gone, {} denied, {} survived, {} refused, {} escaped",
+            self.killed, self.already_gone, self.denied, self.survived, self.refused, self.escaped
+        )?;
+        if self.unsettled > 0 {
+            write!(
+                f,
+                "; {} tree(s) never stopped complete: not proven complete",
+                self.unsettled
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl KillReport {
+    /// This report's [`KillCounts`].
+    pub fn counts(&self) -> KillCounts {
+        let mut counts = KillCounts::default();
+        counts.add(self);
+        counts
+    }
+}
+
 impl fmt::Display for KillReport {
     /// One line per member (what happened, pid, and why where it needs
     /// saying), then a line for a tree that never settled or exits that

@@ -230,6 +230,7 @@ impl Subreaper {
             options,
             Some(&is_own),
             RefusedRoot::Fails,
+            None,
         )
     }
 

@@ -120,6 +120,23 @@ pub trait ProcessSource {
         })
     }
 
+    /// Whether `identity` is alive now: its pid is held by that same process
+    /// (same boot, same start time) and it has not exited (a zombie has).
+    /// A vanished or reused pid is `Ok(false)`, not an error. The one
+    /// "is it still there" of every layer above.
+    fn is_alive(&mut self, identity: ProcessIdentity) -> Result<bool> {
+        if identity.boot_id() != self.boot_id() {
+            return Ok(false);
+        }
+        match self.sample(identity.pid()) {
+            Ok(sample) => {
+                Ok(sample.start_time == identity.start_time() && !sample.state.has_exited())
+            }
+            Err(crate::Error::NotFound { .. }) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Fills `states` with the scheduler state of every thread of `pid`.
     /// A group stop reaches threads one by one, and a thread still running
     /// could fork. The default gives the sample's state, right for platforms

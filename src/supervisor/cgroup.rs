@@ -42,8 +42,8 @@ use std::time::{Duration, Instant};
 
 use super::sys::{self, Halt};
 use super::tag;
-use crate::signal::{ProcessHandle, Signal, Spawned, spawn_group};
-use crate::{Error, Pid, Result, SystemSource};
+use crate::signal::{Signal, Spawned, spawn_group};
+use crate::{Error, Pid, Result};
 
 /// The shell the entry shim runs in.
 const SHELL: &str = "/bin/sh";
@@ -54,10 +54,6 @@ const SHELL: &str = "/bin/sh";
 /// with its arguments untouched (`"$@"`). If the write fails, `&&` ends the
 /// script: the command never runs.
 const SHIM: &str = r#"echo $$ > "$1/cgroup.procs" && kill -STOP $$ && shift && exec "$@""#;
-
-/// How long [`JobCgroup::kill_by_freezing`] waits for the freeze to settle
-/// before it signals anyway (signals reach frozen processes too).
-const FREEZE_SETTLE: Duration = Duration::from_secs(5);
 
 /// One mount of `/proc/<pid>/mountinfo`: the fields a supervisor needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -317,16 +313,6 @@ impl Cgroup2 {
     }
 }
 
-/// How [`JobCgroup::kill`] killed the job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum KillMethod {
-    /// `cgroup.kill` (Linux 5.14+): every member at once, forks included.
-    CgroupKill,
-    /// Freeze, SIGKILL every member through a pidfd, thaw (older kernels).
-    Freeze,
-}
-
 /// One job's leaf cgroup, `proctrack-<job id>` under our own cgroup.
 ///
 /// Dropping it removes the directory if the cgroup is empty; it never kills
@@ -479,62 +465,21 @@ impl JobCgroup {
         events_populated(&path, &read(&path)?)
     }
 
-    /// Kills every member: `cgroup.kill` where the kernel has it (5.14+),
-    /// which is atomic and catches processes forked during the kill; else
-    /// [`kill_by_freezing`](JobCgroup::kill_by_freezing). Does not wait:
-    /// follow with [`wait_empty`](JobCgroup::wait_empty). The exit statuses
-    /// of our own children among the members stay ours to collect.
-    pub fn kill(&self) -> Result<KillMethod> {
+    /// Kills every member with `cgroup.kill` (Linux 5.14+): atomic, it
+    /// catches processes forked during the kill, and the kernel delivers it
+    /// whatever a member's uid. Returns false, killing nothing, where the
+    /// kernel has no `cgroup.kill`: stop the members with the kill engine
+    /// then ([`Supervisor::stop`](super::Supervisor::stop) does both). Does
+    /// not wait: follow with [`wait_empty`](JobCgroup::wait_empty). The exit
+    /// statuses of our own children among the members stay ours to collect.
+    pub fn kill(&self) -> Result<bool> {
         let path = self.path.join("cgroup.kill");
         match fs::write(&path, b"1") {
-            Ok(()) => Ok(KillMethod::CgroupKill),
+            Ok(()) => Ok(true),
             Err(error) if error.kind() == io::ErrorKind::NotFound && self.path.is_dir() => {
-                self.kill_by_freezing()?;
-                Ok(KillMethod::Freeze)
+                Ok(false)
             }
             Err(error) => Err(file_error(&path, error)),
-        }
-    }
-
-    /// Kills every member without `cgroup.kill`: freezes the cgroup
-    /// (`cgroup.freeze`; a frozen process cannot fork), waits up to 5 s for
-    /// `frozen 1`, sends SIGKILL to each listed member through a pinned
-    /// handle ([`ProcessHandle`]; a fatal signal reaches frozen processes),
-    /// and thaws. Repeats while members it has not signalled remain. Does not
-    /// wait for the exits.
-    pub fn kill_by_freezing(&self) -> Result<()> {
-        let freeze = self.path.join("cgroup.freeze");
-        fs::write(&freeze, b"1").map_err(|error| file_error(&freeze, error))?;
-        let outcome = self.kill_frozen();
-        let thawed = fs::write(&freeze, b"0").map_err(|error| file_error(&freeze, error));
-        outcome.and(thawed)
-    }
-
-    fn kill_frozen(&self) -> Result<()> {
-        self.wait_events(FREEZE_SETTLE, |events| events.frozen == Some(true))?;
-        let mut source = SystemSource::open()?;
-        let mut signalled = Vec::new();
-        loop {
-            let fresh: Vec<Pid> = self
-                .members()?
-                .into_iter()
-                .filter(|pid| !signalled.contains(pid))
-                .collect();
-            if fresh.is_empty() {
-                return Ok(());
-            }
-            for pid in fresh {
-                signalled.push(pid);
-                let identity = match source.process(pid) {
-                    Ok(process) => process.identity(),
-                    Err(Error::NotFound { .. }) => continue,
-                    Err(other) => return Err(other),
-                };
-                match ProcessHandle::open(identity).and_then(|h| h.signal(Signal::Kill)) {
-                    Ok(_) | Err(Error::NotFound { .. }) => {}
-                    Err(other) => return Err(other),
-                }
-            }
         }
     }
 

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::cgroup::JobCgroup;
+use crate::signal::KillReport;
 use crate::{Pid, ProcessIdentity, ProcessInfo, StartTime};
 
 /// A job's id: `<supervisor name>.<instance>.<number>`, where the instance
@@ -276,104 +277,33 @@ pub struct JobStatus {
     pub members: Vec<Pid>,
 }
 
-/// How a stop killed a job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StopMethod {
-    /// `cgroup.kill`: every member of the cgroup at once, forks included.
-    CgroupKill,
-    /// The cgroup was frozen and each member killed (kernels before 5.14).
-    CgroupFreeze,
-    /// A tree kill of every member ([`kill_trees`](crate::signal::kill_trees)):
-    /// stop, discover, kill, so forks during the kill are caught too.
-    TreeKill,
-}
-
-/// What became of one member in a stop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum MemberFate {
-    /// It exited after the polite `SIGTERM`, within the grace period.
-    Terminated,
-    /// It was killed with `SIGKILL`.
-    Killed,
-    /// It exited on its own before the stop reached it.
-    AlreadyGone,
-    /// Still alive when the stop ended.
-    Survived,
-    /// The kernel refused the signal (another user's process).
-    Denied,
-    /// A guard rail protected it (this process, an ancestor, pid 1).
-    Refused,
-}
-
-/// One member's line in a [`JobStopReport`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct StoppedMember {
-    /// The member.
-    pub identity: ProcessIdentity,
-    /// What became of it.
-    pub fate: MemberFate,
-}
-
-/// What [`Supervisor::stop`](super::Supervisor::stop) did, member by member.
+/// What [`Supervisor::stop`](super::Supervisor::stop) did: the kill
+/// engine's report over every member (its tree, its cgroup, its tagged
+/// processes and the orphans it left with us), and the root's exit status.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct JobStopReport {
     /// The job.
     pub job: JobId,
-    /// How the job was killed.
-    pub method: StopMethod,
-    /// Every member the stop met.
-    pub members: Vec<StoppedMember>,
+    /// What happened to each member.
+    pub kill: KillReport,
     /// The root's exit status.
     pub exit: Option<ExitStatus>,
 }
 
 impl JobStopReport {
-    /// True when no member survived or was out of reach.
+    /// True when every member is proven gone ([`KillReport::is_complete`]).
     pub fn is_complete(&self) -> bool {
-        self.members.iter().all(|member| {
-            matches!(
-                member.fate,
-                MemberFate::Terminated | MemberFate::Killed | MemberFate::AlreadyGone
-            )
-        })
-    }
-
-    /// How many members met `fate`.
-    pub fn count(&self, fate: MemberFate) -> usize {
-        self.members.iter().filter(|m| m.fate == fate).count()
+        self.kill.is_complete()
     }
 }
 
 impl fmt::Display for JobStopReport {
+    /// `job <id> stopped: ` and the kill's [`KillCounts`](crate::signal::KillCounts),
+    /// then one line per member.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let method = match self.method {
-            StopMethod::CgroupKill => "cgroup.kill",
-            StopMethod::CgroupFreeze => "cgroup freeze and kill",
-            StopMethod::TreeKill => "tree kill",
-        };
-        write!(
-            f,
-            "job {} stopped by {method}: {} terminated, {} killed, {} already gone",
-            self.job,
-            self.count(MemberFate::Terminated),
-            self.count(MemberFate::Killed),
-            self.count(MemberFate::AlreadyGone),
-        )?;
-        for (fate, words) in [
-            (MemberFate::Survived, "survived"),
-            (MemberFate::Denied, "denied"),
-            (MemberFate::Refused, "refused"),
-        ] {
-            let n = self.count(fate);
-            if n > 0 {
-                write!(f, ", {n} {words}")?;
-            }
-        }
-        Ok(())
+        writeln!(f, "job {} stopped: {}", self.job, self.kill.counts())?;
+        write!(f, "{}", self.kill)
     }
 }
 

@@ -1,31 +1,51 @@
-//! Finding a job's members in a process table: by its cgroup, its tag, its
-//! root's tree and (for a supervisor's own jobs) the orphans it adopted.
-//! One way for every caller: a [`Supervisor`](super::Supervisor) for its
-//! jobs, [`journaled_jobs`] for the jobs a journal holds, whoever started
+//! Which processes are a job's: found in one look at the table by what
+//! marks them (cgroup, tag, root, adoption), and the trees below those.
+//! The supervisor's members, its stop and its recover all ask here, and so
+//! does [`journaled_jobs`], for the jobs a journal holds, whoever started
 //! them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use super::{FoundBy, JobId, JobRecord, JobUsage, Member, tag};
+use super::cgroup::JobCgroup;
+use super::{FoundBy, Job, JobId, JobRecord, JobUsage, Member, tag};
+use crate::signal::Belonging;
 use crate::table::ProcessTable;
-use crate::{Pid, ProcessIdentity, ProcessSource};
+use crate::{Pid, ProcessIdentity, ProcessSource, Result};
 
-/// What is known of one job to find its members by.
-pub(super) struct Traces<'a> {
-    pub(super) id: &'a JobId,
-    pub(super) root: ProcessIdentity,
-    /// The pids its cgroup lists (none without a cgroup).
-    pub(super) cgroup_pids: Vec<Pid>,
-    /// Orphans our subreaper adopted (none but a supervisor's own).
-    pub(super) adopted: &'a [ProcessIdentity],
-    /// Processes seen in the job before (none but a supervisor's own).
-    pub(super) seen: Option<&'a HashSet<ProcessIdentity>>,
+/// One look at the table as just refreshed, shared by every job it serves.
+pub(super) struct Look {
+    /// Our children that we did not spawn: orphans adopted from the jobs'
+    /// trees (or the application's other children).
+    pub(super) adopted: Vec<ProcessIdentity>,
+    /// The job tag of every process that carries one, read once.
+    pub(super) tags: HashMap<ProcessIdentity, Vec<u8>>,
+}
+
+impl Look {
+    /// Refreshes `table` and looks: the children of `me` that are not one
+    /// of the jobs' `roots`, and every process's job tag.
+    pub(super) fn take<S: ProcessSource>(
+        table: &mut ProcessTable<S>,
+        me: ProcessIdentity,
+        roots: &[ProcessIdentity],
+    ) -> Result<Look> {
+        table.refresh()?;
+        let adopted = table
+            .children(me.pid())
+            .into_iter()
+            .filter(|child| !child.state().has_exited())
+            .map(|child| child.identity())
+            .filter(|identity| !roots.contains(identity))
+            .collect();
+        let tags = read_tags(table, Some(me));
+        Ok(Look { adopted, tags })
+    }
 }
 
 /// The job tag of every process in `table` that carries one (but `skip`),
 /// read once for all the jobs a look serves.
-pub(super) fn read_tags<S: ProcessSource>(
+fn read_tags<S: ProcessSource>(
     table: &mut ProcessTable<S>,
     skip: Option<ProcessIdentity>,
 ) -> HashMap<ProcessIdentity, Vec<u8>> {
@@ -46,63 +66,135 @@ pub(super) fn read_tags<S: ProcessSource>(
     tags
 }
 
-/// The live members of the job `traces` describe, in `table` as last
-/// refreshed, ascending pid.
-pub(super) fn collect<S: ProcessSource>(
-    table: &ProcessTable<S>,
-    traces: &Traces<'_>,
-    tags: &HashMap<ProcessIdentity, Vec<u8>>,
-) -> Vec<Member> {
-    let mut found: BTreeMap<Pid, (ProcessIdentity, FoundBy)> = BTreeMap::new();
-    let mark = |found: &mut BTreeMap<Pid, (ProcessIdentity, FoundBy)>,
-                identity: ProcessIdentity,
-                how: fn(&mut FoundBy)| {
-        let entry = found
-            .entry(identity.pid())
-            .or_insert((identity, FoundBy::default()));
-        how(&mut entry.1);
-    };
-    for &pid in &traces.cgroup_pids {
-        if let Some(process) = table.get(pid) {
-            mark(&mut found, process.identity(), |f| f.cgroup = true);
+/// What marks a process as one job's.
+pub(super) struct Marks<'j> {
+    /// The job: its tag's value.
+    pub(super) id: &'j JobId,
+    /// The process it started as (its pid is the job's process group), if
+    /// known.
+    pub(super) root: Option<ProcessIdentity>,
+    /// Its cgroup, if it has one.
+    pub(super) cgroup: Option<&'j JobCgroup>,
+    /// Every process seen as a member before.
+    pub(super) seen: Option<&'j HashSet<ProcessIdentity>>,
+}
+
+impl<'j> Marks<'j> {
+    /// The marks of a job of ours.
+    pub(super) fn of(job: &'j Job) -> Marks<'j> {
+        Marks {
+            id: &job.id,
+            root: Some(job.root),
+            cgroup: job.cgroup.as_ref(),
+            seen: Some(&job.seen),
         }
     }
-    if table.get_identity(traces.root).is_some() {
-        mark(&mut found, traces.root, |f| f.tree = true);
-    }
-    for (identity, tag) in tags {
-        if tag.as_slice() == traces.id.as_str().as_bytes() {
-            mark(&mut found, *identity, |f| f.tag = true);
+
+    /// The processes marked in themselves, not through a tree: listed in
+    /// the cgroup, the root, carrying the tag, and orphans we adopted that
+    /// were seen in the job before or are still in its process group (the
+    /// tag lost). Never an orphan merely for being our child: the
+    /// application's own children are too. Reads `table` as last refreshed.
+    fn direct<S: ProcessSource>(
+        &self,
+        table: &ProcessTable<S>,
+        look: &Look,
+    ) -> BTreeMap<Pid, (ProcessIdentity, FoundBy)> {
+        let mut found: BTreeMap<Pid, (ProcessIdentity, FoundBy)> = BTreeMap::new();
+        if let Some(cgroup) = self.cgroup {
+            // A cgroup that is gone has no members.
+            for pid in cgroup.members().unwrap_or_default() {
+                if let Some(process) = table.get(pid) {
+                    mark(&mut found, process.identity(), |f| f.cgroup = true);
+                }
+            }
         }
-    }
-    // An orphan we adopted is this job's if it was seen in it before or
-    // is still in the job's process group (its tag lost). Never merely
-    // for being our child: the application's own children are too.
-    for orphan in traces.adopted {
-        let in_group = table
-            .get_identity(*orphan)
-            .is_some_and(|p| p.process_group() == Some(traces.root.pid()));
-        if traces.seen.is_some_and(|seen| seen.contains(orphan)) || in_group {
-            mark(&mut found, *orphan, |f| f.adopted = true);
+        if let Some(root) = self.root
+            && table.get_identity(root).is_some()
+        {
+            mark(&mut found, root, |f| f.tree = true);
         }
-    }
-    // Everything below a member is a member.
-    let tops: Vec<Pid> = found.keys().copied().collect();
-    for top in tops {
-        for below in table.descendants(top) {
-            mark(&mut found, below.identity(), |f| f.tree = true);
+        for (identity, tag) in &look.tags {
+            if tag.as_slice() == self.id.as_str().as_bytes() {
+                mark(&mut found, *identity, |f| f.tag = true);
+            }
         }
+        for orphan in &look.adopted {
+            let seen = self.seen.is_some_and(|seen| seen.contains(orphan));
+            let in_group = self.root.is_some_and(|root| {
+                table
+                    .get_identity(*orphan)
+                    .is_some_and(|p| p.process_group() == Some(root.pid()))
+            });
+            if seen || in_group {
+                mark(&mut found, *orphan, |f| f.adopted = true);
+            }
+        }
+        found
     }
-    found
-        .into_values()
-        .filter_map(|(identity, found_by)| {
-            let process = table.get_identity(identity)?;
-            (!process.state().has_exited()).then(|| Member {
-                process: process.clone(),
-                found_by,
+
+    /// The live members: what [`direct`](Self::direct) finds and
+    /// everything below it.
+    pub(super) fn with_trees<S: ProcessSource>(
+        &self,
+        table: &ProcessTable<S>,
+        look: &Look,
+    ) -> Vec<Member> {
+        let mut found = self.direct(table, look);
+        let tops: Vec<Pid> = found.keys().copied().collect();
+        for top in tops {
+            for below in table.descendants(top) {
+                mark(&mut found, below.identity(), |f| f.tree = true);
+            }
+        }
+        found
+            .into_values()
+            .filter_map(|(identity, found_by)| {
+                let process = table.get_identity(identity)?;
+                (!process.state().has_exited()).then(|| Member {
+                    process: process.clone(),
+                    found_by,
+                })
             })
-        })
-        .collect()
+            .collect()
+    }
+}
+
+fn mark(
+    found: &mut BTreeMap<Pid, (ProcessIdentity, FoundBy)>,
+    identity: ProcessIdentity,
+    how: fn(&mut FoundBy),
+) {
+    let entry = found
+        .entry(identity.pid())
+        .or_insert((identity, FoundBy::default()));
+    how(&mut entry.1);
+}
+
+/// A job's marks as the kill engine's [`Belonging`]: each look refreshes
+/// the table and names the live processes marked as the job's, so that a
+/// member that left the tree (reparented, a new session) is killed too.
+pub(super) struct JobBelonging<'j> {
+    pub(super) marks: Marks<'j>,
+    pub(super) me: ProcessIdentity,
+}
+
+impl<S: ProcessSource> Belonging<S> for JobBelonging<'_> {
+    fn look(&mut self, table: &mut ProcessTable<S>) -> Result<Vec<ProcessIdentity>> {
+        let roots: Vec<ProcessIdentity> = self.marks.root.into_iter().collect();
+        let look = Look::take(table, self.me, &roots)?;
+        Ok(self
+            .marks
+            .direct(table, &look)
+            .into_values()
+            .map(|(identity, _)| identity)
+            .filter(|identity| {
+                table
+                    .get_identity(*identity)
+                    .is_some_and(|p| !p.state().has_exited())
+            })
+            .collect())
+    }
 }
 
 /// What `members` use, with the cgroup's `memory.current` where it counts.
@@ -185,32 +277,37 @@ pub fn journaled_jobs<S: ProcessSource>(
     if records.is_empty() {
         return Vec::new();
     }
-    let tags = read_tags(table, None);
+    let look = Look {
+        adopted: Vec::new(),
+        tags: read_tags(table, None),
+    };
     let boot = table.boot_id();
     records
         .into_iter()
         .map(|record| {
             let this_boot = record.root.boot_id() == boot;
             // A cgroup counts only when it is named after the job, as
-            // recover opens it.
+            // recover opens it; it is let go of, never removed, here.
             let cgroup = record
                 .cgroup
                 .as_deref()
-                .filter(|dir| named_after(dir, &record.id));
-            let cgroup_pids = cgroup.map(cgroup_pids).unwrap_or_default();
-            let traces = Traces {
+                .filter(|dir| named_after(dir, &record.id))
+                .and_then(|dir| JobCgroup::open(dir.parent()?, record.id.as_str()).ok());
+            let marks = Marks {
                 id: &record.id,
-                root: record.root,
-                cgroup_pids,
-                adopted: &[],
+                root: Some(record.root),
+                cgroup: cgroup.as_ref(),
                 seen: None,
             };
             let members = if this_boot {
-                collect(table, &traces, &tags)
+                marks.with_trees(table, &look)
             } else {
                 Vec::new()
             };
-            let memory = cgroup.and_then(memory_current);
+            let memory = cgroup
+                .as_ref()
+                .and_then(|cgroup| cgroup.memory_current().ok().flatten());
+            cgroup.map(JobCgroup::leave);
             JournaledJob {
                 supervisor_alive: this_boot && instance_alive(table, &record.id),
                 this_boot,
@@ -228,20 +325,4 @@ fn named_after(dir: &Path, id: &JobId) -> bool {
         .and_then(|name| name.to_str())
         .and_then(|name| name.strip_prefix("proctrack-"))
         == Some(id.as_str())
-}
-
-/// The pids a cgroup directory lists; none when it is gone.
-fn cgroup_pids(dir: &Path) -> Vec<Pid> {
-    std::fs::read(dir.join("cgroup.procs"))
-        .map(|bytes| super::cgroup::parse_procs(&bytes))
-        .unwrap_or_default()
-}
-
-/// A cgroup directory's `memory.current`, where it has one.
-fn memory_current(dir: &Path) -> Option<u64> {
-    std::fs::read_to_string(dir.join("memory.current"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }

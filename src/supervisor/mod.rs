@@ -67,7 +67,7 @@ pub mod state_dir;
 mod stop;
 pub mod tag;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -76,7 +76,6 @@ use std::time::Duration;
 
 pub use job::{
     BadJobId, Containment, FoundBy, Job, JobId, JobStatus, JobStopReport, JobUsage, Member,
-    MemberFate, StopMethod, StoppedMember,
 };
 pub use journal::{JobEnd, JobRecord, Journal, JournalError, MemoryJournal};
 pub use members::{JournaledJob, journaled_jobs};
@@ -87,6 +86,7 @@ use crate::signal::{Subreaper, spawn_group};
 use crate::table::ProcessTable;
 use crate::{Error, Pid, ProcessIdentity, ProcessSource};
 use cgroup::{Cgroup2, JobCgroup};
+use members::{Look, Marks};
 
 /// The system calls under this layer, chosen once.
 #[cfg_attr(target_os = "linux", path = "sys/linux.rs")]
@@ -491,55 +491,25 @@ impl Supervisor {
     }
 
     /// Refreshes the table and takes one [`Look`] at it.
-    pub(super) fn look(&mut self) -> Result<Look, SupervisorError> {
-        self.table.refresh()?;
+    fn look(&mut self) -> Result<Look, SupervisorError> {
         let roots: Vec<ProcessIdentity> = self.jobs.values().map(|job| job.root).collect();
-        let adopted = self
-            .table
-            .children(self.me.pid())
-            .into_iter()
-            .filter(|child| !child.state().has_exited())
-            .map(|child| child.identity())
-            .filter(|identity| !roots.contains(identity))
-            .collect();
-        let tags = members::read_tags(&mut self.table, Some(self.me));
-        Ok(Look { adopted, tags })
+        Ok(Look::take(&mut self.table, self.me, &roots)?)
     }
 
-    /// The members of `id` in the table as last refreshed, by `look`.
+    /// The members of `id` in the table as last refreshed, by `look`: what
+    /// [`Marks::direct`] finds, and everything below it.
     fn find_members(&mut self, id: &JobId, look: &Look) -> Result<Vec<Member>, SupervisorError> {
         let job = self
             .jobs
             .get(id)
             .ok_or_else(|| SupervisorError::NoSuchJob(id.clone()))?;
-        let traces = members::Traces {
-            id,
-            root: job.root,
-            // A cgroup that is gone has no members.
-            cgroup_pids: job
-                .cgroup
-                .as_ref()
-                .map(|cgroup| cgroup.members().unwrap_or_default())
-                .unwrap_or_default(),
-            adopted: &look.adopted,
-            seen: Some(&job.seen),
-        };
-        let members = members::collect(&self.table, &traces, &look.tags);
+        let members = Marks::of(job).with_trees(&self.table, look);
         if let Some(job) = self.jobs.get_mut(id) {
             job.seen
                 .extend(members.iter().map(|m| m.process.identity()));
         }
         Ok(members)
     }
-}
-
-/// One look at the table as just refreshed, shared by every job it serves.
-pub(super) struct Look {
-    /// Our children that we did not spawn: orphans adopted from the jobs'
-    /// trees (or the application's other children).
-    pub(super) adopted: Vec<ProcessIdentity>,
-    /// The job tag of every process that carries one, read once.
-    pub(super) tags: HashMap<ProcessIdentity, Vec<u8>>,
 }
 
 /// What `members` of `job` use, with the cgroup's memory where it counts.

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::cgroup::{self, JobCgroup};
-use super::stop::kill_pinned;
+use super::members::{JobBelonging, Marks};
+use super::stop::end_in_cgroup;
 use super::{JobEnd, JobId, Supervisor, SupervisorError, members};
 use crate::ProcessIdentity;
-use crate::signal::{KillOptions, kill_trees};
+use crate::signal::{KillOptions, KillReport, kill_belonging};
 
 /// Looks for what is left, each followed by a kill of it.
 const ROUNDS: usize = 4;
@@ -24,12 +25,12 @@ pub struct RecoverReport {
 impl RecoverReport {
     /// How many processes were killed in all.
     pub fn killed(&self) -> usize {
-        self.jobs.iter().map(|job| job.killed.len()).sum()
+        self.jobs.iter().map(|job| job.kill.killed.len()).sum()
     }
 
-    /// True when nothing of the dead instances' jobs is left alive.
+    /// True when every process of the dead instances' jobs is proven gone.
     pub fn is_complete(&self) -> bool {
-        self.jobs.iter().all(|job| job.survived.is_empty())
+        self.jobs.iter().all(|job| job.kill.is_complete())
     }
 }
 
@@ -43,10 +44,8 @@ pub struct RecoveredJob {
     pub cgroup: Option<PathBuf>,
     /// Found in the journal (else only by its cgroup or its tag).
     pub journaled: bool,
-    /// Its processes that were killed (identities verified before the kill).
-    pub killed: Vec<ProcessIdentity>,
-    /// Its processes still alive after the kill.
-    pub survived: Vec<ProcessIdentity>,
+    /// What the kill engine did to its processes, over every round.
+    pub kill: KillReport,
 }
 
 /// Which jobs [`Supervisor::recover_matching`] stops.
@@ -103,6 +102,8 @@ impl RecoverFilter {
 struct Found {
     cgroup: Option<PathBuf>,
     journaled: bool,
+    /// The journal's root, if journaled.
+    root: Option<ProcessIdentity>,
     processes: Vec<ProcessIdentity>,
 }
 
@@ -141,8 +142,7 @@ impl Supervisor {
                 let job = self.recover_job(id.clone(), found)?;
                 match recovered.get_mut(&id) {
                     Some(earlier) => {
-                        earlier.killed.extend(job.killed);
-                        earlier.survived = job.survived;
+                        merge(&mut earlier.kill, job.kill);
                         earlier.journaled |= job.journaled;
                         if earlier.cgroup.is_none() {
                             earlier.cgroup = job.cgroup;
@@ -173,12 +173,12 @@ impl Supervisor {
         if let Some(journal) = self.journal.as_mut() {
             for record in journal.unfinished(&self.name)? {
                 if record.kept {
-                    kept.push(record.id);
-                    continue;
+                    kept.push(record.id.clone());
                 }
                 let found = dead.entry(record.id).or_default();
                 found.journaled = true;
                 found.cgroup = record.cgroup;
+                found.root = Some(record.root);
                 found.processes.push(record.root);
             }
         }
@@ -212,38 +212,29 @@ impl Supervisor {
     }
 
     fn recover_job(&mut self, id: JobId, found: Found) -> Result<RecoveredJob, SupervisorError> {
-        let mut killed = Vec::new();
-        let mut survived = Vec::new();
         let cgroup = found
             .cgroup
             .as_deref()
             .and_then(|path| open_leftover(path, &id));
+        let mut belonging = JobBelonging {
+            marks: Marks {
+                id: &id,
+                root: found.root,
+                cgroup: cgroup.as_ref(),
+                seen: None,
+            },
+            me: self.me,
+        };
+        // Tagged processes and the journal's root are identities (a reused
+        // pid is not them); the cgroup's members are named by the look.
+        let mut kill = kill_belonging(
+            &mut self.table,
+            &found.processes,
+            &KillOptions::new(),
+            &mut belonging,
+        )?;
         if let Some(cgroup) = &cgroup {
-            let (_, pins) = kill_pinned(cgroup, self.table.source_mut())?;
-            for pin in pins {
-                if pin.has_exited()? {
-                    killed.push(pin.identity());
-                    // An orphan adopted by us: ours to collect.
-                    let _ = pin.try_reap();
-                } else {
-                    survived.push(pin.identity());
-                }
-            }
-        }
-        // Tagged processes and the journal's root: pinned by identity (a
-        // reused pid is not them), with their trees.
-        let roots: Vec<ProcessIdentity> = found
-            .processes
-            .iter()
-            .copied()
-            .filter(|p| !killed.contains(p))
-            .collect();
-        if !roots.is_empty() {
-            let tree = kill_trees(&mut self.table, &roots, &KillOptions::new())?;
-            killed.extend(tree.killed.iter().map(|k| k.identity));
-            survived.extend(tree.survived.iter().copied());
-            survived.extend(tree.denied.iter().copied());
-            survived.extend(tree.escaped.iter().copied());
+            end_in_cgroup(cgroup, &mut kill, &mut self.table)?;
         }
         let cgroup_path = cgroup.as_ref().map(|c| c.path().to_path_buf());
         if let Some(cgroup) = cgroup {
@@ -258,10 +249,23 @@ impl Supervisor {
             id,
             cgroup: cgroup_path,
             journaled,
-            killed,
-            survived,
+            kill,
         })
     }
+}
+
+/// Adds a later round's kill of the same job to `into`.
+fn merge(into: &mut KillReport, more: KillReport) {
+    into.killed.extend(more.killed);
+    into.already_gone.extend(more.already_gone);
+    into.denied.extend(more.denied);
+    // Only the last round's survivors and escapees are still alive.
+    into.survived = more.survived;
+    into.escaped = more.escaped;
+    into.refused.extend(more.refused);
+    into.reaped.extend(more.reaped);
+    into.settled &= more.settled;
+    into.confirmed &= more.confirmed;
 }
 
 /// The job cgroup at `path`, if it is still there.

@@ -1,43 +1,67 @@
-//! Ending jobs: stop (polite signal, grace, kill), wait, and the stop of
+//! Ending jobs: stop (through the kill engine), wait, and the stop of
 //! every job when the supervisor goes.
 
-use std::collections::{HashMap, HashSet};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use super::{
-    JobEnd, JobId, JobStopReport, MemberFate, StopMethod, StoppedMember, Supervisor,
-    SupervisorError,
-};
-use crate::signal::{KillOptions, KillReport, ProcessHandle, Signal, kill_trees};
-use crate::supervisor::cgroup::{JobCgroup, KillMethod};
-use crate::{Error, Pid, ProcessIdentity, ProcessSource};
+use super::members::{JobBelonging, Marks};
+use super::{JobEnd, JobId, JobStopReport, Supervisor, SupervisorError};
+use crate::signal::{KillOptions, KillReport, Killed, ProcessHandle, Signal, kill_belonging};
+use crate::supervisor::cgroup::JobCgroup;
+use crate::table::ProcessTable;
+use crate::{Error, ProcessIdentity, ProcessSource};
 
 /// How long a stop waits for killed members to be gone.
 const KILL_WAIT: Duration = Duration::from_secs(10);
-/// How long a freeze may take to settle before the kill goes ahead anyway.
-const FREEZE_WAIT: Duration = Duration::from_secs(5);
-/// Tree-kill rounds in a stop without a cgroup: a member that escaped the
-/// first (a daemon started by a `SIGTERM` handler) is caught by the next.
-const ROUNDS: usize = 3;
 
 impl Supervisor {
     /// Stops job `id`: `SIGTERM` to every member, up to `grace` for them to
     /// exit, then `SIGKILL` to whatever is left (with a zero `grace`,
-    /// `SIGKILL` at once). Through the job's cgroup where it has one (frozen
-    /// while its members are listed and killed, so none forks away); else a
-    /// tree kill of every member, which stops them before it kills. Collects
-    /// the root's exit status and the orphans' we adopted, removes the
-    /// cgroup, and writes the end down.
+    /// `SIGKILL` at once), through the crate's one kill engine
+    /// ([`kill_trees`](crate::signal::kill_trees)): every member is stopped
+    /// and its children found until the set is complete, so forks during the
+    /// stop are caught; what marks a process as the job's (its cgroup, its
+    /// tag, the orphans it left with us) is asked again before the signal and
+    /// after it, so a member that left the tree is killed too. Where the job
+    /// has a cgroup and something of it is left (a member we may not signal),
+    /// `cgroup.kill` ends it, and the report counts what that proved gone.
+    /// Collects the root's exit status and the orphans' we adopted, removes
+    /// the cgroup, and writes the end down.
     pub fn stop(&mut self, id: &JobId, grace: Duration) -> Result<JobStopReport, SupervisorError> {
         self.job_mut(id)?;
-        let report = if self.jobs[id].cgroup.is_some() {
-            self.stop_cgroup(id, grace)?
+        let look = self.look()?;
+        let members = self.find_members(id, &look)?;
+        let roots: Vec<ProcessIdentity> = self
+            .table
+            .outermost(members.iter().map(|m| m.process.pid()))
+            .into_iter()
+            .map(|p| p.identity())
+            .collect();
+        let options = if grace > Duration::ZERO {
+            KillOptions::graceful(grace)
         } else {
-            self.stop_tree(id, grace)?
+            KillOptions::new()
+        }
+        .reap_root(false);
+        let job = &self.jobs[id];
+        let mut belonging = JobBelonging {
+            marks: Marks::of(job),
+            me: self.me,
         };
+        let mut kill = kill_belonging(&mut self.table, &roots, &options, &mut belonging)?;
+        if let Some(cgroup) = &job.cgroup {
+            end_in_cgroup(cgroup, &mut kill, &mut self.table)?;
+        }
+        // The kill's exits, seen.
+        self.table.refresh()?;
+        self.reap_adopted()?;
+        let exit = self.reap_root(id)?;
         self.finish(id, JobEnd::Stopped)?;
-        Ok(report)
+        Ok(JobStopReport {
+            job: id.clone(),
+            kill,
+            exit,
+        })
     }
 
     /// Waits until every member of job `id` is gone, for at most `timeout`
@@ -148,160 +172,6 @@ impl Supervisor {
         Ok(())
     }
 
-    fn stop_cgroup(
-        &mut self,
-        id: &JobId,
-        grace: Duration,
-    ) -> Result<JobStopReport, SupervisorError> {
-        let look = self.look()?;
-        let before = self.find_members(id, &look)?;
-        if grace > Duration::ZERO {
-            for member in &before {
-                polite(member.process.identity())?;
-            }
-            if let Some(cgroup) = &self.jobs[id].cgroup {
-                cgroup.wait_empty(grace)?;
-            }
-        }
-        let job = &self.jobs[id];
-        let cgroup = job
-            .cgroup
-            .as_ref()
-            .ok_or_else(|| SupervisorError::NoSuchJob(id.clone()))?;
-        let (method, pins) = kill_pinned(cgroup, self.table.source_mut())?;
-        let method = match method {
-            KillMethod::CgroupKill => StopMethod::CgroupKill,
-            _ => StopMethod::CgroupFreeze,
-        };
-        // Members outside the cgroup (a tagged process moved out by root)
-        // go by a tree kill.
-        let outside: Vec<ProcessIdentity> = before
-            .iter()
-            .filter(|m| !m.found_by.cgroup)
-            .map(|m| m.process.identity())
-            .filter(|identity| !pins.iter().any(|p| p.identity() == *identity))
-            .collect();
-        let tree = if outside.is_empty() {
-            None
-        } else {
-            Some(kill_trees(
-                &mut self.table,
-                &outside,
-                &KillOptions::new().reap_root(false),
-            )?)
-        };
-        let root = self.jobs[id].root;
-        // Members not listed at the freeze had exited by then.
-        let left = if grace > Duration::ZERO {
-            MemberFate::Terminated
-        } else {
-            MemberFate::AlreadyGone
-        };
-        let mut fates: HashMap<ProcessIdentity, MemberFate> = HashMap::new();
-        for member in &before {
-            fates.insert(member.process.identity(), left);
-        }
-        for pin in &pins {
-            let fate = if pin.has_exited()? {
-                MemberFate::Killed
-            } else {
-                MemberFate::Survived
-            };
-            fates.insert(pin.identity(), fate);
-            if pin.identity() != root {
-                reap_if_ours(pin)?;
-            }
-        }
-        if let Some(tree) = &tree {
-            record_tree(&mut fates, tree, &HashSet::new());
-            for identity in tree.killed.iter().map(|k| k.identity) {
-                if let Ok(handle) = ProcessHandle::open(identity) {
-                    reap_if_ours(&handle)?;
-                }
-            }
-        }
-        // The kill's exits, seen.
-        self.table.refresh()?;
-        self.reap_adopted()?;
-        let exit = self.reap_root(id)?;
-        Ok(JobStopReport {
-            job: id.clone(),
-            method,
-            members: into_members(fates),
-            exit,
-        })
-    }
-
-    fn stop_tree(&mut self, id: &JobId, grace: Duration) -> Result<JobStopReport, SupervisorError> {
-        let root = self.jobs[id].root;
-        let mut fates: HashMap<ProcessIdentity, MemberFate> = HashMap::new();
-        // Whether the rounds ended on a look that found nothing, or on a
-        // kill that left something (recorded): otherwise they ran out.
-        let mut ended = false;
-        for round in 0..ROUNDS {
-            let look = self.look()?;
-            let members = self.find_members(id, &look)?;
-            if members.is_empty() {
-                ended = true;
-                break;
-            }
-            let pids: Vec<Pid> = members.iter().map(|m| m.process.pid()).collect();
-            let roots: Vec<ProcessIdentity> = self
-                .table
-                .outermost(pids)
-                .into_iter()
-                .map(|p| p.identity())
-                .collect();
-            // Roots that are our children keep their status for us to
-            // collect; pin them first.
-            let ours: Vec<ProcessHandle> = roots
-                .iter()
-                .filter(|r| **r != root && look.adopted.contains(r))
-                .filter_map(|r| ProcessHandle::open(*r).ok())
-                .collect();
-            let options = if grace > Duration::ZERO && round == 0 {
-                KillOptions::graceful(grace)
-            } else {
-                KillOptions::new()
-            };
-            let report = kill_trees(&mut self.table, &roots, &options.reap_root(false))?;
-            let polite: HashSet<ProcessIdentity> = report
-                .killed
-                .iter()
-                .filter(|k| k.signal != Signal::Kill)
-                .map(|k| k.identity)
-                .collect();
-            record_tree(&mut fates, &report, &polite);
-            for handle in &ours {
-                reap_if_ours(handle)?;
-            }
-            // Another look catches what left the trees during the kill (an
-            // unsettled tree, an escapee: they are members still).
-            if report.survived.is_empty() && report.denied.is_empty() && report.refused.is_empty() {
-                continue;
-            }
-            ended = true;
-            break;
-        }
-        if !ended {
-            // Every round found more: what a last look finds is left running.
-            let look = self.look()?;
-            for member in self.find_members(id, &look)? {
-                fates.insert(member.process.identity(), MemberFate::Survived);
-            }
-        }
-        // The kill's exits, seen.
-        self.table.refresh()?;
-        self.reap_adopted()?;
-        let exit = self.reap_root(id)?;
-        Ok(JobStopReport {
-            job: id.clone(),
-            method: StopMethod::TreeKill,
-            members: into_members(fates),
-            exit,
-        })
-    }
-
     /// Collects the root's exit status, if it has exited (a stop has just
     /// killed it; a wait found no member left).
     pub(super) fn reap_root(&mut self, id: &JobId) -> Result<Option<ExitStatus>, SupervisorError> {
@@ -370,43 +240,41 @@ impl Drop for Supervisor {
     }
 }
 
-/// Freezes `cgroup` (frozen, its list is complete: nobody in it can fork),
-/// pins every member, kills them all, thaws, and waits for the cgroup to
-/// empty. Returns how it killed and the pins, to see and collect the exits.
-pub(super) fn kill_pinned(
+/// What the kill engine left of a job with a cgroup (members it may not
+/// signal: a setuid helper; anything that escaped) goes by `cgroup.kill`,
+/// which the kernel delivers whatever the member's uid. Those then proven
+/// gone move to [`KillReport::killed`]; the rest stay where they were.
+pub(super) fn end_in_cgroup<S: ProcessSource>(
     cgroup: &JobCgroup,
-    source: &mut impl ProcessSource,
-) -> Result<(KillMethod, Vec<ProcessHandle>), SupervisorError> {
-    cgroup.freeze(FREEZE_WAIT)?;
-    let boot = source.boot_id();
-    let mut pins = Vec::new();
-    for pid in cgroup.members().unwrap_or_default() {
-        if let Ok(sample) = source.sample(pid)
-            && let Ok(handle) = ProcessHandle::open(sample.identity(boot))
-        {
-            pins.push(handle);
-        }
+    kill: &mut KillReport,
+    table: &mut ProcessTable<S>,
+) -> Result<(), SupervisorError> {
+    if !cgroup.is_populated()? {
+        return Ok(());
     }
-    let killed = cgroup.kill();
-    // Thawed whatever the kill did: a frozen job must not be left behind.
-    let thawed = cgroup.thaw();
-    let method = killed?;
-    thawed?;
+    // Without cgroup.kill (kernels before 5.14) the engine's word stands.
+    if !cgroup.kill()? {
+        return Ok(());
+    }
     cgroup.wait_empty(KILL_WAIT)?;
-    Ok((method, pins))
-}
-
-/// `SIGTERM`, then `SIGCONT` so a stopped member can act on it.
-fn polite(identity: ProcessIdentity) -> Result<(), SupervisorError> {
-    match ProcessHandle::open(identity) {
-        Ok(handle) => {
-            handle.signal(Signal::Term)?;
-            handle.signal(Signal::Cont)?;
-            Ok(())
+    let source = table.source_mut();
+    let mut ended = Vec::new();
+    for list in [&mut kill.survived, &mut kill.denied, &mut kill.escaped] {
+        let mut left = Vec::with_capacity(list.len());
+        for identity in list.drain(..) {
+            if source.is_alive(identity)? {
+                left.push(identity);
+            } else {
+                ended.push(identity);
+            }
         }
-        Err(Error::NotFound { .. } | Error::PermissionDenied { .. }) => Ok(()),
-        Err(other) => Err(other.into()),
+        *list = left;
     }
+    kill.killed.extend(ended.into_iter().map(|identity| Killed {
+        identity,
+        signal: Signal::Kill,
+    }));
+    Ok(())
 }
 
 /// Collects `handle`'s exit status if it is our child and has exited.
@@ -415,44 +283,4 @@ fn reap_if_ours(handle: &ProcessHandle) -> Result<(), SupervisorError> {
         Ok(_) | Err(Error::NotChild { .. } | Error::NotFound { .. }) => Ok(()),
         Err(other) => Err(other.into()),
     }
-}
-
-/// Adds a tree kill's outcomes to `fates`; `polite` are the members that
-/// ended on the polite signal.
-fn record_tree(
-    fates: &mut HashMap<ProcessIdentity, MemberFate>,
-    report: &KillReport,
-    polite: &HashSet<ProcessIdentity>,
-) {
-    for killed in &report.killed {
-        let fate = if polite.contains(&killed.identity) {
-            MemberFate::Terminated
-        } else {
-            MemberFate::Killed
-        };
-        fates.insert(killed.identity, fate);
-    }
-    for identity in &report.already_gone {
-        fates.entry(*identity).or_insert(MemberFate::AlreadyGone);
-    }
-    // Escapees are alive: whether or not they were members, they are not
-    // stopped.
-    for identity in report.survived.iter().chain(&report.escaped) {
-        fates.insert(*identity, MemberFate::Survived);
-    }
-    for identity in &report.denied {
-        fates.insert(*identity, MemberFate::Denied);
-    }
-    for (identity, _) in &report.refused {
-        fates.insert(*identity, MemberFate::Refused);
-    }
-}
-
-fn into_members(fates: HashMap<ProcessIdentity, MemberFate>) -> Vec<StoppedMember> {
-    let mut members: Vec<StoppedMember> = fates
-        .into_iter()
-        .map(|(identity, fate)| StoppedMember { identity, fate })
-        .collect();
-    members.sort_by_key(|m| m.identity.pid());
-    members
 }
