@@ -405,7 +405,7 @@ fn kill_port_stops_the_whole_tree_and_dry_run_kills_nothing() -> proctrack::Resu
 
     // Without a root: the highest holder on the line, the parent.
     let plan = finder.kill_port(&mut table, h.port, &PortKillOptions::new().dry_run(true))?;
-    assert!(plan.dry_run && plan.killed.is_empty());
+    assert!(plan.dry_run && plan.kill.is_none());
     assert_eq!(plan.trees.len(), 1, "{plan:#?}");
     assert_eq!(plan.trees[0].root, parent);
     assert_eq!(
@@ -430,8 +430,8 @@ fn kill_port_stops_the_whole_tree_and_dry_run_kills_nothing() -> proctrack::Resu
     let done = finder.kill_port(&mut table, h.port, &options)?;
     assert_eq!(done.trees.len(), 1, "{done:#?}");
     assert_eq!(done.trees[0].root, parent);
-    assert_eq!(done.killed.len(), 1);
-    assert!(done.killed[0].is_complete(), "{done:#?}");
+    assert_eq!(done.trees.len(), 1);
+    assert!(done.is_complete(), "{done:#?}");
     h.tree.wait_root();
     assert!(still_there([parent, child_identity]).is_empty());
     assert!(finder.holders(h.port, &Search::new())?.listeners.is_empty());
@@ -448,7 +448,7 @@ fn kill_port_refuses_our_own_port_and_leaves_other_roots_alone() -> proctrack::R
     let mut finder = PortFinder::open()?;
     let mut table = ProcessTable::new()?;
     let plan = finder.kill_port(&mut table, port, &PortKillOptions::new())?;
-    assert!(plan.trees.is_empty() && plan.killed.is_empty(), "{plan:#?}");
+    assert!(plan.trees.is_empty() && !plan.is_complete(), "{plan:#?}");
     assert_eq!(plan.refused.len(), 1, "{plan:#?}");
     assert_eq!(plan.refused[0].1, Refusal::OwnProcess);
 

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use proctrack::signal::{
-    KillOptions, KillOutcome, KillReport, Refusal, kill_cwd, kill_trees, plan_kill,
+    KillCounts, KillOptions, KillOutcome, KillReport, Refusal, kill_cwd, kill_trees, plan_kill,
 };
 use proctrack::table::ProcessTable;
 use proctrack::{Pid, ProcessIdentity, ProcessInfo};
@@ -143,7 +143,7 @@ pub fn run(args: &KillArgs, out: &mut Out) -> Result<Outcome, Error> {
     for error in &errors {
         output::error(error);
     }
-    let mut counts = Counts::default();
+    let mut counts = KillCounts::default();
     for report in &reports {
         report_lines(
             out,
@@ -164,11 +164,11 @@ pub fn report_lines(
     report: &KillReport,
     names: &HashMap<ProcessIdentity, String>,
     unknown: &str,
-    counts: &mut Counts,
+    counts: &mut KillCounts,
 ) -> Result<(), Error> {
     let name = |identity: &ProcessIdentity| names.get(identity).map_or(unknown, String::as_str);
+    counts.add(report);
     for (identity, outcome) in report.outcomes() {
-        counts.add(outcome);
         let tag = format!("{:<TAG$}", outcome.to_string());
         let tag = match outcome {
             KillOutcome::AlreadyGone => tag,
@@ -185,7 +185,6 @@ pub fn report_lines(
         )?;
     }
     if !report.settled {
-        counts.add_unsettled();
         output::warn(
             "a tree never stopped complete before the signal: what it forked meanwhile may have got away",
         );
@@ -194,55 +193,6 @@ pub fn report_lines(
         output::warn("exits were not confirmed: this kernel has no pidfds");
     }
     Ok(())
-}
-
-#[derive(Default)]
-pub struct Counts {
-    killed: usize,
-    gone: usize,
-    denied: usize,
-    survived: usize,
-    refused: usize,
-    escaped: usize,
-    unsettled: usize,
-}
-
-impl Counts {
-    pub fn add(&mut self, outcome: KillOutcome) {
-        match outcome {
-            KillOutcome::AlreadyGone => self.gone += 1,
-            KillOutcome::Denied => self.denied += 1,
-            KillOutcome::Survived => self.survived += 1,
-            KillOutcome::Refused(_) => self.refused += 1,
-            KillOutcome::Escaped => self.escaped += 1,
-            KillOutcome::Killed(_) => self.killed += 1,
-            // A new outcome counts as not done until it is named here.
-            _ => self.survived += 1,
-        }
-    }
-
-    /// A tree that never settled: what it forked meanwhile is unproven.
-    pub fn add_unsettled(&mut self) {
-        self.unsettled += 1;
-    }
-}
-
-impl std::fmt::Display for Counts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} killed, {} already gone, {} denied, {} survived, {} refused, {} escaped",
-            self.killed, self.gone, self.denied, self.survived, self.refused, self.escaped
-        )?;
-        if self.unsettled > 0 {
-            write!(
-                f,
-                "; {} tree(s) never stopped complete: not proven complete",
-                self.unsettled
-            )?;
-        }
-        Ok(())
-    }
 }
 
 pub fn member_line(

@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 
 use proctrack::ports::{Listener, PortFinder, PortKillOptions, PortReport, Protocol, Search};
-use proctrack::signal::{KillOptions, KillOutcome};
+use proctrack::signal::{KillCounts, KillOptions, KillOutcome};
 use proctrack::table::{ProcessTable, ProcessTree};
 use proctrack::{Pid, ProcessIdentity};
 use serde::Serialize;
 
 use crate::args::{KillArgs, PortArgs};
-use crate::kill::{Counts, TAG, member_line, report_lines};
+use crate::kill::{TAG, member_line, report_lines};
 use crate::list::{describe, print_header, print_row};
 use crate::output::{self, Out, Style};
 use crate::{Error, Outcome};
@@ -135,29 +135,27 @@ pub fn kill(args: &KillArgs, port: u16, out: &mut Out) -> Result<Outcome, Error>
     let options = PortKillOptions::new().dry_run(args.dry_run).kill(kill);
     let done = PortFinder::open()?.kill_port(&mut table, port, &options)?;
     let mut outcome = tell_what_is_missing(&done.found, port);
-    if !done.refused.is_empty() || !done.killed.iter().all(|r| r.is_complete()) {
+    if !args.dry_run && !done.is_complete() {
         outcome = Outcome::Partial;
     }
     if args.json {
         out.json(&done)?;
         return Ok(outcome);
     }
-    let mut counts = Counts::default();
-    let mut refused_rows = 0;
-    for (identity, reason) in &done.refused {
-        let refused = KillOutcome::Refused(*reason);
-        counts.add(refused);
-        let tag = out.paint(Style::Bad, &format!("{:<TAG$}", refused.to_string()));
-        member_line(
-            out,
-            &tag,
-            identity.pid(),
-            name(identity),
-            refused.detail().as_deref(),
-        )?;
-        refused_rows += 1;
-    }
     if args.dry_run {
+        let mut refused_rows = 0;
+        for (identity, reason) in &done.refused {
+            let refused = KillOutcome::Refused(*reason);
+            let tag = out.paint(Style::Bad, &format!("{:<TAG$}", refused.to_string()));
+            member_line(
+                out,
+                &tag,
+                identity.pid(),
+                name(identity),
+                refused.detail().as_deref(),
+            )?;
+            refused_rows += 1;
+        }
         let mut would = 0;
         for tree in &done.trees {
             for member in &tree.members {
@@ -171,7 +169,8 @@ pub fn kill(args: &KillArgs, port: u16, out: &mut Out) -> Result<Outcome, Error>
         ))?;
         return Ok(outcome);
     }
-    for report in &done.killed {
+    let mut counts = KillCounts::default();
+    if let Some(report) = &done.kill {
         report_lines(
             out,
             report,

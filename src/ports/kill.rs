@@ -14,7 +14,7 @@
 //! Trees inside other trees are killed once, as part of the outer one.
 
 use super::{PortFinder, PortReport, Search};
-use crate::signal::{KillOptions, KillReport, Refusal, kill_tree};
+use crate::signal::{KillOptions, KillReport, Refusal, kill_trees};
 use crate::table::ProcessTable;
 use crate::{Pid, ProcessIdentity, ProcessSource, Result};
 
@@ -101,8 +101,17 @@ pub struct PortKill {
     pub outside_root: Vec<ProcessIdentity>,
     /// True when nothing was killed on purpose.
     pub dry_run: bool,
-    /// One report per tree killed, in the order of `trees`; empty on a dry run.
-    pub killed: Vec<KillReport>,
+    /// What the kill did to every tree at once (the refused roots listed
+    /// in it too); `None` on a dry run.
+    pub kill: Option<KillReport>,
+}
+
+impl PortKill {
+    /// True when the kill ran and every member of every chosen tree is
+    /// proven gone, and no root was refused.
+    pub fn is_complete(&self) -> bool {
+        self.refused.is_empty() && self.kill.as_ref().is_some_and(KillReport::is_complete)
+    }
 }
 
 impl PortFinder {
@@ -144,85 +153,200 @@ impl PortFinder {
             search = search.tree(&*table, root);
         }
         let found = self.holders(port, &search)?;
-        let holders = found.holders();
         let protected = options.kill.guard.protected(table.source_mut())?;
-        let mut outcome = PortKill {
-            dry_run: options.dry_run,
-            ..PortKill::default()
-        };
-        let mut roots: Vec<ProcessIdentity> = Vec::new();
-        for &holder in &holders {
-            let in_table = table.get_identity(holder).is_some();
-            // The holder, then its ancestors, nearest first.
-            let mut line = vec![holder];
-            if in_table {
-                line.extend(
-                    table
-                        .ancestors(holder.pid())
-                        .iter()
-                        .map(|info| info.identity()),
-                );
-            }
-            let top = match options.root {
-                Some(root) => match line.iter().position(|id| id.pid() == root) {
-                    Some(0) => Some(holder),
-                    Some(at) => Some(line[at - 1]),
-                    None => None,
-                },
-                None => line
-                    .iter()
-                    .rev()
-                    .find(|id| holders.contains(id) && protected.refusal(id.pid()).is_none())
-                    .copied()
-                    .or(Some(holder)),
-            };
-            match top {
-                Some(top) if !roots.contains(&top) => roots.push(top),
-                Some(_) => {}
-                None => outcome.outside_root.push(holder),
-            }
-        }
-        // A root under another chosen root goes with the outer tree.
-        let nested = |identity: &ProcessIdentity| {
-            table
-                .ancestors(identity.pid())
-                .iter()
-                .any(|ancestor| roots.contains(&ancestor.identity()))
-        };
-        let outer: Vec<ProcessIdentity> = roots.iter().filter(|r| !nested(r)).copied().collect();
-        for root in outer {
-            if let Some(reason) = protected.refusal(root.pid()) {
-                outcome.refused.push((root, reason));
-                continue;
-            }
-            let mut members = vec![root];
-            if table.get_identity(root).is_some() {
-                members.extend(
-                    table
-                        .descendants(root.pid())
-                        .iter()
-                        .map(|info| info.identity()),
-                );
-            }
-            let tree_holders = holders
-                .iter()
-                .filter(|h| members.contains(h))
-                .copied()
-                .collect();
-            outcome.trees.push(PortTree {
-                root,
-                members,
-                holders: tree_holders,
-            });
-        }
+        let mut outcome = choose_trees(table, &found.holders(), options.root, |pid| {
+            protected.refusal(pid)
+        });
+        outcome.dry_run = options.dry_run;
         if !options.dry_run {
-            for tree in &outcome.trees {
-                outcome
-                    .killed
-                    .push(kill_tree(table, tree.root, &options.kill)?);
-            }
+            // Every tree in one kill: a member of one that forks into
+            // another is caught, and the refused roots are reported in it.
+            let roots: Vec<ProcessIdentity> = outcome
+                .trees
+                .iter()
+                .map(|tree| tree.root)
+                .chain(outcome.refused.iter().map(|(root, _)| *root))
+                .collect();
+            outcome.kill = Some(kill_trees(table, &roots, &options.kill)?);
         }
         outcome.found = found;
         Ok(outcome)
+    }
+}
+
+/// Which trees stopping `holders` means (see [`PortFinder::kill_port`]):
+/// what the kill would do, before it does it. `refusal` is the guard's
+/// answer for a pid.
+fn choose_trees<S: ProcessSource>(
+    table: &ProcessTable<S>,
+    holders: &[ProcessIdentity],
+    root: Option<Pid>,
+    refusal: impl Fn(Pid) -> Option<Refusal>,
+) -> PortKill {
+    let mut outcome = PortKill::default();
+    let mut tops: Vec<ProcessIdentity> = Vec::new();
+    for &holder in holders {
+        // The holder, then its ancestors, nearest first.
+        let mut line = vec![holder];
+        if table.get_identity(holder).is_some() {
+            line.extend(
+                table
+                    .ancestors(holder.pid())
+                    .iter()
+                    .map(|info| info.identity()),
+            );
+        }
+        let top = match root {
+            Some(root) => match line.iter().position(|id| id.pid() == root) {
+                Some(0) => Some(holder),
+                Some(at) => Some(line[at - 1]),
+                None => None,
+            },
+            None => line
+                .iter()
+                .rev()
+                .find(|id| holders.contains(id) && refusal(id.pid()).is_none())
+                .copied()
+                .or(Some(holder)),
+        };
+        match top {
+            Some(top) if !tops.contains(&top) => tops.push(top),
+            Some(_) => {}
+            None => outcome.outside_root.push(holder),
+        }
+    }
+    // A tree inside another goes with the outer one. A holder the table
+    // does not know (started after its refresh) is its own tree.
+    let known: Vec<Pid> = tops
+        .iter()
+        .filter(|top| table.get_identity(**top).is_some())
+        .map(|top| top.pid())
+        .collect();
+    let outer = table
+        .outermost(known)
+        .into_iter()
+        .map(|info| info.identity())
+        .chain(
+            tops.iter()
+                .filter(|top| table.get_identity(**top).is_none())
+                .copied(),
+        );
+    for top in outer {
+        if let Some(reason) = refusal(top.pid()) {
+            outcome.refused.push((top, reason));
+            continue;
+        }
+        let mut members = vec![top];
+        if table.get_identity(top).is_some() {
+            members.extend(
+                table
+                    .descendants(top.pid())
+                    .iter()
+                    .map(|info| info.identity()),
+            );
+        }
+        let tree_holders = holders
+            .iter()
+            .filter(|h| members.contains(h))
+            .copied()
+            .collect();
+        outcome.trees.push(PortTree {
+            root: top,
+            members,
+            holders: tree_holders,
+        });
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::TableOptions;
+    use crate::{BootId, MemorySource, ProcessInfo, StartTime};
+
+    const BOOT: BootId = BootId::from_bytes([5; 16]);
+
+    fn id(pid: i32) -> ProcessIdentity {
+        ProcessIdentity::new(
+            BOOT,
+            Pid::try_from(pid).expect("test pid"),
+            StartTime::from_raw(pid as u64),
+        )
+    }
+
+    // 1 ── 100 (shell) ─┬─ 200 (master, holds) ─┬─ 300 (worker, holds)
+    //                   │                       └─ 301 (worker, holds)
+    //                   └─ 210 ── 310 (holds)
+    fn table() -> ProcessTable<MemorySource> {
+        let mut source = MemorySource::new(BOOT);
+        for (pid, parent) in [
+            (1, 0),
+            (100, 1),
+            (200, 100),
+            (300, 200),
+            (301, 200),
+            (210, 100),
+            (310, 210),
+        ] {
+            source.insert(
+                ProcessInfo::builder(id(pid))
+                    .parent(Pid::try_from(parent).ok())
+                    .build(),
+            );
+        }
+        ProcessTable::with_source(source, TableOptions::default()).expect("memory table")
+    }
+
+    fn roots(kill: &PortKill) -> Vec<i32> {
+        kill.trees.iter().map(|t| t.root.pid().as_raw()).collect()
+    }
+
+    #[test]
+    fn forked_workers_go_with_their_master() {
+        let table = table();
+        let plan = choose_trees(&table, &[id(300), id(301), id(200)], None, |_| None);
+        assert_eq!(roots(&plan), vec![200]);
+        assert_eq!(plan.trees[0].members.len(), 3);
+        assert_eq!(plan.trees[0].holders.len(), 3);
+    }
+
+    #[test]
+    fn a_tree_inside_a_chosen_tree_is_killed_with_it() {
+        let table = table();
+        // Under root 1, the holders' tops are 100 (both lines); once.
+        let plan = choose_trees(&table, &[id(310), id(300)], Some(id(1).pid()), |_| None);
+        assert_eq!(roots(&plan), vec![100]);
+        assert!(plan.outside_root.is_empty());
+    }
+
+    #[test]
+    fn holders_outside_the_root_are_left_alone() {
+        let table = table();
+        let plan = choose_trees(&table, &[id(310), id(300)], Some(id(210).pid()), |_| None);
+        assert_eq!(roots(&plan), vec![310]);
+        assert_eq!(plan.outside_root, vec![id(300)]);
+    }
+
+    #[test]
+    fn a_protected_holder_is_refused_with_what_runs_under_it() {
+        let table = table();
+        let guard = |pid: Pid| (pid.as_raw() == 200).then_some(Refusal::Ancestor);
+        // The protected master holds too: refused, and its workers are not
+        // taken out from under it (as the kill engine does not follow a
+        // refused root's descendants).
+        let plan = choose_trees(&table, &[id(200), id(300), id(301)], None, guard);
+        assert_eq!(roots(&plan), Vec::<i32>::new());
+        assert_eq!(plan.refused, vec![(id(200), Refusal::Ancestor)]);
+        // A holder elsewhere is still chosen.
+        let plan = choose_trees(&table, &[id(200), id(310)], None, guard);
+        assert_eq!(roots(&plan), vec![310]);
+    }
+
+    #[test]
+    fn a_holder_the_table_does_not_know_is_its_own_tree() {
+        let table = table();
+        let plan = choose_trees(&table, &[id(999), id(300)], None, |_| None);
+        assert_eq!(roots(&plan), vec![300, 999]);
     }
 }
