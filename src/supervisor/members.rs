@@ -207,8 +207,19 @@ pub(super) fn usage_of(members: &[Member], cgroup_memory: Option<u64>) -> JobUsa
     }
 }
 
-/// Whether the supervisor instance that started `id` runs in `table`.
-pub(super) fn instance_alive<S: ProcessSource>(table: &ProcessTable<S>, id: &JobId) -> bool {
+/// Whether the supervisor instance that started `id` (the pid and start
+/// time in it) runs in `table`, as last refreshed.
+///
+/// ```
+/// use proctrack::supervisor::{instance_alive, JobId};
+/// use proctrack::table::ProcessTable;
+/// let table = ProcessTable::new()?;
+/// let me = proctrack::process(proctrack::Pid::current())?;
+/// let id: JobId = format!("x.{}-{}.1", me.pid(), me.start_time().as_raw()).parse()?;
+/// assert!(instance_alive(&table, &id));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn instance_alive<S: ProcessSource>(table: &ProcessTable<S>, id: &JobId) -> bool {
     let (pid, start) = id.instance();
     table
         .get(pid)

@@ -48,19 +48,20 @@ pub struct RecoveredJob {
     pub kill: KillReport,
 }
 
-/// Which jobs [`Supervisor::recover_matching`] stops.
+/// Which jobs of dead supervisor instances [`Supervisor::recover_matching`]
+/// stops. A job whose instance still runs is never one: its supervisor
+/// owns it (and its cgroup).
 ///
 /// ```
 /// use proctrack::supervisor::RecoverFilter;
 /// let id = "devtool.4242-99.3".parse()?;
-/// let only = RecoverFilter::jobs([id]).live_instances(true);
-/// # let _ = only;
+/// let only = RecoverFilter::jobs([id]);
+/// assert_ne!(only, RecoverFilter::dead());
 /// # Ok::<(), proctrack::supervisor::BadJobId>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoverFilter {
     only: Option<Vec<JobId>>,
-    live: bool,
 }
 
 impl RecoverFilter {
@@ -75,25 +76,15 @@ impl RecoverFilter {
     pub fn jobs(ids: impl IntoIterator<Item = JobId>) -> RecoverFilter {
         RecoverFilter {
             only: Some(ids.into_iter().collect()),
-            live: false,
         }
     }
 
-    /// Also the jobs whose supervisor instance still runs (default false).
-    /// That supervisor finds its job's processes gone, as if they had been
-    /// killed from outside.
-    pub fn live_instances(mut self, live: bool) -> RecoverFilter {
-        self.live = live;
-        self
-    }
-
-    /// Whether job `id` is to be stopped.
-    fn admits(&self, id: &JobId, kept: bool, alive: impl FnOnce() -> bool) -> bool {
-        let chosen = match &self.only {
+    /// Whether job `id` (of a dead instance) is to be stopped.
+    fn admits(&self, id: &JobId, kept: bool) -> bool {
+        match &self.only {
             Some(ids) => ids.contains(id),
             None => !kept,
-        };
-        chosen && (self.live || !alive())
+        }
     }
 }
 
@@ -121,9 +112,8 @@ impl Supervisor {
         self.recover_matching(&RecoverFilter::dead())
     }
 
-    /// [`recover`](Supervisor::recover), restricted by `filter`: only the
-    /// jobs it names, and, if it says so, also jobs whose supervisor
-    /// instance still runs (never this supervisor's own).
+    /// [`recover`](Supervisor::recover), restricted by `filter` (only the
+    /// jobs it names, say).
     pub fn recover_matching(
         &mut self,
         filter: &RecoverFilter,
@@ -204,9 +194,8 @@ impl Supervisor {
         let me = (self.me.pid(), self.me.start_time());
         dead.retain(|id, _| {
             id.instance() != me
-                && filter.admits(id, kept.contains(id), || {
-                    members::instance_alive(&self.table, id)
-                })
+                && filter.admits(id, kept.contains(id))
+                && !members::instance_alive(&self.table, id)
         });
         Ok(dead)
     }
