@@ -71,6 +71,31 @@ pub enum Command {
     /// that reads the terminal is stopped (SIGTTIN). Pipe its input instead.
     #[command(after_help = RUN_EXIT_CODES)]
     Run(RunArgs),
+    /// List the jobs of `proctrack run`: live ones and orphaned ones (their
+    /// proctrack died: SIGKILL, OOM kill, closed terminal), with their
+    /// processes.
+    ///
+    /// Jobs are read from the state directory that `run` writes one file per
+    /// job to: $PROCTRACK_STATE_DIR, else /run/proctrack for root, else
+    /// $XDG_STATE_HOME/proctrack, else ~/.local/state/proctrack. A job's
+    /// processes are found by its cgroup, its PROCTRACK_JOB tag and its
+    /// tree. A file there that is not a readable job is named on standard
+    /// error (exit 1) and left alone.
+    #[command(after_help = EXIT_CODES)]
+    Jobs(JobsArgs),
+    /// Stop jobs of `proctrack run` by id (see `proctrack jobs`), or every
+    /// orphaned one: every process of the job (found by cgroup, tag and
+    /// tree) is frozen and killed with SIGKILL, its cgroup removed and its
+    /// file in the state directory deleted.
+    ///
+    /// A job whose proctrack is still running is refused unless --force:
+    /// that proctrack stops it itself on Ctrl-C, with its grace period, and
+    /// reports the command's status. With --force its processes are killed
+    /// from here, and that proctrack then exits as if the command had been
+    /// killed. Exit 1 when anything is not proven gone, or a job was not
+    /// stopped.
+    #[command(after_help = EXIT_CODES)]
+    Stop(StopArgs),
     /// Serve the HTTP API and a live tree view in the browser (needs the
     /// `serve` feature: `cargo install --path cli --features serve`).
     ///
@@ -109,6 +134,34 @@ pub struct RunArgs {
         value_name = "COMMAND"
     )]
     pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// Also list each job's processes, with how each was found (cgroup,
+    /// tag, tree).
+    #[arg(long)]
+    pub members: bool,
+    /// Print JSON: the state directory and every job with its members.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).multiple(true).args(["jobs", "orphaned"]))]
+pub struct StopArgs {
+    /// The ids of the jobs to stop (`proctrack jobs` lists them).
+    #[arg(value_name = "JOB")]
+    pub jobs: Vec<String>,
+    /// Stop every job whose proctrack is gone.
+    #[arg(long)]
+    pub orphaned: bool,
+    /// Also stop a named job whose proctrack is still running.
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON: what happened to each job's processes.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

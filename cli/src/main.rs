@@ -4,12 +4,14 @@
 //! library; this crate parses arguments and formats answers.
 
 mod args;
+mod jobs;
 mod kill;
 mod list;
 mod output;
 mod port;
 mod run;
 mod serve;
+mod stop;
 mod watch;
 
 use std::io;
@@ -45,6 +47,8 @@ fn main() -> ExitCode {
         Command::Port(port) => port::show(port, &mut out),
         Command::Watch(watch) => watch::run(watch, &mut out),
         Command::Run(run) => Ok(run::run(run)),
+        Command::Jobs(jobs) => jobs::run(jobs, &mut out),
+        Command::Stop(stop) => stop::run(stop, &mut out),
         Command::Serve(serve) => serve::run(serve, &mut out),
     };
     let result = result.and_then(|outcome| out.flush().map(|()| outcome));
@@ -75,6 +79,8 @@ enum Error {
     Library(proctrack::Error),
     /// JSON could not be written.
     Json(serde_json::Error),
+    /// The state directory could not be chosen or read.
+    State(String),
 }
 
 impl std::fmt::Display for Error {
@@ -83,6 +89,7 @@ impl std::fmt::Display for Error {
             Error::Output(error) => write!(f, "cannot write output: {error}"),
             Error::Library(error) => write!(f, "{error}"),
             Error::Json(error) => write!(f, "cannot write JSON: {error}"),
+            Error::State(error) => write!(f, "{error}"),
         }
     }
 }
