@@ -32,6 +32,9 @@ pub struct Cli {
 pub enum Command {
     /// Show processes as a tree: the whole system, one process's tree, or the
     /// trees of every process standing in a directory.
+    ///
+    /// Members of the jobs of `proctrack run` (see `proctrack jobs`) end in
+    /// `[job <id>: <how found>]`: cgroup, tag, tree.
     #[command(after_help = EXIT_CODES)]
     Tree(TreeArgs),
     /// List processes, one per line.
@@ -213,7 +216,9 @@ pub struct TreeArgs {
     /// Show the trees of the processes whose working directory is DIR or below it.
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
-    /// Print JSON: an array of trees, each `{"process": ..., "children": [...]}`.
+    /// Print JSON: an array of trees, each `{"process": ..., "children": [...]}`;
+    /// a member of a `proctrack run` job also has `"job": {"job": <id>,
+    /// "found_by": [...]}`.
     #[arg(long)]
     pub json: bool,
 }

@@ -1,12 +1,13 @@
 //! `proctrack jobs`: every job `proctrack run` wrote down in the state
 //! directory, live or orphaned, with its processes.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use proctrack::supervisor::{JournaledJob, StateDir, journaled_jobs, tag};
 use proctrack::table::ProcessTable;
-use proctrack::{Pid, ProcessInfo};
+use proctrack::{Pid, ProcessIdentity, ProcessInfo};
 use serde::Serialize;
 
 use crate::args::JobsArgs;
@@ -52,6 +53,37 @@ pub fn read_jobs(
         journaled_jobs(table, scan.records),
         !scan.skipped.is_empty(),
     ))
+}
+
+/// Each job member's pid, with its job and how it was found: what `tree`
+/// marks.
+pub fn member_marks(jobs: &[JournaledJob]) -> HashMap<ProcessIdentity, JobMark> {
+    let mut marks = HashMap::new();
+    for job in jobs {
+        for member in &job.members {
+            marks.insert(
+                member.process.identity(),
+                JobMark {
+                    job: job.record.id.to_string(),
+                    found_by: member.found_by.ways(),
+                },
+            );
+        }
+    }
+    marks
+}
+
+/// Which job a process belongs to, and how that was found.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobMark {
+    pub job: String,
+    pub found_by: Vec<&'static str>,
+}
+
+impl std::fmt::Display for JobMark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[job {}: {}]", self.job, self.found_by.join(","))
+    }
 }
 
 #[derive(Serialize)]

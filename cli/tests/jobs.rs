@@ -1,6 +1,6 @@
 //! `proctrack run` leaves its job in the state directory; `jobs` lists it,
 //! live or orphaned (the run SIGKILLed), `stop` stops it, a second `run` of
-//! the name stops what a dead one left. Every
+//! the name stops what a dead one left, and `tree` marks the members. Every
 //! test has a state directory of its own (PROCTRACK_STATE_DIR).
 #![cfg(target_os = "linux")]
 
@@ -431,6 +431,36 @@ fn a_live_job_is_stopped_only_with_force_and_by_its_own_proctrack() {
     let err = stderr(&output);
     assert!(err.contains("\"nonsense\" is not a job id"), "{err}");
     assert!(err.contains("nothing of it was found"), "{err}");
+}
+
+#[test]
+fn tree_marks_each_member_with_its_job() {
+    let mut fixture = Fixture::new("tree");
+    let (index, _lines) = fixture.run(&[]);
+    let job = fixture.jobs()[0].clone();
+    let id = job["id"].as_str().expect("id");
+    let run = fixture.runs[index].id().to_string();
+
+    let output = fixture.proctrack(&["tree", "-w", &run]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    let marked = out
+        .lines()
+        .filter(|line| line.contains(&format!("[job {id}: ")))
+        .count();
+    assert_eq!(marked, 3, "{out}");
+
+    let output = fixture.proctrack(&["tree", "--json", &run]);
+    let trees: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let root = &trees[0];
+    assert!(root.get("job").is_none(), "proctrack itself is no member");
+    let shell = &root["children"][0];
+    assert_eq!(shell["job"]["job"], id);
+    let found_by = shell["job"]["found_by"].as_array().expect("found_by");
+    assert!(found_by.contains(&"tag".into()) && found_by.contains(&"tree".into()));
+    for sleeper in shell["children"].as_array().expect("children") {
+        assert_eq!(sleeper["job"]["job"], id);
+    }
 }
 
 #[test]
