@@ -99,6 +99,7 @@ struct JobJson<'a> {
     command: Vec<String>,
     /// Milliseconds since 1970, UTC.
     started_ms: Option<u128>,
+    /// The same, as `2026-12-08T00:02:57Z`.
     started: Option<String>,
     supervisor: SupervisorJson,
     orphaned: bool,
@@ -259,7 +260,10 @@ fn job_json<'a>(state: &StateDir, job: &'a JournaledJob) -> JobJson<'a> {
             .map(|arg| arg.to_string_lossy().into_owned())
             .collect(),
         started_ms,
-        started: record.started.map(utc_text),
+        // RFC 3339, for programs.
+        started: record
+            .started
+            .map(|time| format!("{}Z", utc_text(time).replacen(' ', "T", 1))),
         supervisor: SupervisorJson {
             pid: record.id.instance().0,
             alive: job.supervisor_alive,

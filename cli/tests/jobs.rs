@@ -309,6 +309,12 @@ fn a_killed_run_is_orphaned_and_stop_orphaned_ends_it(extra: &[&str]) {
     assert_eq!(job["supervisor"]["alive"], true);
     assert_eq!(job["processes"], 3, "{job:#}");
     assert_eq!(job["command"], serde_json::json!(["sh", "-c", JOB]));
+    let started = job["started"].as_str().expect("a start time");
+    assert!(started.len() == 20 && started.ends_with('Z'), "{started}");
+    assert!(
+        job["started_ms"].as_u64().is_some_and(|ms| ms > 0),
+        "{job:#}"
+    );
     let cgroup = expected_cgroup(&job, !extra.is_empty());
     fixture.pin_members(&job);
 
