@@ -180,6 +180,19 @@ impl fmt::Display for Refusal {
     }
 }
 
+impl Error {
+    /// An I/O failure, on `path` where one was involved: a refusal
+    /// (`EACCES`, `EPERM`) on a path is [`Error::PermissionDenied`] naming
+    /// it; anything else is [`Error::Io`]. The one place OS errors become
+    /// the crate's.
+    pub(crate) fn io(path: Option<PathBuf>, source: io::Error) -> Error {
+        match (source.kind(), path) {
+            (io::ErrorKind::PermissionDenied, Some(path)) => Error::PermissionDenied { path },
+            (_, path) => Error::Io { path, source },
+        }
+    }
+}
+
 /// Shorthand for results whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

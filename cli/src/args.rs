@@ -12,7 +12,8 @@ Exit codes:
   1  partly done: a target was missing, refused (pid 1, proctrack itself or
      one of its ancestors, a kernel thread), denied or survived, a --cwd
      directory does not exist, nothing listens on a --port / port, or
-     reading processes failed
+     reading processes failed (`ports`: other users' processes that could
+     not be read are a warning, not 1)
   2  usage error: an unknown option or a value that is not valid";
 
 /// Know which processes a tool started, what those started, and stop them
@@ -59,6 +60,15 @@ pub enum Command {
     /// directory and tree.
     #[command(after_help = EXIT_CODES)]
     Port(PortArgs),
+    /// Show every listening TCP and bound UDP socket on the machine (IPv4
+    /// and IPv6), each with every process that holds it: its working
+    /// directory, command and tree. Like `ss -ltnup`, with trees.
+    ///
+    /// Other users' processes cannot be read without root: a socket they
+    /// hold is listed without holders, with a warning that says so. That
+    /// is not an error (exit 0): what could be read was shown.
+    #[command(after_help = EXIT_CODES)]
+    Ports(PortsArgs),
     /// Run a command as a contained job, and leave nothing of it behind.
     ///
     /// The command gets its own process group, proctrack becomes a child
@@ -204,6 +214,20 @@ pub struct PortArgs {
     #[arg(long)]
     pub all: bool,
     /// Print JSON: the sockets with their holders, and each holder's tree.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PortsArgs {
+    /// Only TCP sockets.
+    #[arg(long, conflicts_with = "udp")]
+    pub tcp: bool,
+    /// Only UDP sockets.
+    #[arg(long)]
+    pub udp: bool,
+    /// Print JSON: the sockets with their holders, the processes that could
+    /// not be read, and each holder's tree.
     #[arg(long)]
     pub json: bool,
 }

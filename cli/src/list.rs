@@ -115,13 +115,9 @@ impl<'a> CwdSearch<'a> {
                 1 => "1 process".to_owned(),
                 n => format!("{n} processes"),
             };
-            let hint = if rustix::process::geteuid().is_root() {
-                "denied even to root"
-            } else {
-                "other users': run as root to include them"
-            };
             output::warn(&format!(
-                "the working directory of {count} could not be read ({hint}) and was not searched"
+                "the working directory of {count} could not be read ({}) and was not searched",
+                output::not_permitted_hint()
             ));
         }
         CwdSearch { found, dir_missing }

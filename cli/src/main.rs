@@ -9,6 +9,7 @@ mod kill;
 mod list;
 mod output;
 mod port;
+mod ports;
 mod run;
 mod serve;
 mod stop;
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
             None => kill::run(kill, &mut out),
         },
         Command::Port(port) => port::show(port, &mut out),
+        Command::Ports(ports) => ports::show(ports, &mut out),
         Command::Watch(watch) => watch::run(watch, &mut out),
         Command::Run(run) => Ok(run::run(run)),
         Command::Jobs(jobs) => jobs::run(jobs, &mut out),

@@ -149,6 +149,16 @@ pub fn cut(text: &str, room: Option<usize>) -> String {
     shown
 }
 
+/// Why other users' processes could not be read, and the fix where there
+/// is one: for the warnings that say some were left out.
+pub fn not_permitted_hint() -> &'static str {
+    if rustix::process::geteuid().is_root() {
+        "denied even to root"
+    } else {
+        "other users': run as root to include them"
+    }
+}
+
 /// A warning on standard error.
 pub fn warn(message: &str) {
     eprintln!("proctrack: warning: {message}");

@@ -1,6 +1,6 @@
 //! `proctrack port PORT` and `proctrack kill --port PORT`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use proctrack::ports::{Listener, PortFinder, PortKillOptions, PortReport, Protocol, Search};
 use proctrack::signal::{KillCounts, KillOptions, KillOutcome};
@@ -36,84 +36,127 @@ pub fn show(args: &PortArgs, out: &mut Out) -> Result<Outcome, Error> {
     let table = ProcessTable::new()?;
     let outcome = tell_what_is_missing(&report, args.port);
     if args.json {
-        let trees = report
-            .holders()
-            .iter()
-            .filter(|holder| table.get_identity(**holder).is_some())
-            .filter_map(|holder| table.tree(holder.pid()))
-            .collect();
         out.json(&PortJson {
             port: args.port,
             listeners: &report.listeners,
             not_permitted: &report.not_permitted,
-            trees,
+            trees: holder_trees(&report, &table),
         })?;
         return Ok(outcome);
     }
     // A holder inside a tree already shown is not shown again.
-    let mut shown = std::collections::HashSet::new();
+    let mut shown = HashSet::new();
     for listener in &report.listeners {
-        let socket = &listener.socket;
-        let both = if socket.local.is_ipv6() && socket.accepts_ipv4() {
-            " (IPv4 too)"
-        } else {
-            ""
+        print_listener(out, &table, listener, &mut shown, Detail::default())?;
+    }
+    Ok(outcome)
+}
+
+/// Each holder of `report` that is still the process the table read, with
+/// everything under it: what `--json` shows as `trees`.
+pub fn holder_trees(report: &PortReport, table: &ProcessTable) -> Vec<ProcessTree> {
+    report
+        .holders()
+        .iter()
+        .filter(|holder| table.get_identity(**holder).is_some())
+        .filter_map(|holder| table.tree(holder.pid()))
+        .collect()
+}
+
+/// What [`print_listener`] adds to the lines `port` prints.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Detail {
+    /// The uid that owns the socket, on the socket's line.
+    pub owner: bool,
+    /// The command on each holder's line, also when its tree is not shown
+    /// again (cut to the terminal's width).
+    pub command: bool,
+}
+
+/// Prints one listener: a line for the socket (protocol, address, "IPv4
+/// too" for a dual-stack socket, its id, how many hold it), then each
+/// holder's pid, fd and working directory, followed by its tree unless
+/// `shown` (the pids printed so far) already holds it.
+pub fn print_listener(
+    out: &mut Out,
+    table: &ProcessTable,
+    listener: &Listener,
+    shown: &mut HashSet<Pid>,
+    detail: Detail,
+) -> Result<(), Error> {
+    let socket = &listener.socket;
+    let both = if socket.local.is_ipv6() && socket.accepts_ipv4() {
+        " (IPv4 too)"
+    } else {
+        ""
+    };
+    let uid = match socket.uid {
+        Some(uid) if detail.owner => format!(", uid {uid}"),
+        _ => String::new(),
+    };
+    out.plain(&format!(
+        "{} {}{both}, socket {}{uid}, {} holder{}",
+        socket.protocol,
+        socket.local,
+        socket.id,
+        listener.holders.len(),
+        if listener.holders.len() == 1 { "" } else { "s" }
+    ))?;
+    for holder in &listener.holders {
+        let pid = holder.identity.pid();
+        let Some(process) = table.get_identity(holder.identity) else {
+            out.plain(&format!("  pid {pid} fd {} (exited since)", holder.fd))?;
+            continue;
         };
-        out.plain(&format!(
-            "{} {}{both}, socket {}, {} holder{}",
-            socket.protocol,
-            socket.local,
-            socket.id,
-            listener.holders.len(),
-            if listener.holders.len() == 1 { "" } else { "s" }
-        ))?;
-        for holder in &listener.holders {
-            let pid = holder.identity.pid();
-            let Some(process) = table.get_identity(holder.identity) else {
-                out.plain(&format!("  pid {pid} fd {} (exited since)", holder.fd))?;
-                continue;
-            };
-            let cwd = process.cwd().path().map_or_else(
-                || format!("{:?}", process.cwd()),
-                |p| p.display().to_string(),
-            );
-            out.plain(&format!("  pid {pid} fd {} in {cwd}", holder.fd))?;
-            if shown.contains(&pid) {
-                continue;
-            }
-            if let Some(tree) = table.tree(pid) {
-                print_header(out)?;
-                let mut stack = vec![(&tree, 0_usize)];
-                while let Some((node, depth)) = stack.pop() {
-                    shown.insert(node.process.pid());
-                    print_row(out, &node.process, depth)?;
-                    stack.extend(node.children.iter().rev().map(|child| (child, depth + 1)));
-                }
+        let cwd = process.cwd().path().map_or_else(
+            || format!("{:?}", process.cwd()),
+            |p| p.display().to_string(),
+        );
+        let line = format!("  pid {pid} fd {} in {cwd}", holder.fd);
+        if detail.command {
+            let prefix = format!("{line}: ");
+            out.line(&prefix, prefix.chars().count(), &describe(process), None)?;
+        } else {
+            out.plain(&line)?;
+        }
+        if shown.contains(&pid) {
+            continue;
+        }
+        if let Some(tree) = table.tree(pid) {
+            print_header(out)?;
+            let mut stack = vec![(&tree, 0_usize)];
+            while let Some((node, depth)) = stack.pop() {
+                shown.insert(node.process.pid());
+                print_row(out, &node.process, depth)?;
+                stack.extend(node.children.iter().rev().map(|child| (child, depth + 1)));
             }
         }
     }
-    Ok(outcome)
+    Ok(())
 }
 
 /// Warns about a port nobody listens on and about unreadable processes;
 /// the first is exit code 1.
 fn tell_what_is_missing(report: &PortReport, port: u16) -> Outcome {
-    if !report.not_permitted.is_empty() {
-        let hint = if rustix::process::geteuid().is_root() {
-            "denied even to root"
-        } else {
-            "other users': run as root to include them"
-        };
-        output::warn(&format!(
-            "the open files of {} processes could not be read ({hint})",
-            report.not_permitted.len()
-        ));
-    }
+    warn_not_permitted(report);
     if report.listeners.is_empty() {
         output::warn(&format!("nothing listens on port {port}"));
         Outcome::Partial
     } else {
         Outcome::Done
+    }
+}
+
+/// Warns, on standard error, about processes whose open files could not be
+/// read, and how to include them. Not an exit code of its own: what could be
+/// read was shown.
+pub fn warn_not_permitted(report: &PortReport) {
+    if !report.not_permitted.is_empty() {
+        output::warn(&format!(
+            "the open files of {} processes could not be read ({})",
+            report.not_permitted.len(),
+            output::not_permitted_hint()
+        ));
     }
 }
 

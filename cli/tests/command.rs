@@ -2,6 +2,10 @@
 //! JSON, and real process trees that it lists and kills.
 #![cfg(target_os = "linux")]
 
+#[allow(dead_code)]
+#[path = "../../tests/support/kernel.rs"]
+mod kernel;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -489,6 +493,133 @@ fn port_shows_every_holder_and_kill_port_kills_the_tree() {
     let output = proctrack(&["port", &port]);
     assert_eq!(output.status.code(), Some(1), "nothing listens any more");
     assert!(stderr(&output).contains(&format!("nothing listens on port {port}")));
+}
+
+/// A tree started as uid `user`: `sh` with a `sleep` of its own and a
+/// `sleep` that a setuid helper turned into uid `other`. Dropping it kills
+/// and reaps all three, also when a test fails.
+struct UidTree {
+    child: Child,
+    own: Pid,
+    other: Pid,
+}
+
+impl UidTree {
+    fn start(helper: &Path, user: u32, other: u32) -> UidTree {
+        use std::os::unix::process::CommandExt;
+        let script = r#"sleep 1000 & echo "own $!"
+"$0" --reuid "$1" --regid "$1" --clear-groups sh -c 'echo "other $$"; exec sleep 1000' &
+wait"#;
+        let mut child = Command::new("sh")
+            .args(["-c", script])
+            .arg(helper)
+            .arg(other.to_string())
+            .current_dir("/")
+            .uid(user)
+            .gid(user)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh starts");
+        let stdout = child.stdout.take().expect("piped");
+        let mut tree = UidTree {
+            child,
+            own: Pid::current(),
+            other: Pid::current(),
+        };
+        // Both lines, in either order; the other one once it is uid `other`.
+        for line in BufReader::new(stdout).lines().take(2) {
+            let line = line.expect("a line");
+            let (who, pid) = line.split_once(' ').expect("who and pid");
+            let pid: Pid = pid.parse().expect("a pid");
+            match who {
+                "own" => tree.own = pid,
+                _ => tree.other = pid,
+            }
+        }
+        assert!(
+            tree.own != Pid::current() && tree.other != Pid::current(),
+            "sh reported both members"
+        );
+        tree
+    }
+
+    fn root(&self) -> Pid {
+        Pid::try_from(self.child.id()).expect("valid")
+    }
+}
+
+impl Drop for UidTree {
+    fn drop(&mut self) {
+        // The root first: once it is reaped, its children are ours (we are
+        // a subreaper) and unreaped, so their pids are safe to signal.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in [self.own, self.other] {
+            if pid == Pid::current() {
+                continue;
+            }
+            if let Some(pid) = rustix::process::Pid::from_raw(pid.as_raw()) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+            reap(pid);
+        }
+    }
+}
+
+/// `kill` run by a user that may signal only part of the tree: the rest is
+/// `denied`, and that is exit 1.
+#[test]
+fn kill_that_is_denied_part_of_the_tree_exits_1() {
+    const USER: u32 = 65533;
+    const OTHER: u32 = 65534;
+    if let Err(why) = kernel::may_change_uid() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = TempDir::new("setuid-helper");
+    let helper = match kernel::setuid_helper(&dir.0, USER, OTHER) {
+        Ok(helper) => helper,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let _serial = serial();
+    let tree = UidTree::start(&helper, USER, OTHER);
+    let root = tree.root().to_string();
+    let output = {
+        use std::os::unix::process::CommandExt;
+        match Command::new(BIN)
+            .args(["kill", "--grace", "0", &root])
+            .uid(USER)
+            .gid(USER)
+            .output()
+        {
+            Ok(output) => output,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                eprintln!("skipped: uid {USER} may not run {BIN}: {e}");
+                return;
+            }
+            Err(e) => panic!("run as uid {USER}: {e}"),
+        }
+    };
+    let out = stdout(&output);
+    print!("{out}");
+    assert_eq!(output.status.code(), Some(1), "{out}{}", stderr(&output));
+    let other = tree.other.to_string();
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("denied") && l.split_whitespace().any(|w| w == other)),
+        "{out}"
+    );
+    assert!(
+        out.contains("2 killed") && out.contains("1 denied"),
+        "{out}"
+    );
+    assert_eq!(alive(tree.other), Liveness::Alive, "denied, not killed");
+    assert_ne!(alive(tree.own), Liveness::Alive, "killed");
+    drop(tree);
 }
 
 fn parse(bytes: &[u8]) -> Value {

@@ -836,7 +836,7 @@ fn merge(into: &mut RefreshDiff, from: RefreshDiff) {
 }
 
 fn io_error(source: std::io::Error) -> Error {
-    Error::Io { path: None, source }
+    Error::io(None, source)
 }
 
 /// An event of the batch being applied.

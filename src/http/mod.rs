@@ -331,6 +331,10 @@ struct Inner {
     sessions: Mutex<security::Sessions>,
     /// Permits for requests that read `/proc`.
     scans: tokio::sync::Semaphore,
+    /// The table kills run on, apart from the listings' so that a kill's
+    /// grace period does not hold them up; made at the first kill,
+    /// refreshed for each later one. Kills run one at a time.
+    kills: Mutex<Option<ProcessTable>>,
 }
 
 /// The table and when it was last refreshed.
@@ -356,6 +360,7 @@ impl ApiState {
                 events: OnceLock::new(),
                 sessions: Mutex::new(security::Sessions::default()),
                 scans,
+                kills: Mutex::new(None),
             }),
         })
     }
@@ -391,6 +396,28 @@ impl ApiState {
 
     pub(crate) fn config(&self) -> &ApiConfig {
         &self.inner.config
+    }
+
+    /// Runs `kill` (blocking; call it on a blocking thread) on the kill
+    /// table, refreshed first.
+    pub(crate) fn on_kill_table<T>(
+        &self,
+        kill: impl FnOnce(&mut ProcessTable) -> Result<T>,
+    ) -> Result<T> {
+        // A panic in another kill poisons the lock, not the table.
+        let mut slot = self
+            .inner
+            .kills
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let table = match slot.take() {
+            Some(mut table) => {
+                table.refresh()?;
+                table
+            }
+            None => ProcessTable::new()?,
+        };
+        kill(slot.insert(table))
     }
 
     pub(crate) fn hosts(&self) -> &[String] {

@@ -219,13 +219,11 @@ pub(crate) async fn kill(
             }
         })
         .await??;
-    // The kill runs on a table of its own, so that listings are not held up
+    // The kill runs on the kill table, so that listings are not held up
     // for its grace period; it re-checks the identity when it pins the root.
+    let kills = state.clone();
     let report = state
-        .blocking(move || {
-            let mut table = ProcessTable::new()?;
-            kill_tree(&mut table, identity, &options)
-        })
+        .blocking(move || kills.on_kill_table(|table| kill_tree(table, identity, &options)))
         .await??;
     Ok(Json(report))
 }

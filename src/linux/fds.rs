@@ -363,22 +363,12 @@ impl FdName {
 
 /// An fd or task directory entry: decimal digits that fit an `i32`.
 fn fd_number(name: &[u8]) -> Option<i32> {
-    if name.is_empty() || name.len() > 10 || !name.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let value = name
-        .iter()
-        .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
-    i32::try_from(value).ok()
+    i32::try_from(crate::parse::decimal(name)?).ok()
 }
 
 /// The inode of a `socket:[INODE]` link target; `None` for anything else.
 pub(crate) fn socket_inode(link: &[u8]) -> Option<u64> {
-    let digits = link.strip_prefix(SOCKET_PREFIX)?.strip_suffix(b"]")?;
-    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    crate::parse::decimal(link.strip_prefix(SOCKET_PREFIX)?.strip_suffix(b"]")?)
 }
 
 #[cfg(test)]

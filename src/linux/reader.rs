@@ -139,7 +139,8 @@ impl SystemSource {
         rustix::fs::seek(&self.root, SeekFrom::Start(0)).map_err(fail)?;
         let mut dir = RawDir::new(&self.root, &mut self.dirents);
         while let Some(entry) = dir.next() {
-            if let Some(pid) = pid_from_name(entry.map_err(fail)?.file_name().to_bytes()) {
+            if let Some(pid) = crate::parse::pid_token(entry.map_err(fail)?.file_name().to_bytes())
+            {
                 pids.push(pid);
             }
         }
@@ -455,7 +456,7 @@ impl SystemSource {
         let mut dir = RawDir::new(&task, &mut self.dirents);
         while let Some(entry) = dir.next() {
             let entry = entry.map_err(|errno| file_error(&self.root_path, errno, pid, "task"))?;
-            let Some(tid) = pid_from_name(entry.file_name().to_bytes()) else {
+            let Some(tid) = crate::parse::pid_token(entry.file_name().to_bytes()) else {
                 continue;
             };
             let name = PidPath::new(tid, leaf);
@@ -630,24 +631,7 @@ pub(super) fn file_error(root_path: &Path, errno: Errno, pid: Pid, leaf: &str) -
 }
 
 pub(super) fn io_error(errno: Errno, path: PathBuf) -> Error {
-    match errno {
-        Errno::ACCESS | Errno::PERM => Error::PermissionDenied { path },
-        other => Error::Io {
-            path: Some(path),
-            source: other.into(),
-        },
-    }
-}
-
-/// A directory entry of /proc that names a process: all ASCII digits, in range.
-fn pid_from_name(name: &[u8]) -> Option<Pid> {
-    if name.is_empty() || name.len() > 10 || !name.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let value = name
-        .iter()
-        .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
-    Pid::try_from(value).ok()
+    Error::io(Some(path), errno.into())
 }
 
 /// Converts clock ticks to a duration without overflow or rounding drift.
@@ -897,13 +881,6 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(10_000))]
-        #[test]
-        fn pid_names(name in proptest::collection::vec(any::<u8>(), 0..14)) {
-            let expected = std::str::from_utf8(&name).ok()
-                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse::<Pid>().ok());
-            prop_assert_eq!(pid_from_name(&name), expected);
-        }
 
         #[test]
         fn ticks_convert_exactly(ticks in any::<u64>(), hz in prop::sample::select(vec![100u64, 250, 300, 1000])) {

@@ -438,11 +438,8 @@ fn name_array(name: &[u8]) -> ([u8; NAME_LEN], usize) {
 /// refusal names the call the way `sysctl(8)` names its values, any other
 /// error names no path.
 fn sys_error(error: io::Error, what: &str) -> Error {
-    match error.raw_os_error() {
-        Some(libc::EPERM | libc::EACCES) => Error::PermissionDenied { path: what.into() },
-        _ => Error::Io {
-            path: None,
-            source: error,
-        },
+    match error.kind() {
+        io::ErrorKind::PermissionDenied => Error::io(Some(what.into()), error),
+        _ => Error::io(None, error),
     }
 }

@@ -10,14 +10,7 @@ use crate::Pid;
 pub(crate) fn parse_children(text: &[u8], out: &mut Vec<Pid>) {
     out.extend(
         text.split(u8::is_ascii_whitespace)
-            .filter(|token| !token.is_empty() && token.len() <= 10)
-            .filter(|token| token.iter().all(u8::is_ascii_digit))
-            .map(|token| {
-                token
-                    .iter()
-                    .fold(0u64, |acc, digit| acc * 10 + u64::from(digit - b'0'))
-            })
-            .filter_map(|value| Pid::try_from(value).ok()),
+            .filter_map(super::decimal::pid),
     );
 }
 

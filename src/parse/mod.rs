@@ -15,6 +15,7 @@ mod children;
 pub(crate) mod cmdline;
 #[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 mod darwin_time;
+mod decimal;
 mod link;
 #[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 mod procargs;
@@ -32,6 +33,7 @@ pub(crate) use children::parse_children;
 pub use cmdline::split_cmdline;
 #[cfg_attr(not(target_os = "macos"), allow(unused_imports))]
 pub(crate) use darwin_time::{mach_ticks_to_duration, start_time_from_timeval};
+pub(crate) use decimal::{decimal, pid as pid_token};
 pub use link::parse_cwd_link;
 pub use procargs::ProcArgsError;
 #[cfg_attr(not(target_os = "macos"), allow(unused_imports))]

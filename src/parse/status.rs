@@ -12,11 +12,7 @@ pub fn parse_status_tgid(status: &[u8]) -> Option<i32> {
     let line = status
         .split(|&b| b == b'\n')
         .find_map(|line| line.strip_prefix(b"Tgid:"))?;
-    let digits = line.trim_ascii();
-    if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    super::decimal::pid(line.trim_ascii()).map(crate::Pid::as_raw)
 }
 
 #[cfg(test)]

@@ -171,7 +171,8 @@ pub struct Listener {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct PortReport {
-    /// The listening sockets, by protocol, port, then address.
+    /// The listening sockets, by protocol, port, address (IPv4 first), then
+    /// socket id.
     pub listeners: Vec<Listener>,
     /// Processes the search met whose fds could not be read: other users'
     /// processes, without privilege. A listener without holders is likely
@@ -279,6 +280,31 @@ impl PortFinder {
     /// and one helper, for the duration of the call), with the same answer.
     pub fn listeners(&mut self) -> Result<PortReport> {
         self.query(None, &Search::new().exhaustive(true))
+    }
+
+    /// Every listener of one protocol on the system with all its holders:
+    /// [`listeners`](Self::listeners) without the other protocol's sockets
+    /// (the kernel is not asked for them). Reads every process's fds.
+    ///
+    /// ```
+    /// use proctrack::ports::{PortFinder, Protocol};
+    ///
+    /// let ours = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let port = ours.local_addr().unwrap().port();
+    /// let mut finder = PortFinder::open()?;
+    /// let tcp = finder.protocol_listeners(Protocol::Tcp)?;
+    /// let found = tcp
+    ///     .listeners
+    ///     .iter()
+    ///     .find(|l| l.socket.local.port() == port)
+    ///     .expect("our listener is listed");
+    /// assert!(found.holders.iter().any(|h| h.identity.pid() == proctrack::Pid::current()));
+    /// let udp = finder.protocol_listeners(Protocol::Udp)?;
+    /// assert!(udp.listeners.iter().all(|l| l.socket.protocol == Protocol::Udp));
+    /// # Ok::<(), proctrack::Error>(())
+    /// ```
+    pub fn protocol_listeners(&mut self, protocol: Protocol) -> Result<PortReport> {
+        self.query(None, &Search::new().protocol(protocol).exhaustive(true))
     }
 
     /// The listeners on `port` (IPv4 and IPv6; both protocols unless the
@@ -416,18 +442,22 @@ fn build_listeners<S: HolderSource>(
         }
         listeners.push(listener);
     }
+    // The socket id last: SO_REUSEPORT sockets share protocol, port and
+    // address, and their order must not depend on the kernel's listing.
     listeners.sort_by(|a, b| {
         (
             a.socket.protocol,
             a.socket.local.port(),
             a.socket.local.is_ipv6(),
             a.socket.local.ip(),
+            a.socket.id,
         )
             .cmp(&(
                 b.socket.protocol,
                 b.socket.local.port(),
                 b.socket.local.is_ipv6(),
                 b.socket.local.ip(),
+                b.socket.id,
             ))
     });
     Ok(listeners)
@@ -437,8 +467,5 @@ fn build_listeners<S: HolderSource>(
 /// file was involved (a netlink socket has none).
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn io_error(source: impl Into<std::io::Error>, path: Option<std::path::PathBuf>) -> Error {
-    Error::Io {
-        path,
-        source: source.into(),
-    }
+    Error::io(path, source.into())
 }

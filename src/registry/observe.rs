@@ -3,6 +3,7 @@
 use crate::SystemSource;
 use crate::platform::pidfs_inode;
 use crate::source::ProcessSource;
+use crate::table::ProcessTable;
 use crate::{Error, ProcessIdentity, Result};
 
 use super::entry::{EndReason, Entry, Status};
@@ -42,13 +43,29 @@ impl Ending {
 /// Looks at the process of one row.
 pub(crate) struct Observer {
     source: SystemSource,
+    /// The table the stop's kills read, made at the first kill and
+    /// refreshed for each later one (not a scan per row).
+    table: Option<ProcessTable<SystemSource>>,
 }
 
 impl Observer {
     pub(crate) fn open() -> Result<Observer> {
         Ok(Observer {
             source: SystemSource::open()?,
+            table: None,
         })
+    }
+
+    /// The table for a kill: made once, refreshed after.
+    pub(crate) fn table(&mut self) -> Result<&mut ProcessTable<SystemSource>> {
+        let table = match self.table.take() {
+            Some(mut table) => {
+                table.refresh()?;
+                table
+            }
+            None => ProcessTable::new()?,
+        };
+        Ok(self.table.insert(table))
     }
 
     /// The pidfs inode of `identity` now, where the kernel has one.

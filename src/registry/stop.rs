@@ -10,7 +10,6 @@ use super::{Registry, RowId};
 use crate::blocking::run_blocking;
 use crate::signal::{KillOptions, KillReport, Refusal, kill_tree};
 use crate::source::ProcessSource;
-use crate::table::ProcessTable;
 use crate::{Error, Pid, ProcessIdentity, StartTime};
 
 /// Which rows a [`Registry::stop`] kills (of those still running).
@@ -287,14 +286,7 @@ pub fn process_owner_alive(owner: &str) -> Option<bool> {
     let Ok(mut source) = crate::SystemSource::open() else {
         return Some(true);
     };
-    if source.boot_id() != identity.boot_id() {
-        return Some(false);
-    }
-    Some(match source.sample(identity.pid()) {
-        Ok(sample) => sample.start_time == identity.start_time() && !sample.state.has_exited(),
-        Err(Error::NotFound { .. }) => false,
-        Err(_) => true,
-    })
+    Some(source.is_alive(identity).unwrap_or(true))
 }
 
 /// What one blocking look at a row's process found or did.
@@ -315,8 +307,7 @@ fn look_and_kill(
     if let Observed::Ended(ending) = observer.observe(entry)? {
         return Ok(Step::Ended(ending));
     }
-    let mut table = ProcessTable::new()?;
-    let kill = kill_tree(&mut table, entry.identity(), options);
+    let kill = kill_tree(observer.table()?, entry.identity(), options);
     Ok(Step::Killed(kill))
 }
 

@@ -867,3 +867,200 @@ fn a_plan_names_members_and_refusals_and_signals_nothing() -> Result<()> {
     assert!(kernel.stopped().is_empty());
     Ok(())
 }
+
+/// What a job's cgroup or tag would name: fixed processes, while alive; a
+/// look may be made to fail.
+struct FakeBelonging {
+    kernel: Rc<RefCell<Kernel>>,
+    named: Vec<ProcessIdentity>,
+    looks: usize,
+    fail_at: Option<usize>,
+}
+
+impl super::Belonging<FakeSource> for FakeBelonging {
+    fn look(&mut self, _table: &mut ProcessTable<FakeSource>) -> Result<Vec<ProcessIdentity>> {
+        self.looks += 1;
+        if self.fail_at == Some(self.looks) {
+            return Err(Error::Unsupported { what: INJECTED });
+        }
+        let kernel = self.kernel.borrow();
+        Ok(self
+            .named
+            .iter()
+            .copied()
+            .filter(|identity| kernel.get_ro(*identity).is_some())
+            .collect())
+    }
+}
+
+fn kill_belonging_on(
+    kernel: &Rc<RefCell<Kernel>>,
+    roots: &[ProcessIdentity],
+    belonging: &mut FakeBelonging,
+) -> Result<KillReport> {
+    let source = FakeSource {
+        kernel: Rc::clone(kernel),
+        last: None,
+    };
+    let mut table = ProcessTable::with_source(source, TableOptions::default())?;
+    let mut signaller = FakeSignaller {
+        kernel: Rc::clone(kernel),
+    };
+    kill_roots(
+        &mut table,
+        &mut signaller,
+        roots,
+        &KillOptions::new(),
+        None,
+        RefusedRoot::Reported,
+        Some(belonging),
+    )
+}
+
+/// A tree, and an outsider under init in a session of its own (a member
+/// that left the tree: a cgroup member, a tagged daemon).
+fn tree_and_outsider(
+    outsider_forks: bool,
+) -> (Rc<RefCell<Kernel>>, ProcessIdentity, ProcessIdentity) {
+    let mut kernel = Kernel::new();
+    let init = kernel.spawn_at(1, None);
+    let root = kernel.spawn(init);
+    kernel.spawn(root);
+    let outsider = kernel.spawn(init);
+    if let Some(proc) = kernel.get(outsider) {
+        proc.forker = outsider_forks;
+    }
+    (Rc::new(RefCell::new(kernel)), root, outsider)
+}
+
+#[test]
+fn what_belongs_outside_the_tree_is_killed_with_its_forks() -> Result<()> {
+    let (kernel, root, outsider) = tree_and_outsider(true);
+    let mut belonging = FakeBelonging {
+        kernel: Rc::clone(&kernel),
+        named: vec![outsider],
+        looks: 0,
+        fail_at: None,
+    };
+    let report = kill_belonging_on(&kernel, &[root], &mut belonging)?;
+    assert!(report.is_complete(), "{report:?}");
+    assert!(report.was_killed(&outsider), "{report:?}");
+    let kernel = kernel.borrow();
+    assert_eq!(
+        kernel.procs.len(),
+        1,
+        "only init is left: {:?}",
+        kernel.procs.keys()
+    );
+    assert!(kernel.stopped().is_empty());
+    Ok(())
+}
+
+#[test]
+fn what_belongs_and_may_not_be_signalled_is_counted_not_claimed() -> Result<()> {
+    let (kernel, root, outsider) = tree_and_outsider(false);
+    if let Some(proc) = kernel.borrow_mut().get(outsider) {
+        proc.other_user = true;
+    }
+    let mut belonging = FakeBelonging {
+        kernel: Rc::clone(&kernel),
+        named: vec![outsider],
+        looks: 0,
+        fail_at: None,
+    };
+    let report = kill_belonging_on(&kernel, &[root], &mut belonging)?;
+    assert!(!report.is_complete(), "{report:?}");
+    assert!(!report.was_killed(&outsider));
+    assert!(report.denied.contains(&outsider), "{report:?}");
+    assert!(report.to_string().contains("denied"), "{report}");
+    assert!(kernel.borrow().stopped().is_empty());
+    Ok(())
+}
+
+#[test]
+fn something_that_joins_after_the_last_signal_is_killed_or_counted_escaped() -> Result<()> {
+    // The look names nothing until the kill has signalled: then a newcomer
+    // (a process that entered the cgroup meanwhile) appears.
+    let (kernel, root, outsider) = tree_and_outsider(false);
+    let mut belonging = FakeBelonging {
+        kernel: Rc::clone(&kernel),
+        named: Vec::new(),
+        looks: 0,
+        fail_at: None,
+    };
+    // Named from the third look on (start, settle, then the sweep).
+    struct Late(FakeBelonging, ProcessIdentity);
+    impl super::Belonging<FakeSource> for Late {
+        fn look(&mut self, table: &mut ProcessTable<FakeSource>) -> Result<Vec<ProcessIdentity>> {
+            if self.0.looks >= 2 {
+                self.0.named = vec![self.1];
+            }
+            self.0.look(table)
+        }
+    }
+    let mut late = Late(
+        FakeBelonging {
+            kernel: Rc::clone(&kernel),
+            named: Vec::new(),
+            looks: 0,
+            fail_at: None,
+        },
+        outsider,
+    );
+    let source = FakeSource {
+        kernel: Rc::clone(&kernel),
+        last: None,
+    };
+    let mut table = ProcessTable::with_source(source, TableOptions::default())?;
+    let mut signaller = FakeSignaller {
+        kernel: Rc::clone(&kernel),
+    };
+    let report = kill_roots(
+        &mut table,
+        &mut signaller,
+        &[root],
+        &KillOptions::new(),
+        None,
+        RefusedRoot::Reported,
+        Some(&mut late),
+    )?;
+    assert!(late.0.looks >= 3, "the sweep asked: {} looks", late.0.looks);
+    assert!(report.was_killed(&outsider), "{report:?}");
+    assert!(report.is_complete(), "{report:?}");
+    // And one that cannot be killed is counted as escaped or denied.
+    let (kernel, root, outsider) = tree_and_outsider(false);
+    if let Some(proc) = kernel.borrow_mut().get(outsider) {
+        proc.other_user = true;
+    }
+    belonging.kernel = Rc::clone(&kernel);
+    belonging.named = vec![outsider];
+    let report = kill_belonging_on(&kernel, &[root], &mut belonging)?;
+    assert!(!report.is_complete());
+    Ok(())
+}
+
+#[test]
+fn a_failing_look_leaves_nothing_stopped() {
+    for fail_at in 1..=4 {
+        let (kernel, root, outsider) = tree_and_outsider(true);
+        let mut belonging = FakeBelonging {
+            kernel: Rc::clone(&kernel),
+            named: vec![outsider],
+            looks: 0,
+            fail_at: Some(fail_at),
+        };
+        let result = kill_belonging_on(&kernel, &[root], &mut belonging);
+        if belonging.looks >= fail_at {
+            assert!(
+                matches!(&result, Err(Error::Unsupported { what }) if *what == INJECTED),
+                "look {fail_at}: {result:?}"
+            );
+        }
+        let kernel = kernel.borrow();
+        assert!(
+            kernel.stopped().is_empty(),
+            "look {fail_at} failed and left {:?} stopped",
+            kernel.stopped()
+        );
+    }
+}

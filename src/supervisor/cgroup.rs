@@ -156,9 +156,7 @@ pub fn parse_own_cgroup(bytes: &[u8]) -> Option<PathBuf> {
 pub fn parse_procs(bytes: &[u8]) -> Vec<Pid> {
     bytes
         .split(|&b| b == b'\n')
-        .filter(|line| !line.is_empty() && line.len() <= 10 && line.iter().all(u8::is_ascii_digit))
-        .filter_map(|line| std::str::from_utf8(line).ok()?.parse::<i64>().ok())
-        .filter_map(|value| Pid::try_from(value).ok())
+        .filter_map(crate::parse::pid_token)
         .collect()
 }
 
@@ -634,15 +632,7 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn file_error(path: &Path, error: io::Error) -> Error {
-    match error.kind() {
-        io::ErrorKind::PermissionDenied => Error::PermissionDenied {
-            path: path.to_path_buf(),
-        },
-        _ => Error::Io {
-            path: Some(path.to_path_buf()),
-            source: error,
-        },
-    }
+    Error::io(Some(path.to_path_buf()), error)
 }
 
 fn invalid_input(message: String) -> Error {

@@ -337,3 +337,132 @@ fn named_after(dir: &Path, id: &JobId) -> bool {
         .and_then(|name| name.strip_prefix("proctrack-"))
         == Some(id.as_str())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::TableOptions;
+    use crate::{BootId, MemorySource, ProcessInfo, StartTime, State};
+
+    const BOOT: BootId = BootId::from_bytes([9; 16]);
+
+    fn id(pid: i32) -> ProcessIdentity {
+        ProcessIdentity::new(
+            BOOT,
+            Pid::try_from(pid).expect("test pid"),
+            StartTime::from_raw(pid as u64),
+        )
+    }
+
+    /// `(pid, parent, process group, state)`; tagged pids carry `job`'s tag.
+    fn table(
+        rows: &[(i32, i32, i32, State)],
+        tagged: &[(i32, &JobId)],
+    ) -> ProcessTable<MemorySource> {
+        let mut source = MemorySource::new(BOOT);
+        for &(pid, parent, group, state) in rows {
+            source.insert(
+                ProcessInfo::builder(id(pid))
+                    .parent(Pid::try_from(parent).ok())
+                    .group_and_session(Pid::try_from(group).ok(), Pid::try_from(group).ok())
+                    .state(state)
+                    .build(),
+            );
+        }
+        for (pid, job) in tagged {
+            let environ = format!("HOME=/root\0{}={}\0", tag::JOB_VAR, job.as_str());
+            source.set_environ(id(*pid), environ.into_bytes());
+        }
+        ProcessTable::with_source(source, TableOptions::default()).expect("memory table")
+    }
+
+    fn pids(members: &[Member]) -> Vec<i32> {
+        members.iter().map(|m| m.process.pid().as_raw()).collect()
+    }
+
+    const R: State = State::Running;
+
+    // 1 ── 50 (us, the supervisor)
+    //        ├─ 100 (the job's root, group 100) ── 101 ── 102
+    //        ├─ 200 (an orphan adopted from the job: group 100, no tag)
+    //        ├─ 300 (the application's own child, group 50)
+    //        └─ 310 (an orphan seen in the job before, group 310)
+    // 1 ── 400 (a daemon that cleared nothing: tagged, its own session) ── 401
+    // 1 ── 500 (another job's tagged daemon)
+    // 1 ── 600 (tagged, but a zombie)
+    #[test]
+    fn marks_find_root_tag_and_adopted_orphans_and_the_trees_below() {
+        let me = id(50);
+        let job = JobId::new("dev", me, 1);
+        let other = JobId::new("dev", me, 2);
+        let mut table = table(
+            &[
+                (1, 0, 1, R),
+                (50, 1, 50, R),
+                (100, 50, 100, R),
+                (101, 100, 100, R),
+                (102, 101, 100, R),
+                (200, 50, 100, R),
+                (300, 50, 50, R),
+                (310, 50, 310, R),
+                (400, 1, 400, R),
+                (401, 400, 400, R),
+                (500, 1, 500, R),
+                (600, 1, 600, State::Zombie),
+            ],
+            &[(100, &job), (400, &job), (500, &other), (600, &job)],
+        );
+        let seen: HashSet<ProcessIdentity> = [id(310)].into();
+        let marks = Marks {
+            id: &job,
+            root: Some(id(100)),
+            cgroup: None,
+            seen: Some(&seen),
+        };
+        let look = Look::take(&mut table, me, &[id(100)]).expect("look");
+        let members = marks.with_trees(&table, &look);
+        assert_eq!(pids(&members), vec![100, 101, 102, 200, 310, 400, 401]);
+        let by = |pid: i32| {
+            members
+                .iter()
+                .find(|m| m.process.pid().as_raw() == pid)
+                .map(|m| m.found_by)
+                .expect("a member")
+        };
+        assert!(by(100).tag && by(100).tree);
+        assert!(by(200).adopted && !by(200).tag);
+        assert!(by(310).adopted);
+        assert!(by(400).tag);
+        assert!(by(401).tree && !by(401).tag);
+
+        // The engine's view: only what is marked in itself, alive.
+        let mut belonging = JobBelonging { marks, me };
+        let named = belonging.look(&mut table).expect("look");
+        let mut named: Vec<i32> = named.iter().map(|i| i.pid().as_raw()).collect();
+        named.sort_unstable();
+        assert_eq!(named, vec![100, 200, 310, 400]);
+    }
+
+    #[test]
+    fn a_dead_instances_job_is_found_by_its_tag_without_a_root() {
+        let me = id(50);
+        let dead = JobId::new("dev", id(40), 7);
+        let mut table = table(
+            &[
+                (1, 0, 1, R),
+                (50, 1, 50, R),
+                (700, 1, 700, R),
+                (701, 700, 700, R),
+            ],
+            &[(700, &dead)],
+        );
+        let marks = Marks {
+            id: &dead,
+            root: None,
+            cgroup: None,
+            seen: None,
+        };
+        let look = Look::take(&mut table, me, &[]).expect("look");
+        assert_eq!(pids(&marks.with_trees(&table, &look)), vec![700, 701]);
+    }
+}

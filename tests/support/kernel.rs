@@ -205,6 +205,60 @@ pub fn may_change_uid() -> Result<(), String> {
     .expect("the probing thread")
 }
 
+/// The first `name` in a directory of `PATH`.
+pub fn in_path(name: &str) -> Option<std::path::PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+}
+
+/// A setuid-root copy of `setpriv` in `dir` (made readable by everyone):
+/// a helper that a process of uid `user` execs to run something as uid
+/// `other`, which `user` then may not signal. Checked by running it as
+/// `user` to become `other`; `Err` says why this machine cannot have one
+/// (not root, no setpriv, a nosuid mount).
+pub fn setuid_helper(
+    dir: &std::path::Path,
+    user: u32,
+    other: u32,
+) -> Result<std::path::PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !rustix::process::geteuid().is_root() {
+        return Err("only root can make a setuid-root helper".into());
+    }
+    let setpriv = in_path("setpriv").ok_or("no setpriv (util-linux) in PATH")?;
+    let helper = dir.join("helper");
+    std::fs::copy(&setpriv, &helper).map_err(|e| format!("copy {}: {e}", setpriv.display()))?;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o4755))
+        .map_err(|e| format!("chmod 4755: {e}"))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("chmod 755: {e}"))?;
+    // A nosuid mount, or a kernel that ignores the bit, shows here.
+    let other_text = other.to_string();
+    let output = std::process::Command::new(&helper)
+        .args([
+            "--reuid",
+            &other_text,
+            "--regid",
+            &other_text,
+            "--clear-groups",
+        ])
+        .args(["id", "-u"])
+        .uid(user)
+        .gid(user)
+        .output()
+        .map_err(|e| format!("run the helper as uid {user}: {e}"))?;
+    let got = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if got != other_text {
+        return Err(format!(
+            "the setuid helper run by uid {user} did not become uid {other}: {got:?} {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(helper)
+}
+
 /// This kernel's pid_max.
 pub fn pid_max() -> i32 {
     std::fs::read_to_string("/proc/sys/kernel/pid_max")

@@ -79,10 +79,7 @@ fn hex_u32(field: &[u8]) -> Option<u32> {
 }
 
 fn dec_u64(field: &[u8]) -> Option<u64> {
-    if field.is_empty() || !field.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(field).ok()?.parse().ok()
+    crate::parse::decimal(field)
 }
 
 #[cfg(test)]
