@@ -4,6 +4,10 @@
 //! test has a state directory of its own (PROCTRACK_STATE_DIR).
 #![cfg(target_os = "linux")]
 
+#[path = "../../tests/support/kernel.rs"]
+#[allow(dead_code)]
+mod kernel;
+
 use std::io::{BufRead, BufReader, Lines};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
@@ -43,32 +47,6 @@ fn name(test: &str) -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// Whether this process may make cgroups under its own cgroup2 cgroup,
-/// asked of the kernel with a mkdir (an oracle apart from the library).
-fn cgroup2_writable() -> Result<PathBuf, String> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
-    let (root, mount) = mountinfo
-        .lines()
-        .find_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let mut fields = left.split(' ').skip(3);
-            (right.split(' ').next()? == "cgroup2")
-                .then(|| Some((fields.next()?, fields.next()?)))?
-        })
-        .ok_or("no cgroup2 mount")?;
-    let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
-    let own = own
-        .lines()
-        .find_map(|line| line.strip_prefix("0::"))
-        .ok_or("no 0:: line")?;
-    let own = own.strip_prefix(root).unwrap_or(own);
-    let dir = Path::new(mount).join(own.trim_start_matches('/'));
-    let test = dir.join(format!("jobs-oracle-{}", std::process::id()));
-    std::fs::create_dir(&test).map_err(|e| format!("mkdir {}: {e}", test.display()))?;
-    std::fs::remove_dir(&test).map_err(|e| format!("rmdir {}: {e}", test.display()))?;
-    Ok(dir)
 }
 
 /// Processes anywhere whose tag names a job of supervisor `name`.
@@ -287,7 +265,7 @@ fn stderr(output: &Output) -> String {
 /// (and must not have with --no-cgroup).
 fn expected_cgroup(job: &Value, no_cgroup: bool) -> Option<PathBuf> {
     let cgroup = job["containment"]["cgroup"].as_str().map(PathBuf::from);
-    match (no_cgroup, cgroup2_writable()) {
+    match (no_cgroup, kernel::cgroup2_writable()) {
         (true, _) => assert_eq!(cgroup, None, "{job:#}"),
         (false, Ok(_)) => assert!(cgroup.as_deref().is_some_and(Path::is_dir), "{job:#}"),
         (false, Err(why)) => {
