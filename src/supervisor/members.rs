@@ -465,4 +465,49 @@ mod tests {
         let look = Look::take(&mut table, me, &[]).expect("look");
         assert_eq!(pids(&marks.with_trees(&table, &look)), vec![700, 701]);
     }
+
+    /// 50 is a live supervisor, 60 was one; a record of an earlier boot
+    /// names pid 100 too, which is not its process.
+    #[test]
+    fn journaled_jobs_tell_live_from_orphaned_and_earlier_boots() {
+        let live = JobId::new("dev", id(50), 1);
+        let dead = JobId::new("dev", id(60), 1);
+        let mut table = table(
+            &[
+                (1, 0, 1, R),
+                (50, 1, 50, R),
+                (100, 50, 100, R),
+                (101, 100, 100, R),
+                (200, 1, 200, R),
+                (201, 200, 200, R),
+                (202, 1, 202, R),
+            ],
+            &[(101, &live), (201, &dead), (202, &dead)],
+        );
+        let record = |job: &JobId, root: ProcessIdentity| {
+            JobRecord::new(job.clone(), root, root.pid(), None, Vec::new())
+        };
+        let before = ProcessIdentity::new(
+            BootId::from_bytes([1; 16]),
+            Pid::try_from(100).expect("pid"),
+            StartTime::from_raw(100),
+        );
+        let jobs = journaled_jobs(
+            &mut table,
+            vec![
+                record(&live, id(100)),
+                record(&dead, id(200)),
+                record(&JobId::new("dev", id(70), 1), before),
+            ],
+        );
+        assert!(jobs[0].supervisor_alive && jobs[0].this_boot);
+        assert_eq!(pids(&jobs[0].members), [100, 101]);
+        assert!(jobs[1].is_orphaned() && jobs[1].this_boot);
+        assert_eq!(pids(&jobs[1].members), [200, 201, 202]);
+        let ways: Vec<Vec<&str>> = jobs[1].members.iter().map(|m| m.found_by.ways()).collect();
+        assert_eq!(ways, [vec!["tree"], vec!["tag", "tree"], vec!["tag"]]);
+        assert_eq!(jobs[1].usage.processes, 3);
+        assert!(jobs[2].is_orphaned() && !jobs[2].this_boot);
+        assert!(jobs[2].members.is_empty(), "{:?}", jobs[2].members);
+    }
 }
