@@ -82,6 +82,13 @@ pub enum Command {
     ///
     /// The job is not in the terminal's foreground process group: a command
     /// that reads the terminal is stopped (SIGTTIN). Pipe its input instead.
+    ///
+    /// The job is written down in the state directory (see `proctrack
+    /// jobs`), so that if this proctrack dies without stopping it (SIGKILL,
+    /// OOM kill, a closed terminal), `proctrack jobs` lists it as orphaned
+    /// and `proctrack stop` ends it. Before it starts the command, `run`
+    /// stops whatever runs of the same --name that died left running, and
+    /// says so on standard error.
     #[command(after_help = RUN_EXIT_CODES)]
     Run(RunArgs),
     /// List the jobs of `proctrack run`: live ones and orphaned ones (their
@@ -102,11 +109,13 @@ pub enum Command {
     /// file in the state directory deleted.
     ///
     /// A job whose proctrack is still running is refused unless --force:
-    /// that proctrack stops it itself on Ctrl-C, with its grace period, and
-    /// reports the command's status. With --force its processes are killed
-    /// from here, and that proctrack then exits as if the command had been
-    /// killed. Exit 1 when anything is not proven gone, or a job was not
-    /// stopped.
+    /// that proctrack owns the job (and its cgroup) and stops it itself on
+    /// Ctrl-C, with its grace period, reporting the command's status. With
+    /// --force that proctrack is sent SIGTERM, as Ctrl-C would, and does
+    /// so (it exits 143); if it has not exited after 60 s it is killed and
+    /// its job stopped from here. Either way, whatever is left of the job is
+    /// then stopped and reported. Exit 1 when anything is not proven gone,
+    /// a cgroup is left, or a named job was not stopped.
     #[command(after_help = EXIT_CODES)]
     Stop(StopArgs),
     /// Serve the HTTP API and a live tree view in the browser (needs the
@@ -123,7 +132,8 @@ Exit codes:
   N        the command's exit code
   128+S    the command was killed by signal S, or proctrack was stopped by
            signal S (130 for Ctrl-C) and stopped the job
-  125      proctrack could not start the job (it says why)
+  125      proctrack could not start the job (it says why), or has no
+           state directory to write it down in (set PROCTRACK_STATE_DIR)
   2        usage error";
 
 #[derive(Debug, Args)]
@@ -136,7 +146,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_cgroup: bool,
     /// The supervisor name in the job's id (and tag): ASCII letters,
-    /// digits, '-' and '_'.
+    /// digits, '-' and '_'. What dead runs of this name left is stopped
+    /// first.
     #[arg(long, default_value = "proctrack-run")]
     pub name: String,
     /// The command and its arguments (after `--`).
@@ -169,7 +180,8 @@ pub struct StopArgs {
     /// Stop every job whose proctrack is gone.
     #[arg(long)]
     pub orphaned: bool,
-    /// Also stop a named job whose proctrack is still running.
+    /// Also stop a named job whose proctrack is still running, by sending
+    /// that proctrack SIGTERM.
     #[arg(long)]
     pub force: bool,
     /// Print JSON: what happened to each job's processes.
