@@ -106,8 +106,9 @@ impl Supervisor {
     /// left alone while its instance (the pid and start time in its
     /// [`JobId`]) still runs, and when it was kept on purpose
     /// ([`keep_running`](Supervisor::keep_running)). Processes are pinned by
-    /// identity before they are signalled; the journal marks each job
-    /// [`JobEnd::Recovered`], so no row stays running without a process.
+    /// identity before they are signalled; the journal marks each job whose
+    /// kill is proven complete [`JobEnd::Recovered`], so no row stays
+    /// running without a process, and none ends while one is left.
     pub fn recover(&mut self) -> Result<RecoverReport, SupervisorError> {
         self.recover_matching(&RecoverFilter::dead())
     }
@@ -231,7 +232,12 @@ impl Supervisor {
             let _ = cgroup.remove();
         }
         let journaled = found.journaled;
-        if journaled && let Some(journal) = self.journal.as_mut() {
+        // Ended only when proven: a job with a survivor stays written down,
+        // for the next recover and for whoever lists the journal.
+        if journaled
+            && kill.is_complete()
+            && let Some(journal) = self.journal.as_mut()
+        {
             journal.ended(&id, JobEnd::Recovered)?;
         }
         Ok(RecoveredJob {
