@@ -462,3 +462,47 @@ fn files_that_are_not_jobs_are_named_and_left_alone() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(foreign.exists() && newer.exists());
 }
+
+/// A job `stop` may not signal (run as another user: every signal is
+/// denied) is reported as not proven gone, exit 1, and stays written down.
+/// Needs root, to run `stop` as uid 65534; skipped otherwise.
+#[test]
+fn what_stop_cannot_prove_gone_is_said_and_stays_written_down() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to run stop as another user");
+        return;
+    }
+    let mut fixture = Fixture::new("denied");
+    let (index, _lines) = fixture.run(&["--no-cgroup"]);
+    let job = fixture.jobs()[0].clone();
+    fixture.pin_members(&job);
+    fixture.crash(index);
+    std::os::unix::fs::chown(fixture.dir.path(), Some(65534), Some(65534)).expect("chown");
+
+    let output = {
+        use std::os::unix::process::CommandExt;
+        fixture
+            .command(&["stop", "--orphaned"])
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .expect("proctrack runs")
+    };
+    let out = stdout(&output);
+    let err = stderr(&output);
+    eprintln!("{out}{err}");
+    assert_eq!(output.status.code(), Some(1), "{out}{err}");
+    // Each process once, however many rounds met it.
+    assert!(
+        out.contains("0 killed, 0 already gone, 3 denied, 0 survived"),
+        "{out}"
+    );
+    assert!(fixture.pins.iter().all(|p| !p.has_exited().expect("look")));
+    // Still listed, still orphaned: a stop as root ends it.
+    let jobs = fixture.jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:#?}");
+    assert_eq!(jobs[0]["processes"], 3);
+    let output = fixture.proctrack(&["stop", "--orphaned"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    fixture.assert_members_gone();
+}

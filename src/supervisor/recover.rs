@@ -252,12 +252,27 @@ impl Supervisor {
 /// Adds a later round's kill of the same job to `into`.
 fn merge(into: &mut KillReport, more: KillReport) {
     into.killed.extend(more.killed);
-    into.already_gone.extend(more.already_gone);
-    into.denied.extend(more.denied);
+    // A job left incomplete is found again next round: a process counts
+    // once, as the first round that met it found it (a root killed in one
+    // round is not also "already gone" in the next).
+    for identity in more.already_gone {
+        if !into.was_killed(&identity) && !into.already_gone.contains(&identity) {
+            into.already_gone.push(identity);
+        }
+    }
+    for identity in more.denied {
+        if !into.denied.contains(&identity) {
+            into.denied.push(identity);
+        }
+    }
     // Only the last round's survivors and escapees are still alive.
     into.survived = more.survived;
     into.escaped = more.escaped;
-    into.refused.extend(more.refused);
+    for (identity, why) in more.refused {
+        if !into.refused.iter().any(|(refused, _)| *refused == identity) {
+            into.refused.push((identity, why));
+        }
+    }
     into.reaped.extend(more.reaped);
     into.settled &= more.settled;
     into.confirmed &= more.confirmed;
