@@ -397,6 +397,15 @@ fn read_file(path: &Path) -> Result<JobRecord, StateDirError> {
         path: path.to_path_buf(),
         source,
     };
+    // Only a regular file is read: a FIFO would block the reader, a
+    // symlink could point anywhere (/dev/zero), a directory is not ours.
+    let metadata = fs::symlink_metadata(path).map_err(io)?;
+    if !metadata.is_file() {
+        return Err(StateDirError::BadFile {
+            path: path.to_path_buf(),
+            error: RecordError::Foreign,
+        });
+    }
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|file| file.take(MAX_FILE + 1).read_to_end(&mut bytes))
@@ -828,28 +837,25 @@ mod tests {
             "proctrack-job 1\nid y.1-2.3\n",
         )
         .unwrap();
+        fs::create_dir(state.path().join("w.1-2.3.job")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", state.path().join("v.1-2.3.job")).unwrap();
         let moved = String::from_utf8(encode_record(&good)).unwrap();
         fs::write(state.path().join("z.1-2.3.job"), moved).unwrap();
         let scan = state.scan().unwrap();
         assert_eq!(scan.records, vec![good.clone()]);
         let why: Vec<String> = scan.skipped.iter().map(|s| s.error.to_string()).collect();
-        assert_eq!(why.len(), 4, "{why:#?}");
-        assert!(
-            why[0].contains("notes.txt: not a proctrack job file"),
-            "{why:#?}"
-        );
-        assert!(why[1].contains("format 3 by a newer proctrack"), "{why:#?}");
-        assert!(why[1].contains("use the newer proctrack"), "{why:#?}");
-        assert!(
-            why[2].contains("cut short") && why[2].contains("then remove the file"),
-            "{why:#?}"
-        );
-        assert!(
-            why[3].contains("holds job build.4242-7.1 but is named z.1-2.3.job"),
-            "{why:#?}"
-        );
+        assert_eq!(why.len(), 6, "{why:#?}");
+        let says = |i: usize, text: &str| assert!(why[i].contains(text), "{why:#?}");
+        says(0, "notes.txt: not a proctrack job file");
+        says(1, "v.1-2.3.job: not a proctrack job file");
+        says(2, "w.1-2.3.job: not a proctrack job file");
+        says(3, "format 3 by a newer proctrack");
+        says(3, "use the newer proctrack");
+        says(4, "cut short");
+        says(4, "then remove the file");
+        says(5, "holds job build.4242-7.1 but is named z.1-2.3.job");
         // Nothing was deleted.
-        assert_eq!(fs::read_dir(state.path()).unwrap().count(), 5);
+        assert_eq!(fs::read_dir(state.path()).unwrap().count(), 7);
         assert_eq!(state.unfinished("build").unwrap(), vec![good.clone()]);
         assert!(state.unfinished("other").unwrap().is_empty());
 
