@@ -93,8 +93,8 @@ pub fn run(args: &StopArgs, out: &mut Out) -> Result<Outcome, Error> {
             not_stopped.push(NotStopped {
                 id: id.to_string(),
                 why: format!(
-                    "its supervisor (proctrack, pid {pid}) is running: stop it there (Ctrl-C), \
-                     or add --force to stop the job from here"
+                    "its proctrack (pid {pid}) is running: stop it there (Ctrl-C), \
+                     or add --force to send that proctrack SIGTERM"
                 ),
             });
             continue;
