@@ -510,4 +510,112 @@ mod tests {
         assert!(jobs[2].is_orphaned() && !jobs[2].this_boot);
         assert!(jobs[2].members.is_empty(), "{:?}", jobs[2].members);
     }
+
+    /// A job's stop as the supervisor runs it (the engine with the job's
+    /// marks), on the fake kernel, with a failure injected at every step:
+    /// whatever fails, nothing is left stopped; once nothing fails, the
+    /// root's tree, the tagged daemon and the adopted orphan are gone, and
+    /// the application's own child and the supervisor are not.
+    #[test]
+    fn a_job_stop_with_a_failure_at_every_step() {
+        use crate::signal::kill_tree_tests::{Kernel, kill_on_fake_kernel};
+        use std::cell::RefCell;
+        use std::rc::Rc;
+
+        let job = JobId::new("dev", id(50), 1);
+        let kernel_with_job = || {
+            let mut kernel = Kernel::new();
+            let init = kernel.spawn_at(1, None);
+            let me = kernel.spawn_at(50, Some(init.pid()));
+            let root = kernel.spawn_at(100, Some(me.pid()));
+            let child = kernel.spawn_at(101, Some(root.pid()));
+            let orphan = kernel.spawn_at(200, Some(me.pid()));
+            let own = kernel.spawn_at(300, Some(me.pid()));
+            let daemon = kernel.spawn_at(400, Some(init.pid()));
+            let daemon_child = kernel.spawn_at(401, Some(daemon.pid()));
+            let tag = format!("{}={}\0", tag::JOB_VAR, job.as_str()).into_bytes();
+            for (identity, group, tagged) in [
+                (root, 100, true),
+                (child, 100, true),
+                (orphan, 100, false),
+                (own, 50, false),
+                (daemon, 400, true),
+                (daemon_child, 400, true),
+            ] {
+                let proc = kernel.get(identity).expect("spawned");
+                proc.info.process_group = Pid::try_from(group).ok();
+                if tagged {
+                    proc.environ = tag.clone();
+                }
+            }
+            (
+                kernel,
+                [root, child, orphan, daemon, daemon_child],
+                [me, own],
+            )
+        };
+        let run = |fail_at: Option<usize>| {
+            let (mut kernel, gone, kept) = kernel_with_job();
+            kernel.fail_at = fail_at;
+            let root = gone[0];
+            let kernel = Rc::new(RefCell::new(kernel));
+            let mut belonging = JobBelonging {
+                marks: Marks {
+                    id: &job,
+                    root: Some(root),
+                    cgroup: None,
+                    seen: None,
+                },
+                me: kept[0],
+            };
+            let result = kill_on_fake_kernel(&kernel, &[root], &mut belonging);
+            (kernel, result, gone, kept)
+        };
+        // Uninjected: everything of the job goes, nothing else does.
+        let (kernel, result, gone, kept) = run(None);
+        let report = result.expect("the stop runs");
+        let steps = kernel.borrow().ops;
+        check(&kernel.borrow(), &report, gone, kept);
+        assert!(steps > 20, "only {steps} steps");
+        let mut failed = 0;
+        for fail_at in 1..=steps {
+            let (kernel, result, gone, kept) = run(Some(fail_at));
+            let kernel = kernel.borrow();
+            assert!(
+                kernel.stopped().is_empty(),
+                "a failure at step {fail_at} left {:?} stopped",
+                kernel.stopped()
+            );
+            match result {
+                Err(crate::Error::Unsupported { .. }) => failed += 1,
+                Err(other) => panic!("step {fail_at}: {other:?}"),
+                // A failed read the engine may skip (a process looked at
+                // while it exits): the stop still ends complete.
+                Ok(report) => check(&kernel, &report, gone, kept),
+            }
+        }
+        println!(
+            "{steps} steps; a failure at {failed} of them ended the stop, the rest were absorbed"
+        );
+        assert!(failed > 0);
+
+        fn check(
+            kernel: &Kernel,
+            report: &crate::signal::KillReport,
+            gone: [ProcessIdentity; 5],
+            kept: [ProcessIdentity; 2],
+        ) {
+            for identity in gone {
+                assert!(
+                    kernel.get_ro(identity).is_none(),
+                    "{identity} left: {report:?}"
+                );
+            }
+            for identity in kept {
+                assert!(kernel.get_ro(identity).is_some(), "{identity} was killed");
+                assert!(!report.was_killed(&identity));
+            }
+            assert!(report.is_complete(), "{report:?}");
+        }
+    }
 }
