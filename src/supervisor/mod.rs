@@ -63,6 +63,7 @@ mod job;
 mod journal;
 mod members;
 mod recover;
+pub mod state_dir;
 mod stop;
 pub mod tag;
 
@@ -77,7 +78,9 @@ pub use job::{
     BadJobId, Containment, FoundBy, Job, JobId, JobStatus, JobStopReport, JobUsage, Member,
 };
 pub use journal::{JobEnd, JobRecord, Journal, JournalError, MemoryJournal};
-pub use recover::{RecoverReport, RecoveredJob};
+pub use members::{JournaledJob, instance_alive, journaled_jobs};
+pub use recover::{RecoverFilter, RecoverReport, RecoveredJob};
+pub use state_dir::{SkippedFile, StateDir, StateDirError, StateScan};
 
 use crate::signal::{Subreaper, spawn_group};
 use crate::table::ProcessTable;
@@ -386,16 +389,25 @@ impl Supervisor {
             cgroup: cgroup.as_ref().map(|c| c.path().to_path_buf()),
             missing,
         };
-        let record = JobRecord::new(
+        let mut record = JobRecord::new(
             id.clone(),
             root,
             root.pid(),
             containment.cgroup.clone(),
-            std::iter::once(command.get_program())
-                .chain(command.get_args())
-                .map(OsStr::to_os_string)
-                .collect(),
+            match &cgroup {
+                // What the user asked to run, not the shim that runs it.
+                Some(_) => JobCgroup::user_command(&command)
+                    .map(OsStr::to_os_string)
+                    .collect(),
+                None => std::iter::once(command.get_program())
+                    .chain(command.get_args())
+                    .map(OsStr::to_os_string)
+                    .collect(),
+            },
         );
+        record.started = Some(std::time::SystemTime::now());
+        record.subreaper = Some(containment.subreaper);
+        record.missing = containment.missing.clone();
         let job = Job {
             id: id.clone(),
             root,
@@ -524,15 +536,11 @@ impl Supervisor {
 
 /// What `members` of `job` use, with the cgroup's memory where it counts.
 fn usage_of(job: &Job, members: &[Member]) -> JobUsage {
-    JobUsage {
-        processes: members.len(),
-        cpu_time: members.iter().map(|m| m.process.cpu_time()).sum(),
-        rss_bytes: members.iter().map(|m| m.process.rss_bytes()).sum(),
-        cgroup_memory: job
-            .cgroup
-            .as_ref()
-            .and_then(|cgroup| cgroup.memory_current().ok().flatten()),
-    }
+    let memory = job
+        .cgroup
+        .as_ref()
+        .and_then(|cgroup| cgroup.memory_current().ok().flatten());
+    members::usage_of(members, memory)
 }
 
 /// Our cgroup2 tree if we may make job cgroups in it, else why not.
