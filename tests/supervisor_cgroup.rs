@@ -173,6 +173,17 @@ fn a_double_forked_setsid_daemon_that_closed_its_fds_stays_in_the_cgroup_and_kee
     assert!(members.contains(&daemon), "{daemon} not in {members:?}");
     assert!(members.contains(&root));
 
+    // The daemon may still be inside its last exec, where its environment
+    // reads empty for a moment: wait until it is sleep (no event tells).
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    let info = loop {
+        let now = proctrack::process(daemon).expect("the daemon runs");
+        if now.name() == "sleep" {
+            break now;
+        }
+        assert!(std::time::Instant::now() < deadline, "the daemon never ran sleep");
+        std::thread::yield_now();
+    };
     let environ = SystemSource::open()
         .unwrap()
         .environ(info.identity())
