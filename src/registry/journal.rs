@@ -7,8 +7,9 @@ use std::time::SystemTime;
 
 use sqlx::Row;
 
-use super::entry::to_millis;
+use super::entry::{to_millis, u64_to_sql};
 use super::sql::{COLUMNS, decode, path_from_bytes, path_to_bytes};
+use super::stop::parse_owner_key;
 use super::{Filled, Metadata, Registry, RegistryError, Result, owner_key};
 use crate::ProcessIdentity;
 use crate::supervisor::{JobEnd, JobId, JobRecord, Journal, JournalError};
@@ -139,6 +140,48 @@ impl Registry {
         Ok(())
     }
 
+    /// Hands job `record.id`'s root row over to `record.owner` (its owner
+    /// key) and `record.root`, if `from` owns it and it runs; in one
+    /// transaction, so one of two adopters wins.
+    async fn adopt_job(&self, record: &JobRecord, from: ProcessIdentity) -> Result<bool> {
+        let Some(owner) = record.owner else {
+            return Ok(false);
+        };
+        let now = to_millis(SystemTime::now());
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.db(e))?;
+        let changed = sqlx::query(
+            "UPDATE processes SET owner = ?1, boot_id = ?2, pid = ?3, start_time = ?4, \
+                 pidfs_inode = NULL, updated_at = ?5 \
+             WHERE status = 'running' AND owner = ?6 \
+               AND id = (SELECT process FROM jobs WHERE id = ?7)",
+        )
+        .bind(owner_key(owner))
+        .bind(record.root.boot_id().to_string())
+        .bind(record.root.pid().as_raw())
+        .bind(u64_to_sql(record.root.start_time().as_raw()))
+        .bind(now)
+        .bind(owner_key(from))
+        .bind(record.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.db(e))?
+        .rows_affected();
+        if changed != 1 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE jobs SET kept = 0 WHERE id = ?1")
+            .bind(record.id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db(e))?;
+        tx.commit().await.map_err(|e| self.db(e))?;
+        Ok(true)
+    }
+
     async fn unfinished_jobs(&self, name: &str) -> Result<Vec<JobRecord>> {
         let sql = format!(
             "SELECT jobs.id AS job_id, jobs.cgroup AS job_cgroup, jobs.kept AS job_kept, {} \
@@ -176,6 +219,9 @@ impl Registry {
                 entry.command().args().map(ToOwned::to_owned).collect(),
             );
             record.kept = kept;
+            // Adopted: the row's owner is the adopting instance.
+            record.owner =
+                parse_owner_key(entry.owner()).filter(|owner| *owner != record.owner_instance());
             records.push(record);
         }
         Ok(records)
@@ -193,5 +239,19 @@ impl Journal for JobJournal {
 
     fn unfinished(&mut self, name: &str) -> std::result::Result<Vec<JobRecord>, JournalError> {
         block_on(self.registry.unfinished_jobs(name)).map_err(journal_error)
+    }
+
+    /// The root's row gets this journal's owner key and the new root's
+    /// identity, in one transaction that only changes a running row still
+    /// owned by `from`.
+    fn adopted(
+        &mut self,
+        record: &JobRecord,
+        from: ProcessIdentity,
+    ) -> std::result::Result<bool, JournalError> {
+        let mut record = record.clone();
+        // The owner key this journal writes under.
+        record.owner = parse_owner_key(&self.owner).or(record.owner);
+        block_on(self.registry.adopt_job(&record, from)).map_err(journal_error)
     }
 }

@@ -29,10 +29,15 @@ pub struct JobRecord {
     /// True when the job was left running on purpose when its supervisor
     /// shut down: [`recover`](super::Supervisor::recover) leaves it alone.
     pub kept: bool,
+    /// The supervisor instance that owns the job now, when one
+    /// [adopted](super::Supervisor::adopt) it; `None`: the instance named
+    /// in its id, which started it. [`recover`](super::Supervisor::recover)
+    /// leaves a job alone while its owner runs.
+    pub owner: Option<ProcessIdentity>,
 }
 
 impl JobRecord {
-    /// A record of a job; `kept` false.
+    /// A record of a job; `kept` false, owned by the instance in its id.
     pub fn new(
         id: JobId,
         root: ProcessIdentity,
@@ -47,7 +52,18 @@ impl JobRecord {
             cgroup,
             command,
             kept: false,
+            owner: None,
         }
+    }
+
+    /// The supervisor instance that owns the job: its
+    /// [`owner`](JobRecord::owner), else the instance in its id (which ran
+    /// in the boot of its root).
+    pub fn owner_instance(&self) -> ProcessIdentity {
+        self.owner.unwrap_or_else(|| {
+            let (pid, start) = self.id.instance();
+            ProcessIdentity::new(self.root.boot_id(), pid, start)
+        })
     }
 }
 
@@ -76,8 +92,25 @@ pub trait Journal: Send {
     fn ended(&mut self, id: &JobId, end: JobEnd) -> Result<(), JournalError>;
 
     /// The jobs of supervisors named `name` that have not ended, kept ones
-    /// included.
+    /// included, each with its [`owner`](JobRecord::owner) if it was
+    /// adopted.
     fn unfinished(&mut self, name: &str) -> Result<Vec<JobRecord>, JournalError>;
+
+    /// Hands the unfinished job `record.id` over to the instance
+    /// `record.owner` (the [adopting](super::Supervisor::adopt) supervisor)
+    /// with `record.root` as its root, and unmarks it kept, if `from` owns
+    /// it now; returns whether it did. Must be atomic against other
+    /// writers of the same journal: of two instances that both saw `from`
+    /// dead and adopt the job at once, exactly one gets `true`.
+    ///
+    /// The default refuses: a journal that cannot hand a job over cannot
+    /// be used to adopt (a later recover would stop the adopted job).
+    fn adopted(&mut self, record: &JobRecord, from: ProcessIdentity) -> Result<bool, JournalError> {
+        let _ = (record, from);
+        Err(JournalError(
+            "this journal cannot record an adoption (Journal::adopted is not implemented)".into(),
+        ))
+    }
 }
 
 /// A journal's failure, in its own words.
@@ -129,6 +162,26 @@ impl Journal for MemoryJournal {
         }
         self.ended.push((id.clone(), end));
         Ok(())
+    }
+
+    fn adopted(&mut self, record: &JobRecord, from: ProcessIdentity) -> Result<bool, JournalError> {
+        let unfinished = matches!(self.end_of(&record.id), None | Some(JobEnd::Kept));
+        let Some(row) = self
+            .records
+            .iter_mut()
+            .rev()
+            .find(|r| r.id == record.id && unfinished && r.owner_instance() == from)
+        else {
+            return Ok(false);
+        };
+        row.owner = record.owner;
+        row.root = record.root;
+        row.kept = false;
+        // No longer kept: an `ended(.., Kept)` before does not count.
+        if self.end_of(&record.id) == Some(JobEnd::Kept) {
+            self.ended.retain(|(id, _)| id != &record.id);
+        }
+        Ok(true)
     }
 
     fn unfinished(&mut self, name: &str) -> Result<Vec<JobRecord>, JournalError> {

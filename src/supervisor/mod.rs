@@ -58,7 +58,9 @@
 //! supervisor ever looked escapes every layer but the cgroup: where
 //! cgroups cannot be made, that one is out of reach.
 
+mod adopt;
 pub mod cgroup;
+mod feed;
 mod job;
 mod journal;
 mod members;
@@ -71,6 +73,7 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use job::{
@@ -83,6 +86,7 @@ use crate::signal::{Subreaper, spawn_group};
 use crate::table::ProcessTable;
 use crate::{Error, Pid, ProcessIdentity, ProcessSource};
 use cgroup::{Cgroup2, JobCgroup};
+use feed::Feed;
 use members::{Look, Marks};
 
 /// The system calls under this layer, chosen once.
@@ -108,6 +112,14 @@ pub enum SupervisorError {
     /// A supervisor name must be 1 to 64 ASCII letters, digits, `-` or `_`.
     #[error("{0:?} cannot name a supervisor: use 1 to 64 ASCII letters, digits, '-' and '_'")]
     BadName(String),
+    /// [`Supervisor::adopt`] cannot take this job.
+    #[error("cannot adopt job {id}: {why}")]
+    NotAdoptable {
+        /// The job.
+        id: JobId,
+        /// Why not.
+        why: String,
+    },
     /// [`Cgroups::Required`] was asked for and job cgroups cannot be made.
     #[error("job cgroups were required but cannot be made: {why}")]
     CgroupsRequired {
@@ -244,6 +256,10 @@ pub struct Supervisor {
     journal: Option<Box<dyn Journal>>,
     jobs: BTreeMap<JobId, Job>,
     numbered: u64,
+    /// The exit codes of adopted roots.
+    exits: adopt::Exits,
+    /// What a tracker beside us found (the async face's).
+    feed: Option<Arc<Mutex<Feed>>>,
 }
 
 impl fmt::Debug for Supervisor {
@@ -290,6 +306,8 @@ impl Supervisor {
             journal: options.journal,
             jobs: BTreeMap::new(),
             numbered: 0,
+            exits: adopt::Exits::default(),
+            feed: None,
         })
     }
 
@@ -377,7 +395,7 @@ impl Supervisor {
         let job = Job {
             id: id.clone(),
             root,
-            child: spawned.child,
+            child: Some(spawned.child),
             cgroup,
             containment,
             keep_running: false,
@@ -404,9 +422,11 @@ impl Supervisor {
 
     /// The root's [`Child`](std::process::Child), for its stdio pipes. Do
     /// not wait on it: the supervisor collects the root's status (a stop or
-    /// a [`wait`](Supervisor::wait)) and reports it.
+    /// a [`wait`](Supervisor::wait)) and reports it. `None` for an
+    /// [adopted](Supervisor::adopt) job (another process started its root)
+    /// and for ids that are not this supervisor's.
     pub fn child_mut(&mut self, id: &JobId) -> Option<&mut std::process::Child> {
-        self.jobs.get_mut(id).map(|job| &mut job.child)
+        self.jobs.get_mut(id).and_then(|job| job.child.as_mut())
     }
 
     /// Every job this supervisor started, finished ones included, by id.
@@ -478,8 +498,30 @@ impl Supervisor {
             .ok_or_else(|| SupervisorError::NoSuchJob(id.clone()))
     }
 
-    /// Refreshes the table and takes one [`Look`] at it.
+    /// Lets a tracker beside the supervisor tell it members and exits
+    /// (the async face's); exits of adopted roots come from there then.
+    #[allow(dead_code)] // The async face (feature `tokio`) is its user; next commit.
+    pub(crate) fn set_feed(&mut self, feed: Arc<Mutex<Feed>>) {
+        self.exits.watch = adopt::ExitWatch::Fed(feed.clone());
+        self.feed = Some(feed);
+    }
+
+    /// Refreshes the table and takes one [`Look`] at it, after taking the
+    /// members a tracker beside us found.
     fn look(&mut self) -> Result<Look, SupervisorError> {
+        if let Some(feed) = &self.feed {
+            let seen = std::mem::take(
+                &mut feed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .seen,
+            );
+            for (id, found) in seen {
+                if let Some(job) = self.jobs.get_mut(&id) {
+                    job.seen.extend(found);
+                }
+            }
+        }
         let roots: Vec<ProcessIdentity> = self.jobs.values().map(|job| job.root).collect();
         Ok(Look::take(&mut self.table, self.me, &roots)?)
     }

@@ -48,14 +48,16 @@ pub struct RecoveredJob {
     pub kill: KillReport,
 }
 
-/// What is known of one dead job while recovering it.
+/// What is known of one dead job while recovering (or adopting) it.
 #[derive(Default)]
-struct Found {
-    cgroup: Option<PathBuf>,
-    journaled: bool,
+pub(super) struct Found {
+    pub(super) cgroup: Option<PathBuf>,
+    pub(super) journaled: bool,
     /// The journal's root, if journaled.
-    root: Option<ProcessIdentity>,
-    processes: Vec<ProcessIdentity>,
+    pub(super) root: Option<ProcessIdentity>,
+    /// The journal's record, if journaled.
+    pub(super) record: Option<super::JobRecord>,
+    pub(super) processes: Vec<ProcessIdentity>,
 }
 
 impl Supervisor {
@@ -75,7 +77,7 @@ impl Supervisor {
         // is found by the next look. Killed jobs stop forking, so the looks
         // end.
         for _ in 0..ROUNDS {
-            let dead = self.find_dead()?;
+            let dead = self.find_dead(false)?;
             if dead.is_empty() {
                 break;
             }
@@ -103,22 +105,36 @@ impl Supervisor {
     }
 
     /// The jobs of dead instances of this supervisor's name that something
-    /// of is left: a journal row, a cgroup, a tagged process.
-    fn find_dead(&mut self) -> Result<BTreeMap<JobId, Found>, SupervisorError> {
+    /// of is left: a journal row, a cgroup, a tagged process; kept ones
+    /// only `with_kept`. Never a job that a live instance (this one
+    /// included) [adopted](Supervisor::adopt). Shared with `adopt`.
+    pub(super) fn find_dead(
+        &mut self,
+        with_kept: bool,
+    ) -> Result<BTreeMap<JobId, Found>, SupervisorError> {
         let look = self.look()?;
         let mut dead: BTreeMap<JobId, Found> = BTreeMap::new();
         let mut kept = Vec::new();
+        let mut owned: Vec<JobId> = self.jobs.keys().cloned().collect();
         if let Some(journal) = self.journal.as_mut() {
             for record in journal.unfinished(&self.name)? {
-                if record.kept {
+                if record
+                    .owner
+                    .is_some_and(|o| super::adopt::runs(&self.table, self.me, o))
+                {
+                    owned.push(record.id);
+                    continue;
+                }
+                if record.kept && !with_kept {
                     kept.push(record.id);
                     continue;
                 }
-                let found = dead.entry(record.id).or_default();
+                let found = dead.entry(record.id.clone()).or_default();
                 found.journaled = true;
-                found.cgroup = record.cgroup;
+                found.cgroup = record.cgroup.clone();
                 found.root = Some(record.root);
                 found.processes.push(record.root);
+                found.record = Some(record);
             }
         }
         if let Ok(cgroups) = &self.cgroups {
@@ -140,7 +156,7 @@ impl Supervisor {
                 dead.entry(id).or_default().processes.push(*identity);
             }
         }
-        dead.retain(|id, _| !kept.contains(id) && !self.instance_alive(id));
+        dead.retain(|id, _| !kept.contains(id) && !owned.contains(id) && !self.instance_alive(id));
         Ok(dead)
     }
 
@@ -214,6 +230,6 @@ fn merge(into: &mut KillReport, more: KillReport) {
 }
 
 /// The job cgroup at `path`, if it is still there.
-fn open_leftover(path: &Path, id: &JobId) -> Option<JobCgroup> {
+pub(super) fn open_leftover(path: &Path, id: &JobId) -> Option<JobCgroup> {
     JobCgroup::open(path.parent()?, id.as_str()).ok()
 }

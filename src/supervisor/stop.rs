@@ -175,16 +175,26 @@ impl Supervisor {
     /// Collects the root's exit status, if it has exited (a stop has just
     /// killed it; a wait found no member left).
     pub(super) fn reap_root(&mut self, id: &JobId) -> Result<Option<ExitStatus>, SupervisorError> {
-        let job = self.job_mut(id)?;
+        let job = self
+            .jobs
+            .get_mut(id)
+            .ok_or_else(|| SupervisorError::NoSuchJob(id.clone()))?;
         if job.exit.is_none() {
             let handle = ProcessHandle::open(job.root);
             if let Ok(handle) = &handle {
                 handle.wait_timeout(KILL_WAIT)?;
             }
-            job.exit = job
-                .child
-                .try_wait()
-                .map_err(|source| Error::Io { path: None, source })?;
+            job.exit = match &mut job.child {
+                Some(child) => child
+                    .try_wait()
+                    .map_err(|source| Error::Io { path: None, source })?,
+                // Adopted: its root became our child only if it was
+                // orphaned to our subreaper; else the exit event's word.
+                None => match handle.as_ref().map(ProcessHandle::try_reap) {
+                    Ok(Ok(Some(status))) => Some(status),
+                    _ => self.exits.status_of(job.root),
+                },
+            };
         }
         Ok(job.exit)
     }
