@@ -575,3 +575,26 @@ fn processes_lists_the_tree_with_our_boot_id() {
     assert_eq!(record.members.len(), 2);
     assert_no_leftovers(&record);
 }
+
+/// `uid` is the owner the kernel reports for the process, as procfs reads
+/// it, and a stale identity is not answered for.
+#[test]
+fn uid_is_the_owner_procfs_reports() {
+    use proctrack::ProcessSource;
+    let mut source = SystemSource::open().expect("open");
+    let me = source
+        .process(Pid::current())
+        .expect("ourselves")
+        .identity();
+    let expected = procfs::process::Process::myself()
+        .expect("procfs")
+        .uid()
+        .expect("procfs uid");
+    assert_eq!(source.uid(me).expect("uid"), Some(expected));
+    let stale = proctrack::ProcessIdentity::new(
+        me.boot_id(),
+        me.pid(),
+        proctrack::StartTime::from_raw(me.start_time().as_raw() + 1),
+    );
+    assert!(matches!(source.uid(stale), Err(Error::NotFound { .. })));
+}

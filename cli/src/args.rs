@@ -33,6 +33,9 @@ pub struct Cli {
 pub enum Command {
     /// Show processes as a tree: the whole system, one process's tree, or the
     /// trees of every process standing in a directory.
+    ///
+    /// Members of the jobs of `proctrack run` (see `proctrack jobs`) end in
+    /// `[job <id>: <how found>]`: cgroup, tag, tree.
     #[command(after_help = EXIT_CODES)]
     Tree(TreeArgs),
     /// List processes, one per line.
@@ -79,8 +82,42 @@ pub enum Command {
     ///
     /// The job is not in the terminal's foreground process group: a command
     /// that reads the terminal is stopped (SIGTTIN). Pipe its input instead.
+    ///
+    /// The job is written down in the state directory (see `proctrack
+    /// jobs`), so that if this proctrack dies without stopping it (SIGKILL,
+    /// OOM kill, a closed terminal), `proctrack jobs` lists it as orphaned
+    /// and `proctrack stop` ends it. Before it starts the command, `run`
+    /// stops whatever runs of the same --name that died left running, and
+    /// says so on standard error.
     #[command(after_help = RUN_EXIT_CODES)]
     Run(RunArgs),
+    /// List the jobs of `proctrack run`: live ones and orphaned ones (their
+    /// proctrack died: SIGKILL, OOM kill, closed terminal), with their
+    /// processes.
+    ///
+    /// Jobs are read from the state directory that `run` writes one file per
+    /// job to: $PROCTRACK_STATE_DIR, else /run/proctrack for root, else
+    /// $XDG_STATE_HOME/proctrack, else ~/.local/state/proctrack. A job's
+    /// processes are found by its cgroup, its PROCTRACK_JOB tag and its
+    /// tree. A file there that is not a readable job is named on standard
+    /// error (exit 1) and left alone.
+    #[command(after_help = EXIT_CODES)]
+    Jobs(JobsArgs),
+    /// Stop jobs of `proctrack run` by id (see `proctrack jobs`), or every
+    /// orphaned one: every process of the job (found by cgroup, tag and
+    /// tree) is frozen and killed with SIGKILL, its cgroup removed and its
+    /// file in the state directory deleted.
+    ///
+    /// A job whose proctrack is still running is refused unless --force:
+    /// that proctrack owns the job (and its cgroup) and stops it itself on
+    /// Ctrl-C, with its grace period, reporting the command's status. With
+    /// --force that proctrack is sent SIGTERM, as Ctrl-C would, and does
+    /// so (it exits 143); if it has not exited after 60 s it is killed and
+    /// its job stopped from here. Either way, whatever is left of the job is
+    /// then stopped and reported. Exit 1 when anything is not proven gone,
+    /// a cgroup is left, or a named job was not stopped.
+    #[command(after_help = EXIT_CODES)]
+    Stop(StopArgs),
     /// Serve the HTTP API and a live tree view in the browser (needs the
     /// `serve` feature: `cargo install --path cli --features serve`).
     ///
@@ -95,7 +132,8 @@ Exit codes:
   N        the command's exit code
   128+S    the command was killed by signal S, or proctrack was stopped by
            signal S (130 for Ctrl-C) and stopped the job
-  125      proctrack could not start the job (it says why)
+  125      proctrack could not start the job (it says why), or has no
+           state directory to write it down in (set PROCTRACK_STATE_DIR)
   2        usage error";
 
 #[derive(Debug, Args)]
@@ -108,7 +146,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_cgroup: bool,
     /// The supervisor name in the job's id (and tag): ASCII letters,
-    /// digits, '-' and '_'.
+    /// digits, '-' and '_'. What dead runs of this name left is stopped
+    /// first.
     #[arg(long, default_value = "proctrack-run")]
     pub name: String,
     /// The command and its arguments (after `--`).
@@ -119,6 +158,35 @@ pub struct RunArgs {
         value_name = "COMMAND"
     )]
     pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// Also list each job's processes, with how each was found (cgroup,
+    /// tag, tree).
+    #[arg(long)]
+    pub members: bool,
+    /// Print JSON: the state directory and every job with its members.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).multiple(true).args(["jobs", "orphaned"]))]
+pub struct StopArgs {
+    /// The ids of the jobs to stop (`proctrack jobs` lists them).
+    #[arg(value_name = "JOB")]
+    pub jobs: Vec<String>,
+    /// Stop every job whose proctrack is gone.
+    #[arg(long)]
+    pub orphaned: bool,
+    /// Also stop a named job whose proctrack is still running, by sending
+    /// that proctrack SIGTERM.
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON: what happened to each job's processes.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -184,7 +252,9 @@ pub struct TreeArgs {
     /// Show the trees of the processes whose working directory is DIR or below it.
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
-    /// Print JSON: an array of trees, each `{"process": ..., "children": [...]}`.
+    /// Print JSON: an array of trees, each `{"process": ..., "children": [...]}`;
+    /// a member of a `proctrack run` job also has `"job": {"job": <id>,
+    /// "found_by": [...]}`.
     #[arg(long)]
     pub json: bool,
 }

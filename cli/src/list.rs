@@ -2,15 +2,24 @@
 
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+
+use proctrack::supervisor::{StateDir, journaled_jobs};
 use proctrack::table::{ProcessTable, ProcessTree};
-use proctrack::{Pid, ProcessInfo};
+use proctrack::{Pid, ProcessIdentity, ProcessInfo};
+use serde::Serialize;
+use serde::ser::SerializeStruct;
 
 use crate::args::{PsArgs, TreeArgs};
+use crate::jobs::{JobMark, member_marks};
 use crate::output::{self, Out, Style};
 use crate::{Error, Outcome};
 
 pub fn tree(args: &TreeArgs, out: &mut Out) -> Result<Outcome, Error> {
-    let table = ProcessTable::new()?;
+    let mut table = ProcessTable::new()?;
+    // Which processes belong to a job of `proctrack run`: marked.
+    let marks = job_marks(&mut table);
+    let table = table;
     let mut outcome = Outcome::Done;
     let roots: Vec<&ProcessInfo> = match (&args.cwd, args.pid) {
         (Some(dir), _) => {
@@ -29,7 +38,14 @@ pub fn tree(args: &TreeArgs, out: &mut Out) -> Result<Outcome, Error> {
     };
     let trees: Vec<ProcessTree> = roots.iter().filter_map(|p| table.tree(p.pid())).collect();
     if args.json {
-        out.json(&trees)?;
+        let marked: Vec<MarkedTree> = trees
+            .iter()
+            .map(|tree| MarkedTree {
+                tree,
+                marks: &marks,
+            })
+            .collect();
+        out.json(&marked)?;
         return Ok(outcome);
     }
     print_header(out)?;
@@ -37,7 +53,8 @@ pub fn tree(args: &TreeArgs, out: &mut Out) -> Result<Outcome, Error> {
         // Depth-first with an explicit stack: a tree can be deeper than the call stack.
         let mut stack = vec![(tree, 0_usize)];
         while let Some((node, depth)) = stack.pop() {
-            print_row(out, &node.process, depth)?;
+            let mark = marks.get(&node.process.identity());
+            print_marked_row(out, &node.process, depth, mark)?;
             stack.extend(node.children.iter().rev().map(|child| (child, depth + 1)));
         }
     }
@@ -140,6 +157,58 @@ pub fn print_header(out: &mut Out) -> Result<(), Error> {
 }
 
 pub fn print_row(out: &mut Out, process: &ProcessInfo, depth: usize) -> Result<(), Error> {
+    print_marked_row(out, process, depth, None)
+}
+
+/// The job marks of the jobs in the state directory; none when it cannot be
+/// read (a tree is not about jobs: `proctrack jobs` says what is wrong).
+fn job_marks(table: &mut ProcessTable) -> HashMap<ProcessIdentity, JobMark> {
+    let Ok(state) = StateDir::from_env() else {
+        return HashMap::new();
+    };
+    let Ok(scan) = state.scan() else {
+        return HashMap::new();
+    };
+    member_marks(&journaled_jobs(table, scan.records))
+}
+
+/// A tree as JSON, `{"process", "job"?, "children"}`: each job member
+/// carries `"job": {"job": <id>, "found_by": [...]}`.
+struct MarkedTree<'a> {
+    tree: &'a ProcessTree,
+    marks: &'a HashMap<ProcessIdentity, JobMark>,
+}
+
+impl Serialize for MarkedTree<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mark = self.marks.get(&self.tree.process.identity());
+        let mut node =
+            serializer.serialize_struct("ProcessTree", 2 + usize::from(mark.is_some()))?;
+        node.serialize_field("process", &self.tree.process)?;
+        if let Some(mark) = mark {
+            node.serialize_field("job", mark)?;
+        }
+        let children: Vec<MarkedTree> = self
+            .tree
+            .children
+            .iter()
+            .map(|tree| MarkedTree {
+                tree,
+                marks: self.marks,
+            })
+            .collect();
+        node.serialize_field("children", &children)?;
+        node.end()
+    }
+}
+
+/// A row, with the process's job mark after its command.
+pub fn print_marked_row(
+    out: &mut Out,
+    process: &ProcessInfo,
+    depth: usize,
+    mark: Option<&JobMark>,
+) -> Result<(), Error> {
     let ppid = process.parent().map_or(0, Pid::as_raw);
     let pid = format!("{:>7}", process.pid());
     let indent = "  ".repeat(depth);
@@ -151,7 +220,11 @@ pub fn print_row(out: &mut Out, process: &ProcessInfo, depth: usize) -> Result<(
     );
     let columns = 7 + 1 + 7 + 1 + 9 + 2 + indent.len() + branch.len();
     let style = process.is_kernel_thread().then_some(Style::Dim);
-    out.line(&prefix, columns, &describe(process), style)?;
+    let text = match mark {
+        Some(mark) => format!("{}  {mark}", describe(process)),
+        None => describe(process),
+    };
+    out.line(&prefix, columns, &text, style)?;
     Ok(())
 }
 

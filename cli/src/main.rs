@@ -4,6 +4,7 @@
 //! library; this crate parses arguments and formats answers.
 
 mod args;
+mod jobs;
 mod kill;
 mod list;
 mod output;
@@ -11,6 +12,7 @@ mod port;
 mod ports;
 mod run;
 mod serve;
+mod stop;
 mod watch;
 
 use std::io;
@@ -47,6 +49,8 @@ fn main() -> ExitCode {
         Command::Ports(ports) => ports::show(ports, &mut out),
         Command::Watch(watch) => watch::run(watch, &mut out),
         Command::Run(run) => Ok(run::run(run)),
+        Command::Jobs(jobs) => jobs::run(jobs, &mut out),
+        Command::Stop(stop) => stop::run(stop, &mut out),
         Command::Serve(serve) => serve::run(serve, &mut out),
     };
     let result = result.and_then(|outcome| out.flush().map(|()| outcome));
@@ -77,6 +81,8 @@ enum Error {
     Library(proctrack::Error),
     /// JSON could not be written.
     Json(serde_json::Error),
+    /// The state directory could not be chosen or read.
+    State(String),
 }
 
 impl std::fmt::Display for Error {
@@ -85,6 +91,7 @@ impl std::fmt::Display for Error {
             Error::Output(error) => write!(f, "cannot write output: {error}"),
             Error::Library(error) => write!(f, "{error}"),
             Error::Json(error) => write!(f, "cannot write JSON: {error}"),
+            Error::State(error) => write!(f, "{error}"),
         }
     }
 }

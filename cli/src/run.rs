@@ -1,12 +1,16 @@
 //! `proctrack run`: one command as a contained job; its end, or a signal to
-//! us, stops whatever is left of it.
+//! us, stops whatever is left of it. The job is written down in the state
+//! directory, so `proctrack jobs` and `proctrack stop` find it, and a later
+//! `run` of the same name stops what a run that died left behind.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::mpsc;
 
 use proctrack::signal::ProcessHandle;
-use proctrack::supervisor::{Cgroups, Supervisor, SupervisorError, SupervisorOptions};
+use proctrack::supervisor::{
+    Cgroups, RecoverReport, StateDir, Supervisor, SupervisorError, SupervisorOptions,
+};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -44,11 +48,24 @@ fn supervise(args: &RunArgs) -> Result<u8, SupervisorError> {
     } else {
         Cgroups::Auto
     };
+    // Where the job is written down: without it, a run that dies leaves a
+    // job nobody can find, so no state directory is no start.
+    let state = StateDir::from_env().map_err(journal_error)?;
+    crate::jobs::warn_skipped(&state);
     let mut supervisor = Supervisor::new(
         SupervisorOptions::new(args.name.as_str())
             .cgroups(cgroups)
-            .shutdown_grace(args.grace),
+            .shutdown_grace(args.grace)
+            .journal(state),
     )?;
+    // What runs of this name that died left running goes first.
+    match supervisor.recover() {
+        Ok(report) => tell_recovered(&args.name, &report),
+        Err(error) => output::warn(&format!(
+            "could not stop what earlier runs named {} left: {error}",
+            args.name
+        )),
+    }
     let (program, rest) = args
         .command
         .split_first()
@@ -86,6 +103,41 @@ fn supervise(args: &RunArgs) -> Result<u8, SupervisorError> {
     })
 }
 
+/// On standard error: each job of a dead run of `name` that was found,
+/// what was stopped, and what is not proven gone.
+fn tell_recovered(name: &str, report: &RecoverReport) {
+    for job in &report.jobs {
+        let counts = job.kill.counts();
+        let total = counts.killed + counts.already_gone;
+        let cgroup = match &job.cgroup {
+            Some(path) if path.exists() => {
+                format!("; its cgroup {} is still there", path.display())
+            }
+            Some(path) => format!("; its cgroup {} removed", path.display()),
+            None => String::new(),
+        };
+        eprintln!(
+            "proctrack: job {} of a run named {name} that died was still there: \
+             stopped {total} process(es) ({counts}){cgroup}",
+            job.id
+        );
+        for (identity, outcome) in job.kill.outcomes().filter(|(_, o)| !o.is_done()) {
+            let detail = outcome.detail().map_or(String::new(), |d| format!(": {d}"));
+            output::warn(&format!(
+                "job {}: pid {} {outcome}{detail}: not proven gone",
+                job.id,
+                identity.pid()
+            ));
+        }
+        if !job.kill.settled {
+            output::warn(&format!(
+                "job {}: its processes never stopped complete before the kill: not proven complete",
+                job.id
+            ));
+        }
+    }
+}
+
 /// The exit code a shell would give for `status`.
 fn status_code(status: ExitStatus) -> u8 {
     match (status.code(), status.signal()) {
@@ -93,6 +145,10 @@ fn status_code(status: ExitStatus) -> u8 {
         (None, Some(signal)) => 128u8.saturating_add(u8::try_from(signal).unwrap_or(0)),
         (None, None) => 1,
     }
+}
+
+fn journal_error(error: proctrack::supervisor::StateDirError) -> SupervisorError {
+    SupervisorError::Journal(proctrack::supervisor::JournalError(Box::new(error)))
 }
 
 fn io_error(source: std::io::Error) -> SupervisorError {

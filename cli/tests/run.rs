@@ -1,6 +1,7 @@
 //! `proctrack run`: the command's exit status comes back, and neither its
 //! end nor a Ctrl-C (SIGINT) to proctrack leaves anything of the job
-//! behind, with a cgroup (where writable) and without.
+//! behind, with a cgroup (where writable) and without. Each run writes its
+//! job to a state directory of the test's own.
 #![cfg(target_os = "linux")]
 
 use std::io::{BufRead, BufReader, Lines};
@@ -23,6 +24,31 @@ fn name(test: &str) -> String {
     )
 }
 
+/// A state directory of the test's own (never the machine's
+/// /run/proctrack or the user's), removed on drop.
+struct StateDir(std::path::PathBuf);
+
+impl StateDir {
+    fn new(name: &str) -> StateDir {
+        let dir = std::env::temp_dir().join(format!("proctrack-{name}"));
+        std::fs::create_dir(&dir).expect("state dir");
+        StateDir(dir)
+    }
+
+    /// `proctrack run` that writes its job here.
+    fn run(&self) -> Command {
+        let mut command = Command::new(BIN);
+        command.arg("run").env("PROCTRACK_STATE_DIR", &self.0);
+        command
+    }
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Processes anywhere whose tag names a job of supervisor `name`.
 fn tagged_by(name: &str) -> Vec<Pid> {
     let mut source = SystemSource::open().expect("source");
@@ -43,12 +69,14 @@ fn tagged_by(name: &str) -> Vec<Pid> {
 struct Run {
     child: Child,
     name: String,
+    _state: StateDir,
 }
 
 impl Run {
     fn start(name: &str, extra: &[&str], script: &str) -> (Run, Lines<BufReader<ChildStdout>>) {
-        let mut child = Command::new(BIN)
-            .arg("run")
+        let state = StateDir::new(name);
+        let mut child = state
+            .run()
             .args(["--name", name, "--grace", "5"])
             .args(extra)
             .args(["--", "sh", "-c", script])
@@ -60,6 +88,7 @@ impl Run {
             Run {
                 child,
                 name: name.to_owned(),
+                _state: state,
             },
             lines,
         )
@@ -135,8 +164,9 @@ fn the_commands_status_comes_back_and_its_daemons_go() {
         let script = "( setsid sh -c 'echo pid $$; exec sleep 600' & ); read _ <&3; exit 7";
         // fd 3 is a pipe nobody writes to: `read` returns when we close it.
         let (reader, writer) = std::io::pipe().expect("pipe");
-        let mut child = Command::new(BIN)
-            .arg("run")
+        let state = StateDir::new(&name);
+        let mut child = state
+            .run()
             .args(["--name", &name])
             .args(extra)
             .args(["--", "sh", "-c", &format!("exec 3<&0; {script}")])
@@ -145,7 +175,11 @@ fn the_commands_status_comes_back_and_its_daemons_go() {
             .spawn()
             .expect("proctrack run starts");
         let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let mut run = Run { child, name };
+        let mut run = Run {
+            child,
+            name,
+            _state: state,
+        };
         let line = lines.next().expect("a line").expect("read");
         let pid: Pid = line
             .strip_prefix("pid ")
@@ -167,15 +201,18 @@ fn the_commands_status_comes_back_and_its_daemons_go() {
 
 #[test]
 fn a_command_that_cannot_start_is_not_mistaken_for_its_status() {
-    let output = Command::new(BIN)
-        .args(["run", "--no-cgroup", "--", "/nonexistent/program"])
+    let state = StateDir::new(&name("cannot_start"));
+    let output = state
+        .run()
+        .args(["--no-cgroup", "--", "/nonexistent/program"])
         .output()
         .expect("proctrack runs");
     assert_eq!(output.status.code(), Some(125), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/nonexistent/program"), "{stderr}");
-    let output = Command::new(BIN)
-        .args(["run", "--name", "no spaces", "--", "true"])
+    let output = state
+        .run()
+        .args(["--name", "no spaces", "--", "true"])
         .output()
         .expect("proctrack runs");
     assert_eq!(output.status.code(), Some(125), "{output:?}");

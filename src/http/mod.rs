@@ -400,10 +400,10 @@ impl ApiState {
 
     /// Runs `kill` (blocking; call it on a blocking thread) on the kill
     /// table, refreshed first.
-    pub(crate) fn on_kill_table<T>(
+    pub(crate) fn on_kill_table<T, E: From<crate::Error>>(
         &self,
-        kill: impl FnOnce(&mut ProcessTable) -> Result<T>,
-    ) -> Result<T> {
+        kill: impl FnOnce(&mut ProcessTable) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         // A panic in another kill poisons the lock, not the table.
         let mut slot = self
             .inner
@@ -424,24 +424,14 @@ impl ApiState {
         &self.inner.hosts
     }
 
-    /// Runs `read` on a blocking thread, on the process table: with
-    /// `fresh` one read from the system now (for kills); else the event
+    /// Runs `read` on a blocking thread, on the process table: the event
     /// tracker's table as last published ([`ApiConfig::event_fed`]), or,
     /// without it, the shared table rescanned first when events marked it
     /// stale or it is older than the configured age.
     pub(crate) async fn with_table<T: Send + 'static>(
         &self,
-        fresh: bool,
         read: impl FnOnce(&events::Frozen) -> T + Send + 'static,
     ) -> std::result::Result<T, ApiError> {
-        if fresh {
-            return self
-                .blocking(move || {
-                    let table = ProcessTable::new()?;
-                    Ok(read(&table.frozen()))
-                })
-                .await?;
-        }
         if self.inner.config.event_fed
             && let Some(snapshot) = self.snapshot().await
         {

@@ -120,7 +120,7 @@ pub(crate) async fn processes(
     // The trees are built under the table's lock; encoding them is not,
     // so concurrent listings encode in parallel.
     let trees = state
-        .with_table(false, move |table| {
+        .with_table(move |table| {
             if let Some(root) = root {
                 let tree = table
                     .tree(root)
@@ -159,7 +159,7 @@ pub(crate) async fn process(
 ) -> Result<Response, ApiError> {
     let pid = parse_pid(&pid)?;
     let bytes = state
-        .with_table(false, move |table| {
+        .with_table(move |table| {
             let process: &ProcessInfo = table.get(pid).ok_or(crate::Error::NotFound { pid })?;
             encode(process)
         })
@@ -190,40 +190,40 @@ pub(crate) async fn kill(
     })?;
     super::scope::check_signal(request.signal.unwrap_or(Signal::Kill))?;
     let options = request.options();
-    let scope_state = state.clone();
-    let identity = state
-        .with_table(true, move |table| {
-            let stale = |now: &str| {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "stale_identity",
-                    format!(
-                        "process {pid} with start time {} {now}: nothing was signalled; list the processes again",
-                        request.start_time.as_raw()
-                    ),
-                )
-            };
-            match table.get(pid) {
-                None => Err(stale("has exited")),
-                Some(process) if process.identity().start_time() != request.start_time => {
-                    Err(stale("has exited, and its pid now belongs to another process"))
-                }
-                Some(process) => {
-                    let identity = process.identity();
-                    let config = scope_state.config();
-                    config
-                        .kill_scope
-                        .check(table, identity, config.shared_supervisor())?;
-                    Ok(identity)
-                }
-            }
-        })
-        .await??;
-    // The kill runs on the kill table, so that listings are not held up
-    // for its grace period; it re-checks the identity when it pins the root.
+    // The check and the kill run on the kill table, refreshed: the scope is
+    // judged on the tree the kill will find, and listings are not held up
+    // for the grace period. The kill re-checks the identity when it pins
+    // the root.
     let kills = state.clone();
     let report = state
-        .blocking(move || kills.on_kill_table(|table| kill_tree(table, identity, &options)))
+        .blocking(move || {
+            kills.on_kill_table(|table| -> Result<KillReport, ApiError> {
+                let stale = |now: &str| {
+                    ApiError::new(
+                        StatusCode::CONFLICT,
+                        "stale_identity",
+                        format!(
+                            "process {pid} with start time {} {now}: nothing was signalled; list the processes again",
+                            request.start_time.as_raw()
+                        ),
+                    )
+                };
+                let identity = match table.get(pid) {
+                    None => return Err(stale("has exited")),
+                    Some(process) if process.identity().start_time() != request.start_time => {
+                        return Err(stale(
+                            "has exited, and its pid now belongs to another process",
+                        ));
+                    }
+                    Some(process) => process.identity(),
+                };
+                let config = kills.config();
+                config
+                    .kill_scope
+                    .check(table, identity, config.shared_supervisor())?;
+                Ok(kill_tree(table, identity, &options)?)
+            })
+        })
         .await??;
     Ok(Json(report))
 }

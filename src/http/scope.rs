@@ -74,7 +74,7 @@ impl KillScope {
     /// `Ok` when `target` and all of its descendants are inside the scope.
     pub(crate) fn check<S: ProcessSource>(
         &self,
-        table: &ProcessTable<S>,
+        table: &mut ProcessTable<S>,
         target: ProcessIdentity,
         supervisor: Option<&SharedSupervisor>,
     ) -> Result<(), ApiError> {
@@ -98,11 +98,18 @@ impl KillScope {
                     vec![target.pid()]
                 }
             }
-            KillScope::Uids(uids) => members
-                .iter()
-                .copied()
-                .filter(|pid| !owner(*pid).is_some_and(|uid| uids.contains(&uid)))
-                .collect(),
+            KillScope::Uids(uids) => {
+                let mut outside = Vec::new();
+                for &pid in &members {
+                    let identity = table.get(pid).map(|p| p.identity());
+                    // Gone or unknown: not proven to be one of the uids.
+                    let uid = identity.and_then(|i| table.source_mut().uid(i).ok().flatten());
+                    if !uid.is_some_and(|uid| uids.contains(&uid)) {
+                        outside.push(pid);
+                    }
+                }
+                outside
+            }
             KillScope::SupervisorJobs => {
                 let jobs: HashSet<Pid> = match supervisor {
                     None => HashSet::new(),
@@ -161,12 +168,4 @@ impl KillScope {
             }
         }
     }
-}
-
-/// The effective uid of `pid`: the owner of its `/proc` directory.
-fn owner(pid: Pid) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/proc/{pid}"))
-        .ok()
-        .map(|meta| meta.uid())
 }

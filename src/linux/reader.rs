@@ -801,6 +801,25 @@ impl ProcessSource for SystemSource {
         }
     }
 
+    fn uid(&mut self, identity: ProcessIdentity) -> Result<Option<u32>> {
+        let pid = identity.pid();
+        if identity.boot_id() != self.boot_id {
+            return Err(Error::NotFound { pid });
+        }
+        let dir = self.open_pid_dir(pid)?;
+        let uid = rustix::fs::fstat(&dir)
+            .map_err(|errno| file_error(&self.root_path, errno, pid, ""))?
+            .st_uid;
+        // The fd holds that process's directory: its stat tells whether
+        // the process is the one asked about.
+        let start = self.stat_in(dir.as_fd(), pid)?.starttime;
+        if start == identity.start_time().as_raw() {
+            Ok(Some(uid))
+        } else {
+            Err(Error::NotFound { pid })
+        }
+    }
+
     fn read_cwd(&mut self, identity: ProcessIdentity) -> Result<Cwd> {
         let pid = identity.pid();
         if identity.boot_id() != self.boot_id {

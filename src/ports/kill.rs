@@ -1,5 +1,5 @@
 //! Stopping what holds a port: the whole tree each holder belongs to, under
-//! the guard rails of [`kill_tree`].
+//! the guard rails of [`kill_tree`](crate::signal::kill_tree).
 //!
 //! Killing only the process that holds the socket (`lsof -ti:3000 | xargs
 //! kill`) leaves the parent that respawns it, or a master whose workers keep
@@ -116,7 +116,7 @@ impl PortKill {
 
 impl PortFinder {
     /// Stops what holds `port`: each holder's tree, with the guard rails of
-    /// [`kill_tree`], or with
+    /// [`kill_tree`](crate::signal::kill_tree), or with
     /// [`dry_run`](PortKillOptions::dry_run) only says what it would kill.
     ///
     /// The tree of a holder is, with a [root](PortKillOptions::root) given,
@@ -128,8 +128,9 @@ impl PortFinder {
     /// inside another chosen tree is killed as part of the outer one.
     ///
     /// `table` gives the trees: refresh it just before. A holder the table
-    /// does not know (started after its refresh) is its own tree. The kills
-    /// go through [`kill_tree`] on the same table.
+    /// does not know (started after its refresh) is its own tree. Every
+    /// chosen tree is killed in one [`kill_trees`] on the same table (the
+    /// refused roots are reported in it too).
     ///
     /// ```no_run
     /// use proctrack::ports::{PortFinder, PortKillOptions};

@@ -21,8 +21,10 @@ use crate::{
 const INJECTED: &str = "injected failure";
 
 #[derive(Clone, Debug)]
-struct Proc {
-    info: ProcessInfo,
+pub(crate) struct Proc {
+    pub(crate) info: ProcessInfo,
+    /// What `environ` gives (empty by default).
+    pub(crate) environ: Vec<u8>,
     stopped: bool,
     /// `SIGSTOP` received, taking effect after this many more steps.
     stopping: Option<u32>,
@@ -38,14 +40,14 @@ struct Proc {
 }
 
 #[derive(Debug)]
-struct Kernel {
+pub(crate) struct Kernel {
     boot: BootId,
-    procs: BTreeMap<Pid, Proc>,
+    pub(crate) procs: BTreeMap<Pid, Proc>,
     next_pid: i32,
     clock: u64,
     /// Operations so far, and the one to fail (1-based), if any.
-    ops: usize,
-    fail_at: Option<usize>,
+    pub(crate) ops: usize,
+    pub(crate) fail_at: Option<usize>,
     /// Fail after the operation took effect, rather than before.
     fail_after_effect: bool,
     /// Whether `children` lists (Linux) or the table must be refreshed.
@@ -62,7 +64,7 @@ struct Kernel {
 }
 
 impl Kernel {
-    fn new() -> Kernel {
+    pub(crate) fn new() -> Kernel {
         let mut kernel = Kernel {
             boot: BootId::from_bytes([7; 16]),
             procs: BTreeMap::new(),
@@ -82,7 +84,7 @@ impl Kernel {
         kernel
     }
 
-    fn spawn_at(&mut self, pid: i32, parent: Option<Pid>) -> ProcessIdentity {
+    pub(crate) fn spawn_at(&mut self, pid: i32, parent: Option<Pid>) -> ProcessIdentity {
         self.clock += 1;
         let identity = ProcessIdentity::new(
             self.boot,
@@ -108,6 +110,7 @@ impl Kernel {
             identity.pid(),
             Proc {
                 info,
+                environ: Vec::new(),
                 stopped: false,
                 stopping: None,
                 forker: false,
@@ -120,12 +123,12 @@ impl Kernel {
         identity
     }
 
-    fn spawn(&mut self, parent: ProcessIdentity) -> ProcessIdentity {
+    pub(crate) fn spawn(&mut self, parent: ProcessIdentity) -> ProcessIdentity {
         self.next_pid += 1;
         self.spawn_at(self.next_pid, Some(parent.pid()))
     }
 
-    fn get(&mut self, identity: ProcessIdentity) -> Option<&mut Proc> {
+    pub(crate) fn get(&mut self, identity: ProcessIdentity) -> Option<&mut Proc> {
         self.procs
             .get_mut(&identity.pid())
             .filter(|p| p.info.identity() == identity)
@@ -193,7 +196,7 @@ impl Kernel {
         }
     }
 
-    fn stopped(&self) -> Vec<Pid> {
+    pub(crate) fn stopped(&self) -> Vec<Pid> {
         self.procs
             .values()
             .filter(|p| p.stopped || p.stopping.is_some())
@@ -216,7 +219,7 @@ impl Kernel {
     }
 }
 
-struct FakeSource {
+pub(crate) struct FakeSource {
     kernel: Rc<RefCell<Kernel>>,
     last: Option<ProcessInfo>,
 }
@@ -256,6 +259,13 @@ impl ProcessSource for FakeSource {
         let kernel = self.kernel.borrow();
         let proc = kernel.procs.get(&pid).ok_or(Error::NotFound { pid })?;
         Ok((proc.info.clone(), 0))
+    }
+
+    fn environ(&mut self, identity: ProcessIdentity) -> Result<Option<Vec<u8>>> {
+        let mut kernel = self.kernel.borrow_mut();
+        let pid = identity.pid();
+        let proc = kernel.get(identity).ok_or(Error::NotFound { pid })?;
+        Ok(Some(proc.environ.clone()))
     }
 
     fn read_cwd(&mut self, identity: ProcessIdentity) -> Result<Cwd> {
@@ -457,7 +467,7 @@ fn kills_a_tree_that_forks_during_the_kill() -> Result<()> {
 }
 
 impl Kernel {
-    fn get_ro(&self, identity: ProcessIdentity) -> Option<&Proc> {
+    pub(crate) fn get_ro(&self, identity: ProcessIdentity) -> Option<&Proc> {
         self.procs
             .get(&identity.pid())
             .filter(|p| p.info.identity() == identity)
@@ -893,10 +903,20 @@ impl super::Belonging<FakeSource> for FakeBelonging {
     }
 }
 
+/// Kills `roots` with `belonging` on the fake kernel: what a supervisor's
+/// stop does, for the supervisor's own unit tests.
+pub(crate) fn kill_on_fake_kernel(
+    kernel: &Rc<RefCell<Kernel>>,
+    roots: &[ProcessIdentity],
+    belonging: &mut dyn super::Belonging<FakeSource>,
+) -> Result<KillReport> {
+    kill_belonging_on(kernel, roots, belonging)
+}
+
 fn kill_belonging_on(
     kernel: &Rc<RefCell<Kernel>>,
     roots: &[ProcessIdentity],
-    belonging: &mut FakeBelonging,
+    belonging: &mut dyn super::Belonging<FakeSource>,
 ) -> Result<KillReport> {
     let source = FakeSource {
         kernel: Rc::clone(kernel),

@@ -112,7 +112,7 @@ mod wait;
 mod sys;
 
 #[cfg(test)]
-mod kill_tree_tests;
+pub(crate) mod kill_tree_tests;
 
 pub use capability::{Backend, Capabilities, capabilities};
 pub use guard::{Guard, Refusal};

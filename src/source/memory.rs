@@ -28,6 +28,7 @@ pub struct MemorySource {
     boot_id: BootId,
     processes: BTreeMap<Pid, ProcessInfo>,
     environs: HashMap<ProcessIdentity, Vec<u8>>,
+    uids: HashMap<ProcessIdentity, u32>,
 }
 
 impl MemorySource {
@@ -37,12 +38,18 @@ impl MemorySource {
         self.environs.insert(identity, environ.into());
     }
 
+    /// Sets the uid [`uid`](ProcessSource::uid) gives for `identity`.
+    pub fn set_uid(&mut self, identity: ProcessIdentity, uid: u32) {
+        self.uids.insert(identity, uid);
+    }
+
     /// An empty source whose processes belong to `boot_id`.
     pub fn new(boot_id: BootId) -> MemorySource {
         MemorySource {
             boot_id,
             processes: BTreeMap::new(),
             environs: HashMap::new(),
+            uids: HashMap::new(),
         }
     }
 
@@ -107,6 +114,16 @@ impl ProcessSource for MemorySource {
             info if info.identity() == identity => Ok(Some(
                 self.environs.get(&identity).cloned().unwrap_or_default(),
             )),
+            _ => Err(Error::NotFound { pid }),
+        }
+    }
+
+    /// The uid given to [`set_uid`](MemorySource::set_uid); `None` for a
+    /// process given none.
+    fn uid(&mut self, identity: ProcessIdentity) -> Result<Option<u32>> {
+        let pid = identity.pid();
+        match self.find(pid)? {
+            info if info.identity() == identity => Ok(self.uids.get(&identity).copied()),
             _ => Err(Error::NotFound { pid }),
         }
     }

@@ -137,6 +137,15 @@ pub trait ProcessSource {
         }
     }
 
+    /// The effective uid `identity` runs as (the owner of its `/proc`
+    /// directory on Linux); `Ok(None)` where the platform cannot tell, the
+    /// default. [`Error::NotFound`](crate::Error::NotFound) when that
+    /// process is gone, even if its pid was reused.
+    fn uid(&mut self, identity: ProcessIdentity) -> Result<Option<u32>> {
+        let _ = identity;
+        Ok(None)
+    }
+
     /// Fills `states` with the scheduler state of every thread of `pid`.
     /// A group stop reaches threads one by one, and a thread still running
     /// could fork. The default gives the sample's state, right for platforms

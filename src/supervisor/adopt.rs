@@ -20,7 +20,7 @@ use std::time::Duration;
 use super::cgroup::JobCgroup;
 use super::feed::Feed;
 use super::members::Marks;
-use super::recover::open_leftover;
+use super::recover::{RecoverFilter, open_leftover};
 use super::{Containment, Job, JobId, JobRecord, Member, Supervisor, SupervisorError, tag};
 use crate::events::{EventKind, EventSource, Exit, Tracker};
 use crate::table::ProcessTable;
@@ -163,7 +163,7 @@ impl Supervisor {
     /// still alive, found as [`recover`](Supervisor::recover) finds them
     /// (journal, cgroups, tags).
     pub fn adoptable(&mut self) -> Result<Vec<JobId>, SupervisorError> {
-        let dead = self.find_dead(true)?;
+        let dead = self.find_dead(&RecoverFilter::dead_and_kept())?;
         Ok(dead
             .into_iter()
             .filter(|(id, found)| {
@@ -243,7 +243,7 @@ impl Supervisor {
         }
         // Before the look: a root exit after it is told.
         self.exits.open();
-        let mut dead = self.find_dead(true)?;
+        let mut dead = self.find_dead(&RecoverFilter::jobs([id.clone()]))?;
         let found = dead.remove(id).ok_or_else(|| {
             refuse(
                 "no job of a dead instance of this supervisor's name has that id \

@@ -392,6 +392,13 @@ impl JobCgroup {
         command
     }
 
+    /// The program and arguments a command made by
+    /// [`command`](JobCgroup::command) will exec, without the entry shim.
+    pub(super) fn user_command(command: &Command) -> impl Iterator<Item = &OsStr> {
+        // -c SHIM sh <cgroup dir>
+        command.get_args().skip(4)
+    }
+
     /// Starts a command made by [`command`](JobCgroup::command) in a process
     /// group of its own ([`spawn_group`]), and returns once it is inside the
     /// cgroup and running the program.

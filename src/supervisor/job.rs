@@ -238,6 +238,30 @@ pub struct FoundBy {
     pub adopted: bool,
 }
 
+impl FoundBy {
+    /// The ways it was found, by name (`cgroup`, `tag`, `tree`, `adopted`),
+    /// in that order.
+    ///
+    /// ```
+    /// use proctrack::supervisor::FoundBy;
+    /// let mut found = FoundBy::default();
+    /// found.tag = true;
+    /// found.tree = true;
+    /// assert_eq!(found.ways(), ["tag", "tree"]);
+    /// ```
+    pub fn ways(&self) -> Vec<&'static str> {
+        [
+            (self.cgroup, "cgroup"),
+            (self.tag, "tag"),
+            (self.tree, "tree"),
+            (self.adopted, "adopted"),
+        ]
+        .into_iter()
+        .filter_map(|(found, name)| found.then_some(name))
+        .collect()
+    }
+}
+
 /// A live member of a job.
 #[derive(Clone, Debug)]
 #[non_exhaustive]

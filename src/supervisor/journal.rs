@@ -8,6 +8,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use super::JobId;
 use crate::{Pid, ProcessIdentity};
@@ -29,6 +30,13 @@ pub struct JobRecord {
     /// True when the job was left running on purpose when its supervisor
     /// shut down: [`recover`](super::Supervisor::recover) leaves it alone.
     pub kept: bool,
+    /// When the job started, where the journal keeps it.
+    pub started: Option<SystemTime>,
+    /// Whether its supervisor was a child subreaper (`None`: not written
+    /// down).
+    pub subreaper: Option<bool>,
+    /// Why a containment layer was missing ([`Containment::missing`](super::Containment::missing)).
+    pub missing: Vec<String>,
     /// The supervisor instance that owns the job now, when one
     /// [adopted](super::Supervisor::adopt) it; `None`: the instance named
     /// in its id, which started it. [`recover`](super::Supervisor::recover)
@@ -37,7 +45,8 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
-    /// A record of a job; `kept` false, owned by the instance in its id.
+    /// A record of a job; `kept` false, no start time, subreaper and
+    /// missing layers unknown, owned by the instance in its id.
     pub fn new(
         id: JobId,
         root: ProcessIdentity,
@@ -52,6 +61,9 @@ impl JobRecord {
             cgroup,
             command,
             kept: false,
+            started: None,
+            subreaper: None,
+            missing: Vec::new(),
             owner: None,
         }
     }

@@ -65,6 +65,7 @@ mod job;
 mod journal;
 mod members;
 mod recover;
+pub mod state_dir;
 mod stop;
 pub mod tag;
 
@@ -80,7 +81,9 @@ pub use job::{
     BadJobId, Containment, FoundBy, Job, JobId, JobStatus, JobStopReport, JobUsage, Member,
 };
 pub use journal::{JobEnd, JobRecord, Journal, JournalError, MemoryJournal};
-pub use recover::{RecoverReport, RecoveredJob};
+pub use members::{JournaledJob, instance_alive, journaled_jobs};
+pub use recover::{RecoverFilter, RecoverReport, RecoveredJob};
+pub use state_dir::{SkippedFile, StateDir, StateDirError, StateScan};
 
 use crate::signal::{Subreaper, spawn_group};
 use crate::table::ProcessTable;
@@ -156,6 +159,7 @@ pub struct SupervisorOptions {
     subreaper: bool,
     shutdown_grace: Duration,
     journal: Option<Box<dyn Journal>>,
+    table: Option<ProcessTable>,
 }
 
 impl fmt::Debug for SupervisorOptions {
@@ -166,6 +170,7 @@ impl fmt::Debug for SupervisorOptions {
             .field("subreaper", &self.subreaper)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("journal", &self.journal.is_some())
+            .field("table", &self.table.is_some())
             .finish()
     }
 }
@@ -181,6 +186,7 @@ impl SupervisorOptions {
             subreaper: true,
             shutdown_grace: Duration::from_secs(2),
             journal: None,
+            table: None,
         }
     }
 
@@ -200,6 +206,22 @@ impl SupervisorOptions {
     /// is dropped (default 2 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> SupervisorOptions {
         self.shutdown_grace = grace;
+        self
+    }
+
+    /// The table the supervisor reads processes through: the
+    /// application's own, handed over, rather than a new scan of every
+    /// process. It is refreshed before each look.
+    ///
+    /// ```no_run
+    /// use proctrack::supervisor::{Supervisor, SupervisorOptions};
+    /// use proctrack::table::ProcessTable;
+    /// let table = ProcessTable::new()?;
+    /// let supervisor = Supervisor::new(SupervisorOptions::new("devtool").table(table))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn table(mut self, table: ProcessTable) -> SupervisorOptions {
+        self.table = Some(table);
         self
     }
 
@@ -281,7 +303,10 @@ impl Supervisor {
         if !job::valid_name(&options.name) {
             return Err(SupervisorError::BadName(options.name));
         }
-        let mut table = ProcessTable::new()?;
+        let mut table = match options.table {
+            Some(table) => table,
+            None => ProcessTable::new()?,
+        };
         let boot = table.boot_id();
         let me = table.source_mut().sample(Pid::current())?.identity(boot);
         let cgroups = match options.cgroups {
@@ -382,16 +407,25 @@ impl Supervisor {
             cgroup: cgroup.as_ref().map(|c| c.path().to_path_buf()),
             missing,
         };
-        let record = JobRecord::new(
+        let mut record = JobRecord::new(
             id.clone(),
             root,
             root.pid(),
             containment.cgroup.clone(),
-            std::iter::once(command.get_program())
-                .chain(command.get_args())
-                .map(OsStr::to_os_string)
-                .collect(),
+            match &cgroup {
+                // What the user asked to run, not the shim that runs it.
+                Some(_) => JobCgroup::user_command(&command)
+                    .map(OsStr::to_os_string)
+                    .collect(),
+                None => std::iter::once(command.get_program())
+                    .chain(command.get_args())
+                    .map(OsStr::to_os_string)
+                    .collect(),
+            },
         );
+        record.started = Some(std::time::SystemTime::now());
+        record.subreaper = Some(containment.subreaper);
+        record.missing = containment.missing.clone();
         let job = Job {
             id: id.clone(),
             root,
@@ -544,15 +578,11 @@ impl Supervisor {
 
 /// What `members` of `job` use, with the cgroup's memory where it counts.
 fn usage_of(job: &Job, members: &[Member]) -> JobUsage {
-    JobUsage {
-        processes: members.len(),
-        cpu_time: members.iter().map(|m| m.process.cpu_time()).sum(),
-        rss_bytes: members.iter().map(|m| m.process.rss_bytes()).sum(),
-        cgroup_memory: job
-            .cgroup
-            .as_ref()
-            .and_then(|cgroup| cgroup.memory_current().ok().flatten()),
-    }
+    let memory = job
+        .cgroup
+        .as_ref()
+        .and_then(|cgroup| cgroup.memory_current().ok().flatten());
+    members::usage_of(members, memory)
 }
 
 /// Our cgroup2 tree if we may make job cgroups in it, else why not.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::cgroup::{self, JobCgroup};
 use super::members::{JobBelonging, Marks};
 use super::stop::end_in_cgroup;
-use super::{JobEnd, JobId, Supervisor, SupervisorError};
+use super::{JobEnd, JobId, Supervisor, SupervisorError, members};
 use crate::ProcessIdentity;
 use crate::signal::{KillOptions, KillReport, kill_belonging};
 
@@ -48,6 +48,57 @@ pub struct RecoveredJob {
     pub kill: KillReport,
 }
 
+/// Which jobs of dead supervisor instances [`Supervisor::recover_matching`]
+/// stops. A job whose instance still runs is never one: its supervisor
+/// owns it (and its cgroup).
+///
+/// ```
+/// use proctrack::supervisor::RecoverFilter;
+/// let id = "devtool.4242-99.3".parse()?;
+/// let only = RecoverFilter::jobs([id]);
+/// assert_ne!(only, RecoverFilter::dead());
+/// # Ok::<(), proctrack::supervisor::BadJobId>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoverFilter {
+    only: Option<Vec<JobId>>,
+    /// Kept ones too, without naming them (what `adoptable` lists).
+    with_kept: bool,
+}
+
+impl RecoverFilter {
+    /// Every job of a dead instance, kept ones aside: what
+    /// [`recover`](Supervisor::recover) stops.
+    pub fn dead() -> RecoverFilter {
+        RecoverFilter::default()
+    }
+
+    /// Only the jobs `ids` (of the supervisor's name), kept ones included:
+    /// they are named.
+    pub fn jobs(ids: impl IntoIterator<Item = JobId>) -> RecoverFilter {
+        RecoverFilter {
+            only: Some(ids.into_iter().collect()),
+            with_kept: false,
+        }
+    }
+
+    /// Every job of a dead instance, kept ones included.
+    pub(super) fn dead_and_kept() -> RecoverFilter {
+        RecoverFilter {
+            only: None,
+            with_kept: true,
+        }
+    }
+
+    /// Whether job `id` (of a dead instance) is to be stopped.
+    fn admits(&self, id: &JobId, kept: bool) -> bool {
+        match &self.only {
+            Some(ids) => ids.contains(id),
+            None => self.with_kept || !kept,
+        }
+    }
+}
+
 /// What is known of one dead job while recovering (or adopting) it.
 #[derive(Default)]
 pub(super) struct Found {
@@ -68,16 +119,26 @@ impl Supervisor {
     /// left alone while its instance (the pid and start time in its
     /// [`JobId`]) still runs, and when it was kept on purpose
     /// ([`keep_running`](Supervisor::keep_running)). Processes are pinned by
-    /// identity before they are signalled; the journal marks each job
-    /// [`JobEnd::Recovered`], so no row stays running without a process.
+    /// identity before they are signalled; the journal marks each job whose
+    /// kill is proven complete [`JobEnd::Recovered`], so no row stays
+    /// running without a process, and none ends while one is left.
     pub fn recover(&mut self) -> Result<RecoverReport, SupervisorError> {
+        self.recover_matching(&RecoverFilter::dead())
+    }
+
+    /// [`recover`](Supervisor::recover), restricted by `filter` (only the
+    /// jobs it names, say).
+    pub fn recover_matching(
+        &mut self,
+        filter: &RecoverFilter,
+    ) -> Result<RecoverReport, SupervisorError> {
         let mut recovered: BTreeMap<JobId, RecoveredJob> = BTreeMap::new();
         // A tagged look happens before the kill: a daemon that a job
         // double-forked in between is no one's descendant at the kill, and
         // is found by the next look. Killed jobs stop forking, so the looks
         // end.
         for _ in 0..ROUNDS {
-            let dead = self.find_dead(false)?;
+            let dead = self.find_dead(filter)?;
             if dead.is_empty() {
                 break;
             }
@@ -105,12 +166,12 @@ impl Supervisor {
     }
 
     /// The jobs of dead instances of this supervisor's name that something
-    /// of is left: a journal row, a cgroup, a tagged process; kept ones
-    /// only `with_kept`. Never a job that a live instance (this one
-    /// included) [adopted](Supervisor::adopt). Shared with `adopt`.
+    /// of is left: a journal row, a cgroup, a tagged process. Never a job
+    /// that a live instance (this one included)
+    /// [adopted](Supervisor::adopt). Shared with `adopt`.
     pub(super) fn find_dead(
         &mut self,
-        with_kept: bool,
+        filter: &RecoverFilter,
     ) -> Result<BTreeMap<JobId, Found>, SupervisorError> {
         let look = self.look()?;
         let mut dead: BTreeMap<JobId, Found> = BTreeMap::new();
@@ -125,9 +186,8 @@ impl Supervisor {
                     owned.push(record.id);
                     continue;
                 }
-                if record.kept && !with_kept {
-                    kept.push(record.id);
-                    continue;
+                if record.kept {
+                    kept.push(record.id.clone());
                 }
                 let found = dead.entry(record.id.clone()).or_default();
                 found.journaled = true;
@@ -156,20 +216,14 @@ impl Supervisor {
                 dead.entry(id).or_default().processes.push(*identity);
             }
         }
-        dead.retain(|id, _| !kept.contains(id) && !owned.contains(id) && !self.instance_alive(id));
+        let me = (self.me.pid(), self.me.start_time());
+        dead.retain(|id, _| {
+            id.instance() != me
+                && !owned.contains(id)
+                && filter.admits(id, kept.contains(id))
+                && !members::instance_alive(&self.table, id)
+        });
         Ok(dead)
-    }
-
-    /// Whether the supervisor instance that started `id` still runs (this
-    /// one included).
-    fn instance_alive(&self, id: &JobId) -> bool {
-        let (pid, start) = id.instance();
-        if (pid, start) == (self.me.pid(), self.me.start_time()) {
-            return true;
-        }
-        self.table
-            .get(pid)
-            .is_some_and(|p| p.start_time() == start && !p.state().has_exited())
     }
 
     fn recover_job(&mut self, id: JobId, found: Found) -> Result<RecoveredJob, SupervisorError> {
@@ -203,7 +257,12 @@ impl Supervisor {
             let _ = cgroup.remove();
         }
         let journaled = found.journaled;
-        if journaled && let Some(journal) = self.journal.as_mut() {
+        // Ended only when proven: a job with a survivor stays written down,
+        // for the next recover and for whoever lists the journal.
+        if journaled
+            && kill.is_complete()
+            && let Some(journal) = self.journal.as_mut()
+        {
             journal.ended(&id, JobEnd::Recovered)?;
         }
         Ok(RecoveredJob {
@@ -218,12 +277,27 @@ impl Supervisor {
 /// Adds a later round's kill of the same job to `into`.
 fn merge(into: &mut KillReport, more: KillReport) {
     into.killed.extend(more.killed);
-    into.already_gone.extend(more.already_gone);
-    into.denied.extend(more.denied);
+    // A job left incomplete is found again next round: a process counts
+    // once, as the first round that met it found it (a root killed in one
+    // round is not also "already gone" in the next).
+    for identity in more.already_gone {
+        if !into.was_killed(&identity) && !into.already_gone.contains(&identity) {
+            into.already_gone.push(identity);
+        }
+    }
+    for identity in more.denied {
+        if !into.denied.contains(&identity) {
+            into.denied.push(identity);
+        }
+    }
     // Only the last round's survivors and escapees are still alive.
     into.survived = more.survived;
     into.escaped = more.escaped;
-    into.refused.extend(more.refused);
+    for (identity, why) in more.refused {
+        if !into.refused.iter().any(|(refused, _)| *refused == identity) {
+            into.refused.push((identity, why));
+        }
+    }
     into.reaped.extend(more.reaped);
     into.settled &= more.settled;
     into.confirmed &= more.confirmed;
