@@ -37,7 +37,7 @@ pub(super) enum ExitWatch {
     /// Exit codes cannot be seen here; why.
     Unavailable(String),
     /// The async face's tracker tells them ([`Feed`]).
-    #[allow(dead_code)] // The async face (feature `tokio`) is its user; next commit.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     Fed(Arc<Mutex<Feed>>),
 }
 

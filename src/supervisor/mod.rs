@@ -59,10 +59,14 @@
 //! cgroups cannot be made, that one is out of reach.
 
 mod adopt;
+#[cfg(feature = "tokio")]
+mod async_supervisor;
 pub mod cgroup;
 mod feed;
 mod job;
 mod journal;
+#[cfg(feature = "tokio")]
+mod lineage;
 mod members;
 mod recover;
 pub mod state_dir;
@@ -77,6 +81,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use async_supervisor::{AsyncSupervisor, JobEvent, JobEvents};
 pub use job::{
     BadJobId, Containment, FoundBy, Job, JobId, JobStatus, JobStopReport, JobUsage, Member,
 };
@@ -534,7 +541,7 @@ impl Supervisor {
 
     /// Lets a tracker beside the supervisor tell it members and exits
     /// (the async face's); exits of adopted roots come from there then.
-    #[allow(dead_code)] // The async face (feature `tokio`) is its user; next commit.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn set_feed(&mut self, feed: Arc<Mutex<Feed>>) {
         self.exits.watch = adopt::ExitWatch::Fed(feed.clone());
         self.feed = Some(feed);
