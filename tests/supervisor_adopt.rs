@@ -19,7 +19,9 @@ use std::time::Duration;
 use proctrack::Pid;
 use proctrack::registry::{JobJournal, Registry};
 use proctrack::signal::{ProcessHandle, Signal};
-use proctrack::supervisor::{Cgroups, JobId, Supervisor, SupervisorError, SupervisorOptions};
+use proctrack::supervisor::{
+    AsyncSupervisor, Cgroups, JobEvent, JobId, Supervisor, SupervisorError, SupervisorOptions,
+};
 use support::kernel::{cgroup2_writable, connector_allowed};
 use support::{HANG_GUARD, Lines, assert_no_descendants, serial, unique_marker};
 
@@ -112,6 +114,8 @@ struct Crash {
     lines: Lines,
     job: JobId,
     pids: BTreeSet<Pid>,
+    /// The first pid printed (the root's, when it prints first).
+    first: Pid,
     /// Pins of the job's processes, taken while the supervisor lived.
     pinned: Vec<ProcessHandle>,
 }
@@ -137,6 +141,7 @@ impl Crash {
             .expect("start the reaper");
         let mut lines = Lines::new(reaper.stdout.take().expect("stdout"));
         let (mut job, mut supervisor, mut found) = (None, None, BTreeSet::new());
+        let mut first = None;
         while job.is_none() || supervisor.is_none() || found.len() < pids {
             let line = lines.line();
             // libtest's `test crashing_supervisor ... ` may come first.
@@ -146,7 +151,9 @@ impl Crash {
             } else if let Some(text) = line.strip_prefix("supervisor ") {
                 supervisor = Some(text.parse::<Pid>().expect("a pid"));
             } else if let Some(text) = line.strip_prefix("pid ") {
-                found.insert(text.parse::<Pid>().expect("a pid"));
+                let pid = text.parse::<Pid>().expect("a pid");
+                first.get_or_insert(pid);
+                found.insert(pid);
             }
         }
         let pinned = found
@@ -166,6 +173,7 @@ impl Crash {
             lines,
             job: job.expect("printed"),
             pids: found,
+            first: first.expect("printed"),
             pinned,
         }
     }
@@ -294,4 +302,132 @@ fn a_wait_on_an_adopted_job_gives_the_roots_exit_code_from_the_kernel() {
     drop(adopter);
     crash.finish();
     assert_no_descendants();
+}
+
+/// The root exits after the crash, leaving a background sleeper (in the
+/// root's process group) and a `setsid` daemon: the job is adopted all the
+/// same, with the daemon, which leads a process group, as its root.
+#[test]
+fn a_job_whose_root_is_gone_is_adopted_by_its_members() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("jobs.db");
+    let fifo = dir.path().join("go");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let script = format!(
+        "echo pid $$\nsleep 600 & echo pid $!\n( setsid sh -c 'echo pid $$; exec sleep 600' & )\nread line < '{}'; exit 0",
+        fifo.display()
+    );
+    let name = unique_marker("adopt_rootless").replace('-', "_");
+    let cgroups = cgroup2_writable().is_ok();
+    let crash = Crash::start(&db, &name, cgroups, &script, 3);
+    let id = crash.job.clone();
+    let root = crash
+        .pinned
+        .iter()
+        .find(|h| h.pid() == crash.first)
+        .expect("the root's pin");
+    std::fs::write(&fifo, "go\n").expect("write the fifo");
+    assert!(
+        root.wait_timeout(HANG_GUARD).expect("wait"),
+        "the root exits"
+    );
+    let left: BTreeSet<Pid> = crash
+        .pids
+        .iter()
+        .copied()
+        .filter(|&p| p != crash.first)
+        .collect();
+    let daemon = left
+        .iter()
+        .map(|&pid| proctrack::process(pid).expect("a member"))
+        .find(|p| p.process_group() == Some(p.pid()))
+        .expect("the setsid daemon leads its group");
+
+    let mut adopter = Supervisor::new(options(&db, &name, cgroups)).expect("supervisor");
+    let job = adopter.adopt(&id).expect("adopt");
+    assert_eq!(job.root(), daemon.identity(), "{}", job.containment());
+    println!(
+        "adopted {id} with root {}: {}",
+        job.root(),
+        job.containment()
+    );
+    let members = adopter.members(&id).expect("members");
+    let pids: BTreeSet<Pid> = members.iter().map(|m| m.process.pid()).collect();
+    assert_eq!(pids, left, "{members:#?}");
+    let report = adopter.stop(&id, Duration::from_secs(5)).expect("stop");
+    println!("{report}");
+    assert!(report.is_complete(), "{report:#?}");
+    drop(adopter);
+    crash.finish();
+    assert_no_descendants();
+}
+
+/// The async face adopts: the job's root joins the stream, and its exit
+/// code 7 (from the tracker task's exit event) comes out of `exited` and
+/// the stream's `Exited`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_async_face_adopts_streams_and_tells_the_roots_exit_code() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("jobs.db");
+    let fifo = dir.path().join("go");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let script = format!("echo pid $$; read line < '{}'; exit 7", fifo.display());
+    let name = unique_marker("adopt_async").replace('-', "_");
+    let crash = Crash::start(&db, &name, false, &script, 1);
+    let id = crash.job.clone();
+
+    let (db2, name2) = (db.clone(), name.clone());
+    let options = tokio::task::spawn_blocking(move || options(&db2, &name2, false))
+        .await
+        .expect("options");
+    let supervisor = AsyncSupervisor::new(options).await.expect("supervisor");
+    let mut events = supervisor.events();
+    assert_eq!(
+        supervisor.adoptable().await.expect("adoptable"),
+        std::slice::from_ref(&id)
+    );
+    supervisor.adopt(&id).await.expect("adopt");
+    let joined = next(&mut events).await;
+    assert!(
+        matches!(&joined, JobEvent::MemberJoined { job, process } if *job == id && process.pid() == crash.first),
+        "{joined:?}"
+    );
+    std::fs::write(&fifo, "go\n").expect("write the fifo");
+    let status = tokio::time::timeout(HANG_GUARD, supervisor.exited(&id))
+        .await
+        .expect("it ends")
+        .expect("exited");
+    let left = next(&mut events).await;
+    let exited = next(&mut events).await;
+    println!("{joined}\n{left}\n{exited}");
+    assert!(matches!(left, JobEvent::MemberLeft { .. }), "{left:?}");
+    match connector_allowed() {
+        Ok(()) => {
+            assert_eq!(status.and_then(|s| s.code()), Some(7), "{status:?}");
+            assert_eq!(
+                exited,
+                JobEvent::Exited {
+                    job: id.clone(),
+                    code: Some(7),
+                    signal: None
+                }
+            );
+        }
+        Err(why) => eprintln!("not checking the exit code: {why}"),
+    }
+    drop(supervisor);
+    crash.finish();
+    assert_no_descendants();
+}
+
+/// The next job event, within the hang guard.
+async fn next(events: &mut proctrack::supervisor::JobEvents) -> JobEvent {
+    tokio::time::timeout(HANG_GUARD, events.next())
+        .await
+        .expect("an event in time")
+        .expect("the stream goes on")
 }

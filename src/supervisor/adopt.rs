@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::cgroup::JobCgroup;
@@ -25,6 +25,10 @@ use super::{Containment, Job, JobId, JobRecord, Member, Supervisor, SupervisorEr
 use crate::events::{EventKind, EventSource, Exit, Tracker};
 use crate::table::ProcessTable;
 use crate::{Pid, ProcessIdentity, ProcessSource};
+
+/// How long a root known to have exited is waited for in the async face's
+/// feed (its tracker task may not have read the exit event yet).
+const FEED_WAIT: Duration = Duration::from_secs(2);
 
 /// Where the exit codes of adopted roots come from.
 #[derive(Debug, Default)]
@@ -38,7 +42,7 @@ pub(super) enum ExitWatch {
     Unavailable(String),
     /// The async face's tracker tells them ([`Feed`]).
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    Fed(Arc<Mutex<Feed>>),
+    Fed(Arc<Feed>),
 }
 
 /// The exit watch and what it told so far.
@@ -69,8 +73,10 @@ impl Exits {
         };
     }
 
-    /// Takes every exit told so far of the processes in `roots`.
-    fn drain(&mut self, roots: &[ProcessIdentity]) {
+    /// Takes every exit told so far of the processes in `roots`; those
+    /// known to have `exited` are waited for a little where another task
+    /// reads the events ([`Feed::take_exit`]).
+    fn drain(&mut self, roots: &[ProcessIdentity], exited: bool) {
         match &mut self.watch {
             ExitWatch::Tracker(tracker) => {
                 // A tracker that failed tells nothing more: the codes of
@@ -91,10 +97,9 @@ impl Exits {
                 }
             }
             ExitWatch::Fed(feed) => {
-                let mut feed = feed.lock().unwrap_or_else(PoisonError::into_inner);
-                for root in roots {
-                    if let Some(exit) = feed.exits.remove(root) {
-                        self.told.insert(*root, exit);
+                for &root in roots {
+                    if let Some(exit) = feed.take_exit(root, exited, FEED_WAIT) {
+                        self.told.insert(root, exit);
                     }
                 }
             }
@@ -103,9 +108,10 @@ impl Exits {
     }
 
     /// How `root` ended, as told: `None` when no event told it, or told
-    /// no code (a resync found it gone).
-    pub(super) fn status_of(&mut self, root: ProcessIdentity) -> Option<ExitStatus> {
-        self.drain(&[root]);
+    /// no code (a resync found it gone). `exited`: it is known to have
+    /// exited (its pidfd said so, or it is gone).
+    pub(super) fn status_of(&mut self, root: ProcessIdentity, exited: bool) -> Option<ExitStatus> {
+        self.drain(&[root], exited);
         match self.told.get(&root)? {
             Exit::Code(code) => Some(ExitStatus::from_raw((code & 0xff) << 8)),
             Exit::Signal(signal) => Some(ExitStatus::from_raw(signal & 0x7f)),

@@ -20,7 +20,7 @@ use super::{
     Job, JobCommand, JobId, JobStatus, JobStopReport, JobUsage, Member, Supervisor,
     SupervisorError, SupervisorOptions,
 };
-use crate::events::{Origin, Probe, Tracker};
+use crate::events::{EventSource, Origin, Probe, Tracker};
 use crate::signal::ProcessHandle;
 use crate::{Error, ProcessIdentity};
 
@@ -115,7 +115,7 @@ impl Stream for JobEvents {
 /// What the tracker task and the calls share.
 struct Shared {
     lineage: Mutex<Lineage>,
-    feed: Arc<Mutex<Feed>>,
+    feed: Arc<Feed>,
     events: broadcast::Sender<JobEvent>,
 }
 
@@ -123,12 +123,11 @@ impl Shared {
     /// Hands what lineage found on: members into the feed (the
     /// supervisor's `seen`), root exits too, events to the stream.
     fn hand_on(&self, told: Told) {
-        if !told.seen.is_empty() || !told.root_exits.is_empty() {
-            let mut feed = self.feed.lock().unwrap_or_else(PoisonError::into_inner);
-            for (job, identity) in told.seen {
-                feed.seen.entry(job).or_default().insert(identity);
-            }
-            feed.exits.extend(told.root_exits);
+        for (job, identity) in told.seen {
+            self.feed.seen(job, identity);
+        }
+        if !told.root_exits.is_empty() {
+            self.feed.exits(told.root_exits);
         }
         for event in told.events {
             // No receiver: nobody listens, nothing to keep.
@@ -161,7 +160,10 @@ impl Shared {
 /// written into the job's `seen` set, so the blocking
 /// [`members`](Supervisor::members) and [`stop`](Supervisor::stop) (through
 /// [`with_supervisor`](AsyncSupervisor::with_supervisor), or this type's
-/// own) find it too, from the next look on.
+/// own) find it too, from the next look on. A process that is gone before
+/// the tracker could read it (a few microseconds of life) has no identity
+/// to tell: it never joins or leaves on the stream, but its children are
+/// told as forked by its own forker, so lineage goes through it.
 ///
 /// The events come from the kernel's proc connector where this process
 /// may listen to it ([`probe`](AsyncSupervisor::probe) says); elsewhere
@@ -241,7 +243,7 @@ impl AsyncSupervisor {
         let (events, _) = broadcast::channel(CHANNEL);
         let shared = Arc::new(Shared {
             lineage: Mutex::new(Lineage::default()),
-            feed: Arc::new(Mutex::new(Feed::default())),
+            feed: Arc::new(Feed::new(probe.source() == EventSource::Connector)),
             events,
         });
         let mut supervisor = supervisor;

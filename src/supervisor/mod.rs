@@ -78,7 +78,7 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[cfg(feature = "tokio")]
@@ -288,7 +288,7 @@ pub struct Supervisor {
     /// The exit codes of adopted roots.
     exits: adopt::Exits,
     /// What a tracker beside us found (the async face's).
-    feed: Option<Arc<Mutex<Feed>>>,
+    feed: Option<Arc<Feed>>,
 }
 
 impl fmt::Debug for Supervisor {
@@ -542,7 +542,7 @@ impl Supervisor {
     /// Lets a tracker beside the supervisor tell it members and exits
     /// (the async face's); exits of adopted roots come from there then.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn set_feed(&mut self, feed: Arc<Mutex<Feed>>) {
+    pub(crate) fn set_feed(&mut self, feed: Arc<Feed>) {
         self.exits.watch = adopt::ExitWatch::Fed(feed.clone());
         self.feed = Some(feed);
     }
@@ -551,13 +551,7 @@ impl Supervisor {
     /// members a tracker beside us found.
     fn look(&mut self) -> Result<Look, SupervisorError> {
         if let Some(feed) = &self.feed {
-            let seen = std::mem::take(
-                &mut feed
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .seen,
-            );
-            for (id, found) in seen {
+            for (id, found) in feed.take_seen() {
                 if let Some(job) = self.jobs.get_mut(&id) {
                     job.seen.extend(found);
                 }

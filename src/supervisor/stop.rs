@@ -210,9 +210,10 @@ impl Supervisor {
             .ok_or_else(|| SupervisorError::NoSuchJob(id.clone()))?;
         if job.exit.is_none() {
             let handle = ProcessHandle::open(job.root);
-            if let Ok(handle) = &handle {
-                handle.wait_timeout(KILL_WAIT)?;
-            }
+            let exited = match &handle {
+                Ok(handle) => handle.wait_timeout(KILL_WAIT)?,
+                Err(_) => true,
+            };
             job.exit = match &mut job.child {
                 Some(child) => child
                     .try_wait()
@@ -221,7 +222,7 @@ impl Supervisor {
                 // orphaned to our subreaper; else the exit event's word.
                 None => match handle.as_ref().map(ProcessHandle::try_reap) {
                     Ok(Ok(Some(status))) => Some(status),
-                    _ => self.exits.status_of(job.root),
+                    _ => self.exits.status_of(job.root, exited),
                 },
             };
         }
