@@ -255,3 +255,55 @@ impl Journal for JobJournal {
         block_on(self.registry.adopt_job(&record, from)).map_err(journal_error)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::JobId;
+    use crate::{BootId, Pid, StartTime};
+
+    fn identity(pid: i32, start: u64) -> ProcessIdentity {
+        ProcessIdentity::new(
+            BootId::from_bytes([4; 16]),
+            Pid::try_from(pid).expect("pid"),
+            StartTime::from_raw(start),
+        )
+    }
+
+    /// A dead instance's job, adopted by two live instances at once: one
+    /// gets it, with its new root; the other is refused; `unfinished`
+    /// names the owner, and only the owner can hand it on again.
+    #[tokio::test]
+    async fn one_of_two_adopters_gets_the_job() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let registry = Registry::open(dir.path().join("jobs.db"))
+            .await
+            .expect("open");
+        let (dead, first, second) = (identity(100, 1), identity(200, 2), identity(300, 3));
+        let id = JobId::new("devtool", dead, 1);
+        let root = identity(101, 5);
+        let record = JobRecord::new(id.clone(), root, root.pid(), None, vec!["sleep".into()]);
+        let mut original = JobJournal::new(registry.clone(), dead);
+        original.started(&record).expect("started");
+
+        let mut claim = record.clone();
+        claim.root = identity(102, 6);
+        claim.owner = Some(first);
+        let mut a = JobJournal::new(registry.clone(), first);
+        let mut b = JobJournal::new(registry.clone(), second);
+        assert!(a.adopted(&claim, dead).expect("adopt"));
+        claim.owner = Some(second);
+        assert!(!b.adopted(&claim, dead).expect("adopt"), "the job is taken");
+
+        let rows = b.unfinished("devtool").expect("unfinished");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].owner, Some(first));
+        assert_eq!(rows[0].root, identity(102, 6));
+        assert_eq!(rows[0].owner_instance(), first);
+        // Once the first adopter is dead, the second may take it from it.
+        assert!(b.adopted(&claim, first).expect("adopt"));
+        let rows = a.unfinished("devtool").expect("unfinished");
+        assert_eq!(rows[0].owner, Some(second));
+        registry.close().await;
+    }
+}

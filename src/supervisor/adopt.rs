@@ -209,10 +209,13 @@ impl Supervisor {
     /// - Its root keeps its [`JobId`] (and so its tag and cgroup name). If
     ///   the journaled root is gone but members are left, the root becomes
     ///   the live member leading a process group, else the outermost member.
-    /// - Its exit status is what can be seen: the root's exit code where the
-    ///   kernel's proc connector reports exits to us (see the
-    ///   [module](super) notes and [`events::probe`](crate::events::probe)),
-    ///   else `None`.
+    /// - Its exit status is what can be seen: the root's status itself if it
+    ///   was orphaned to our subreaper; else its exit code from the kernel's
+    ///   exit event, where the proc connector lets us listen (see
+    ///   [`events::probe`](crate::events::probe)); else `None`. The
+    ///   supervisor opens one event tracker at its first adoption and reads
+    ///   it at each call: an event lost meanwhile (its socket's buffer
+    ///   overflowed while nothing read it, on a busy host) also gives `None`.
     /// - Its orphans reparent to init (or their own subreaper), not to us:
     ///   a member that clears its environment, calls `setsid` and
     ///   double-forks escapes every look where the job has no cgroup. The

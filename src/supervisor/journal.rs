@@ -206,3 +206,45 @@ impl Journal for MemoryJournal {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BootId, StartTime};
+
+    fn identity(pid: i32, start: u64) -> ProcessIdentity {
+        ProcessIdentity::new(
+            BootId::from_bytes([2; 16]),
+            Pid::try_from(pid).expect("pid"),
+            StartTime::from_raw(start),
+        )
+    }
+
+    /// A kept job of a dead instance is handed over once, unkept; a
+    /// second claim from the same dead owner is refused.
+    #[test]
+    fn a_memory_journal_hands_a_job_over_once() {
+        let (dead, me) = (identity(10, 1), identity(20, 2));
+        let id = JobId::new("dev", dead, 1);
+        let root = identity(11, 3);
+        let mut journal = MemoryJournal::new();
+        journal
+            .started(&JobRecord::new(
+                id.clone(),
+                root,
+                root.pid(),
+                None,
+                Vec::new(),
+            ))
+            .expect("started");
+        journal.ended(&id, JobEnd::Kept).expect("kept");
+        let mut claim = JobRecord::new(id.clone(), root, root.pid(), None, Vec::new());
+        claim.owner = Some(me);
+        assert!(journal.adopted(&claim, dead).expect("adopt"));
+        assert!(!journal.adopted(&claim, dead).expect("adopt"));
+        let rows = journal.unfinished("dev").expect("unfinished");
+        assert_eq!(rows.len(), 1);
+        assert!(!rows[0].kept);
+        assert_eq!(rows[0].owner_instance(), me);
+    }
+}
