@@ -107,6 +107,14 @@ impl Exits {
         }
     }
 
+    /// Reads what the watch has, keeping the exits of `roots`; waits for
+    /// nothing.
+    pub(super) fn keep_up(&mut self, roots: &[ProcessIdentity]) {
+        if let ExitWatch::Tracker(_) = self.watch {
+            self.drain(roots, false);
+        }
+    }
+
     /// How `root` ended, as told: `None` when no event told it, or told
     /// no code (a resync found it gone). `exited`: it is known to have
     /// exited (its pidfd said so, or it is gone).

@@ -558,6 +558,17 @@ impl Supervisor {
             }
         }
         let roots: Vec<ProcessIdentity> = self.jobs.values().map(|job| job.root).collect();
+        // Keep the exit watch's socket read, so that its buffer does not
+        // overflow and drop an adopted root's exit event.
+        let adopted: Vec<ProcessIdentity> = self
+            .jobs
+            .values()
+            .filter(|job| job.child.is_none() && !job.finished)
+            .map(|job| job.root)
+            .collect();
+        if !adopted.is_empty() {
+            self.exits.keep_up(&adopted);
+        }
         Ok(Look::take(&mut self.table, self.me, &roots)?)
     }
 
