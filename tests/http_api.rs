@@ -402,8 +402,8 @@ fn jobs_lists_the_supervisors_jobs() {
         .enable_all()
         .build()
         .unwrap();
-    let get = |state: ApiState| {
-        let request = Call::get("/api/jobs").request();
+    let get_at = |uri: &str, state: ApiState| {
+        let request = Call::get(uri).request();
         runtime.block_on(async {
             let response = router(state).oneshot(request).await.unwrap();
             let status = response.status();
@@ -413,7 +413,13 @@ fn jobs_lists_the_supervisors_jobs() {
             (status, serde_json::from_slice::<Value>(&bytes).unwrap())
         })
     };
+    let get = |state: ApiState| get_at("/api/jobs", state);
     assert_error(get(state()), StatusCode::NOT_FOUND, "no_supervisor");
+    // Without jobs, no marks.
+    assert_eq!(
+        get_at("/api/marks", state()),
+        (StatusCode::OK, serde_json::json!({ "marks": [] }))
+    );
 
     let supervisor = Arc::new(Mutex::new(
         Supervisor::new(
@@ -436,7 +442,8 @@ fn jobs_lists_the_supervisors_jobs() {
     let bound: SocketAddr = BOUND.parse().unwrap();
     let config =
         ApiConfig::new(bound, Token::new(SECRET).unwrap()).supervisor(Arc::clone(&supervisor));
-    let (status, body) = get(ApiState::new(config).unwrap());
+    let state = ApiState::new(config).unwrap();
+    let (status, body) = get(state.clone());
     assert_eq!(status, StatusCode::OK, "{body}");
     let jobs = body.as_array().expect("a list");
     assert_eq!(jobs.len(), 1, "{body}");
@@ -452,6 +459,27 @@ fn jobs_lists_the_supervisors_jobs() {
             .unwrap()
             .contains(&Value::from(root.pid().as_raw())),
         "{job}"
+    );
+    // Both members are marked with the job and how each was found.
+    let (status, body) = get_at("/api/marks", state);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let marks = body["marks"].as_array().expect("marks");
+    assert_eq!(marks.len(), 2, "{body}");
+    for mark in marks {
+        assert_eq!(mark["job"], id.as_str(), "{mark}");
+        assert!(
+            mark["found_by"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from("tag")),
+            "{mark}"
+        );
+    }
+    assert!(
+        marks
+            .iter()
+            .any(|m| m["pid"] == root.pid().as_raw()
+                && m["start_time"] == root.start_time().as_raw())
     );
     let report = supervisor
         .lock()
@@ -473,6 +501,7 @@ async fn every_api_route_needs_the_token_or_a_session() {
         format!("/api/processes/{pid}"),
         "/api/ports/22".to_owned(),
         "/api/jobs".to_owned(),
+        "/api/marks".to_owned(),
         "/api/events".to_owned(),
     ] {
         assert_error(

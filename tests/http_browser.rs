@@ -285,6 +285,104 @@ async fn tree_view_lists_filters_kills_and_follows() {
     support::assert_no_leftovers(&later.finish());
 }
 
+/// The tree view marks the members of the jobs written down in the state
+/// directory it was given (what `proctrack serve` shows of `proctrack run`'s
+/// jobs): which job, and how each member was found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tree_view_marks_job_members() {
+    use proctrack::supervisor::{Cgroups, StateDir, Supervisor, SupervisorOptions};
+
+    let _serial = support::serial();
+    let profile = tempfile::Builder::new()
+        .prefix("http-chromium-")
+        .tempdir()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = StateDir::new(dir.path());
+    // Dropped before the checks below end: it stops the job whatever happens.
+    let mut supervisor = Supervisor::new(
+        SupervisorOptions::new("browser")
+            .cgroups(Cgroups::Off)
+            .journal(state_dir.clone()),
+    )
+    .unwrap();
+    // Both members carry the marker in their command lines, for the filter;
+    // `read` blocks on the pipe we hold.
+    let marker = format!("http-job-{}", std::process::id());
+    let mut command = supervisor.command("sh");
+    command
+        .args([
+            "-c",
+            "exec 3<&0; sh -c 'read _' \"$0\" <&3 & echo ready; wait",
+            &marker,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let id = supervisor.spawn(command).unwrap();
+    let child = supervisor.child_mut(&id).unwrap();
+    let _stdin = child.stdin.take().unwrap();
+    let mut lines = Lines::new(child.stdout.take().unwrap());
+    assert_eq!(lines.line(), "ready");
+    let members = supervisor.members(&id).unwrap();
+    assert_eq!(members.len(), 2, "sh and its child");
+
+    let driver = Driver::start();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bound: SocketAddr = listener.local_addr().unwrap();
+    let config = ApiConfig::new(bound, Token::new(SECRET).unwrap()).jobs_from(state_dir);
+    let state = ApiState::new(config).unwrap();
+    let code = state.sign_in_code().unwrap();
+    let server = tokio::spawn(serve(listener, state));
+    let client = browser(&driver, profile.path()).await;
+    client
+        .goto(&format!("http://{bound}/#code={code}"))
+        .await
+        .unwrap();
+    // Narrowed to the job's rows (and their ancestors), so all are drawn.
+    client
+        .find(Locator::Id("filter"))
+        .await
+        .unwrap()
+        .send_keys(&marker)
+        .await
+        .unwrap();
+    for member in &members {
+        let pid = member.process.pid();
+        until(
+            &client,
+            &format!(
+                "const r = document.querySelector('#rows .row[data-pid=\"{pid}\"] .job'); \
+                 return r !== null && r.textContent.startsWith('job {id}: ') \
+                 && r.textContent.includes('tag') && !r.hidden"
+            ),
+            HANG_GUARD,
+            "a member's job mark",
+        )
+        .await;
+    }
+    // A process outside the job carries no mark: the test process, shown
+    // as the job's ancestor.
+    let me = std::process::id();
+    let unmarked = client
+        .execute(
+            &format!(
+                "const row = document.querySelector('#rows .row[data-pid=\"{me}\"]'); \
+                 const r = row && row.querySelector('.job'); \
+                 return row !== null && (r === null || r.hidden)"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unmarked, Value::Bool(true));
+
+    client.close().await.unwrap();
+    server.abort();
+    let report = supervisor.stop(&id, Duration::ZERO).unwrap();
+    assert!(report.is_complete(), "{report}");
+    assert_eq!(lines.next_line(), None);
+}
+
 /// The page with ~2000 extra processes: how long one refresh takes (fetch,
 /// then flatten, filter and render), and that filtering finds a process.
 /// Run once by hand: `cargo test --features http --test http_browser -- --ignored`.

@@ -1,13 +1,12 @@
 //! `proctrack jobs`: every job `proctrack run` wrote down in the state
 //! directory, live or orphaned, with its processes.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use proctrack::supervisor::{JournaledJob, StateDir, journaled_jobs, tag};
+use proctrack::supervisor::{JobMark, JournaledJob, StateDir, journaled_jobs, tag};
 use proctrack::table::ProcessTable;
-use proctrack::{Pid, ProcessIdentity, ProcessInfo};
+use proctrack::{Pid, ProcessInfo};
 use serde::Serialize;
 
 use crate::args::JobsArgs;
@@ -55,34 +54,19 @@ pub fn read_jobs(
     ))
 }
 
-/// Each job member's pid, with its job and how it was found: what `tree`
-/// marks.
-pub fn member_marks(jobs: &[JournaledJob]) -> HashMap<ProcessIdentity, JobMark> {
-    let mut marks = HashMap::new();
-    for job in jobs {
-        for member in &job.members {
-            marks.insert(
-                member.process.identity(),
-                JobMark {
-                    job: job.record.id.to_string(),
-                    found_by: member.found_by.ways(),
-                },
-            );
+/// A job mark as JSON: `{"job": <id>, "found_by": ["tag", ...]}`.
+#[derive(Serialize)]
+pub struct MarkJson {
+    job: String,
+    found_by: Vec<&'static str>,
+}
+
+impl From<&JobMark> for MarkJson {
+    fn from(mark: &JobMark) -> MarkJson {
+        MarkJson {
+            job: mark.job.to_string(),
+            found_by: mark.found_by.ways(),
         }
-    }
-    marks
-}
-
-/// Which job a process belongs to, and how that was found.
-#[derive(Clone, Debug, Serialize)]
-pub struct JobMark {
-    pub job: String,
-    pub found_by: Vec<&'static str>,
-}
-
-impl std::fmt::Display for JobMark {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "[job {}: {}]", self.job, self.found_by.join(","))
     }
 }
 

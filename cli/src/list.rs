@@ -4,21 +4,21 @@ use std::path::{Path, PathBuf};
 
 use std::collections::HashMap;
 
-use proctrack::supervisor::{StateDir, journaled_jobs};
+use proctrack::supervisor::{JobMark, StateDir, job_marks, journaled_jobs};
 use proctrack::table::{ProcessTable, ProcessTree};
 use proctrack::{Pid, ProcessIdentity, ProcessInfo};
 use serde::Serialize;
 use serde::ser::SerializeStruct;
 
 use crate::args::{PsArgs, TreeArgs};
-use crate::jobs::{JobMark, member_marks};
+use crate::jobs::MarkJson;
 use crate::output::{self, Out, Style};
 use crate::{Error, Outcome};
 
 pub fn tree(args: &TreeArgs, out: &mut Out) -> Result<Outcome, Error> {
     let mut table = ProcessTable::new()?;
     // Which processes belong to a job of `proctrack run`: marked.
-    let marks = job_marks(&mut table);
+    let marks = state_job_marks(&mut table);
     let table = table;
     let mut outcome = Outcome::Done;
     let roots: Vec<&ProcessInfo> = match (&args.cwd, args.pid) {
@@ -162,14 +162,14 @@ pub fn print_row(out: &mut Out, process: &ProcessInfo, depth: usize) -> Result<(
 
 /// The job marks of the jobs in the state directory; none when it cannot be
 /// read (a tree is not about jobs: `proctrack jobs` says what is wrong).
-fn job_marks(table: &mut ProcessTable) -> HashMap<ProcessIdentity, JobMark> {
+fn state_job_marks(table: &mut ProcessTable) -> HashMap<ProcessIdentity, JobMark> {
     let Ok(state) = StateDir::from_env() else {
         return HashMap::new();
     };
     let Ok(scan) = state.scan() else {
         return HashMap::new();
     };
-    member_marks(&journaled_jobs(table, scan.records))
+    job_marks(&journaled_jobs(table, scan.records))
 }
 
 /// A tree as JSON, `{"process", "job"?, "children"}`: each job member
@@ -186,7 +186,7 @@ impl Serialize for MarkedTree<'_> {
             serializer.serialize_struct("ProcessTree", 2 + usize::from(mark.is_some()))?;
         node.serialize_field("process", &self.tree.process)?;
         if let Some(mark) = mark {
-            node.serialize_field("job", mark)?;
+            node.serialize_field("job", &MarkJson::from(mark))?;
         }
         let children: Vec<MarkedTree> = self
             .tree

@@ -30,12 +30,16 @@ pub fn run(args: &ServeArgs, out: &mut Out) -> Result<Outcome, Error> {
                 "listening on {bound}: other machines can list your processes"
             ));
         }
-        let config = args
+        let mut config = args
             .allow_hosts
             .iter()
             .fold(ApiConfig::new(bound, token.clone()), |config, host| {
                 config.allow_host(host)
             });
+        // The tree view marks the members of `proctrack run`'s jobs.
+        if let Ok(state_dir) = proctrack::supervisor::StateDir::from_env() {
+            config = config.jobs_from(state_dir);
+        }
         let state = ApiState::new(config)?;
         let code = state.sign_in_code()?;
         // The address alone on stdout (logs may keep it). A reader that

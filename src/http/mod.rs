@@ -162,6 +162,7 @@ pub struct ApiConfig {
     hosts: Vec<String>,
     max_age: Duration,
     supervisor: Option<SharedSupervisor>,
+    state_dir: Option<crate::supervisor::StateDir>,
     kill_scope: KillScope,
     max_connections: usize,
     header_timeout: Duration,
@@ -183,6 +184,7 @@ impl ApiConfig {
             hosts: Vec::new(),
             max_age: Duration::from_millis(200),
             supervisor: None,
+            state_dir: None,
             kill_scope: KillScope::Any,
             max_connections: 4096,
             header_timeout: Duration::from_secs(10),
@@ -280,6 +282,27 @@ impl ApiConfig {
 
     pub(crate) fn shared_supervisor(&self) -> Option<&SharedSupervisor> {
         self.supervisor.as_ref()
+    }
+
+    /// Also marks the members of the jobs written down in `state_dir` (the
+    /// jobs of `proctrack run`, or of any supervisor journaling there) in
+    /// `GET /api/marks` and the tree view, beside those of the
+    /// [shared supervisor](Self::supervisor).
+    ///
+    /// ```no_run
+    /// use proctrack::http::{ApiConfig, Token};
+    /// use proctrack::supervisor::StateDir;
+    /// let config = ApiConfig::new("127.0.0.1:8787".parse()?, Token::generate()?)
+    ///     .jobs_from(StateDir::from_env()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn jobs_from(mut self, state_dir: crate::supervisor::StateDir) -> ApiConfig {
+        self.state_dir = Some(state_dir);
+        self
+    }
+
+    pub(crate) fn state_dir(&self) -> Option<&crate::supervisor::StateDir> {
+        self.state_dir.as_ref()
     }
 
     /// Also accepts `Host: <name>` (as sent: `name:port`, or `name` for
@@ -491,6 +514,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/processes/{pid}", get(routes::process))
         .route("/api/ports/{port}", get(routes::port))
         .route("/api/jobs", get(routes::jobs))
+        .route("/api/marks", get(routes::marks))
         .route("/api/events", get(events::stream))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use super::{ApiError, ApiState};
 use crate::ports::{PortFinder, Search};
 use crate::signal::{KillOptions, KillReport, Signal, kill_tree};
-use crate::supervisor::SupervisorError;
+use crate::supervisor::{JobId, JobMark, SupervisorError, job_marks, journaled_jobs};
 use crate::table::{ProcessTable, ProcessTree};
-use crate::{Pid, ProcessInfo, ProcessSource, StartTime};
+use crate::{Pid, ProcessIdentity, ProcessInfo, ProcessSource, StartTime};
 
 /// The longest grace period a request may ask for: the kill holds the table
 /// (and so every other request) while it waits.
@@ -268,6 +268,66 @@ pub(crate) async fn jobs(State(state): State<ApiState>) -> Result<Response, ApiE
         })
         .await??;
     Ok(json(bytes))
+}
+
+/// `GET /api/marks`: which processes are job members, which job, and how
+/// each was found: `{"marks": [{"pid", "start_time", "job", "found_by"}]}`,
+/// from the shared supervisor's jobs and the jobs of the configured state
+/// directory. Empty when there are none. Read on the kill table (it has
+/// the source the tags are read through), refreshed.
+pub(crate) async fn marks(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let config = state.clone();
+    let marks = state
+        .blocking(move || {
+            let mut marks: Vec<(ProcessIdentity, JobMark)> = Vec::new();
+            if let Some(supervisor) = config.config().shared_supervisor() {
+                // A panic elsewhere poisons the lock, not the jobs.
+                let mut supervisor = supervisor
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let ids: Vec<JobId> = supervisor
+                    .jobs()
+                    .filter(|job| !job.is_finished())
+                    .map(|job| job.id().clone())
+                    .collect();
+                for id in ids {
+                    // A job that ended meanwhile has no members to mark.
+                    for member in supervisor.members(&id).unwrap_or_default() {
+                        marks.push((
+                            member.process.identity(),
+                            JobMark {
+                                job: id.clone(),
+                                found_by: member.found_by,
+                            },
+                        ));
+                    }
+                }
+            }
+            if let Some(dir) = config.config().state_dir() {
+                // An unreadable directory marks nothing; `proctrack jobs`
+                // says what is wrong with it.
+                if let Ok(scan) = dir.scan() {
+                    let found = config.on_kill_table(|table| {
+                        Ok::<_, crate::Error>(job_marks(&journaled_jobs(table, scan.records)))
+                    })?;
+                    marks.extend(found);
+                }
+            }
+            Ok::<_, crate::Error>(marks)
+        })
+        .await??;
+    let marks: Vec<serde_json::Value> = marks
+        .iter()
+        .map(|(identity, mark)| {
+            serde_json::json!({
+                "pid": identity.pid().as_raw(),
+                "start_time": identity.start_time().as_raw(),
+                "job": mark.job.as_str(),
+                "found_by": mark.found_by.ways(),
+            })
+        })
+        .collect();
+    Ok(json(encode(&serde_json::json!({ "marks": marks }))?))
 }
 
 pub(crate) async fn page() -> Response {

@@ -252,6 +252,48 @@ impl JournaledJob {
     }
 }
 
+/// Which job a process belongs to, and how that was found: what
+/// `proctrack tree` and the tree view show beside a member.
+///
+/// ```
+/// use proctrack::supervisor::{FoundBy, JobMark};
+/// let mut found_by = FoundBy::default();
+/// found_by.tag = true;
+/// let mark = JobMark { job: "dev.42-7.1".parse()?, found_by };
+/// assert_eq!(mark.to_string(), "[job dev.42-7.1: tag]");
+/// # Ok::<(), proctrack::supervisor::BadJobId>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobMark {
+    /// The job.
+    pub job: JobId,
+    /// How the process was found to be the job's.
+    pub found_by: FoundBy,
+}
+
+impl std::fmt::Display for JobMark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[job {}: {}]", self.job, self.found_by.ways().join(","))
+    }
+}
+
+/// The mark of every live member of `jobs`, by identity.
+pub fn job_marks(jobs: &[JournaledJob]) -> HashMap<ProcessIdentity, JobMark> {
+    let mut marks = HashMap::new();
+    for job in jobs {
+        for member in &job.members {
+            marks.insert(
+                member.process.identity(),
+                JobMark {
+                    job: job.record.id.clone(),
+                    found_by: member.found_by,
+                },
+            );
+        }
+    }
+    marks
+}
+
 /// Every job of `records` (a [`Journal`](super::Journal)'s, or a
 /// [`StateDir`](super::StateDir)'s scan) as `table` shows it, as last
 /// refreshed: whether its supervisor runs, and its live members found by

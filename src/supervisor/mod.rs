@@ -88,7 +88,7 @@ pub use job::{
     BadJobId, Containment, FoundBy, Job, JobId, JobStatus, JobStopReport, JobUsage, Member,
 };
 pub use journal::{JobEnd, JobRecord, Journal, JournalError, MemoryJournal};
-pub use members::{JournaledJob, instance_alive, journaled_jobs};
+pub use members::{JobMark, JournaledJob, instance_alive, job_marks, journaled_jobs};
 pub use recover::{RecoverFilter, RecoverReport, RecoveredJob};
 pub use state_dir::{SkippedFile, StateDir, StateDirError, StateScan};
 

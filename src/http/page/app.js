@@ -11,6 +11,7 @@ let flat = [];            // every process in depth-first order
 let rows = [];            // the ones shown now
 const collapsed = new Set();
 let pending = null;       // the process a kill waits confirmation for
+let marks = new Map();    // job members by "pid:start_time": which job, found how
 
 // Sign-in: the link `proctrack serve` prints carries a one-time code in
 // its fragment (never sent to a server, never in a log); the page trades
@@ -110,7 +111,9 @@ function makeRow() {
   parts.toggle = document.createElement("span");
   parts.toggle.className = "toggle";
   parts.label = document.createTextNode("");
-  parts.name.append(parts.toggle, parts.label);
+  parts.job = document.createElement("span");
+  parts.job.className = "job";
+  parts.name.append(parts.toggle, parts.label, parts.job);
   const act = span("act");
   parts.kill = document.createElement("button");
   parts.kill.className = "kill";
@@ -144,6 +147,9 @@ function render() {
     parts.toggle.textContent = row.kids ? (collapsed.has(pid) ? "▸" : "▾") : "";
     parts.toggle.onclick = () => { collapsed.has(pid) ? collapsed.delete(pid) : collapsed.add(pid); select(); };
     parts.label.data = p.cmdline.length ? p.cmdline.join(" ") : "[" + p.name + "]";
+    const mark = marks.get(pid + ":" + p.identity.start_time);
+    parts.job.textContent = mark ? `job ${mark.job}: ${mark.found_by.join(",")}` : "";
+    parts.job.hidden = !mark;
     parts.cwd.textContent = p.cwd.path || "";
     parts.cpu.textContent = p.cpu_percent == null ? "–" : p.cpu_percent.toFixed(1);
     parts.rss.textContent = bytes(p.rss_bytes);
@@ -177,6 +183,18 @@ async function kill() {
 }
 
 let inFlight = false;
+async function refreshMarks() {
+  try {
+    const response = await fetch("api/marks");
+    if (!response.ok) return;
+    const body = await response.json();
+    marks = new Map(body.marks.map((m) => [m.pid + ":" + m.start_time, m]));
+    render();
+  } catch (error) {
+    // Marks are a decoration: the listing stands without them.
+  }
+}
+
 async function refresh() {
   if (inFlight) return;
   inFlight = true;
@@ -189,6 +207,7 @@ async function refresh() {
     const fetched = performance.now();
     flat = flatten(body.trees);
     select();
+    await refreshMarks();
     // For tests and the curious: where a refresh's time goes.
     document.body.dataset.fetchMs = (fetched - started).toFixed(1);
     document.body.dataset.renderMs = (performance.now() - fetched).toFixed(1);
