@@ -284,3 +284,64 @@ async fn lineage_catches_a_daemon_that_cleared_its_tag_and_left_the_tree() {
     drop(supervisor);
     assert_no_descendants();
 }
+
+/// Where the tracker polls (forced here; in some containers it must), the
+/// stream still tells members that live across a refresh, and the end of
+/// a job we spawned with its exact code: the lineage of what forks and
+/// exits between two refreshes is what polling loses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_polling_tracker_still_tells_members_that_live_across_a_refresh() {
+    let _serial = serial();
+    let name = unique_marker("async_poll").replace('-', "_");
+    let tracker = proctrack::events::TrackerOptions::default()
+        .polling(true)
+        .poll_interval(Duration::from_millis(50));
+    let supervisor =
+        AsyncSupervisor::with_tracker(SupervisorOptions::new(name).cgroups(Cgroups::Off), tracker)
+            .await
+            .expect("supervisor");
+    assert_eq!(
+        supervisor.probe().source(),
+        proctrack::events::EventSource::Polling
+    );
+    let mut events = supervisor.events();
+    let mut command = supervisor.command("sh").await.expect("command");
+    command
+        .args(["-c", "sh -c 'echo child $$; read go'; exit 4"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let id = supervisor.spawn(command).await.expect("spawn");
+    let mut lines = stdout(&supervisor, &id).await;
+    let child: Pid = lines
+        .line()
+        .strip_prefix("child ")
+        .expect("a pid line")
+        .parse()
+        .expect("pid");
+    let (joined, _) = until(
+        &mut events,
+        &id,
+        |e| matches!(e, JobEvent::MemberJoined { process, .. } if process.pid() == child),
+    )
+    .await;
+    println!("{joined}");
+    go(&supervisor, &id).await;
+    let (exited, passed) = until(&mut events, &id, |e| matches!(e, JobEvent::Exited { .. })).await;
+    println!("{exited}");
+    assert_eq!(
+        exited,
+        JobEvent::Exited {
+            job: id.clone(),
+            code: Some(4),
+            signal: None
+        }
+    );
+    assert!(
+        passed
+            .iter()
+            .any(|e| matches!(e, JobEvent::MemberLeft { identity, .. } if identity.pid() == child)),
+        "{passed:#?}"
+    );
+    drop(supervisor);
+    assert_no_descendants();
+}

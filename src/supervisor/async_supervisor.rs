@@ -20,9 +20,9 @@ use super::{
     Job, JobCommand, JobId, JobStatus, JobStopReport, JobUsage, Member, Supervisor,
     SupervisorError, SupervisorOptions,
 };
-use crate::events::{EventSource, Origin, Probe, Tracker};
+use crate::events::{EventSource, Origin, Probe, Scope, Tracker, TrackerOptions};
 use crate::signal::ProcessHandle;
-use crate::{Error, ProcessIdentity};
+use crate::{Error, ProcessIdentity, SystemSource};
 
 /// How many events a slow [`JobEvents`] may fall behind before it misses
 /// some ([`JobEvent::Lagged`]).
@@ -233,9 +233,35 @@ impl AsyncSupervisor {
     ///
     /// Outside a tokio runtime.
     pub async fn new(options: SupervisorOptions) -> Result<AsyncSupervisor, SupervisorError> {
+        AsyncSupervisor::with_tracker(options, TrackerOptions::default()).await
+    }
+
+    /// [`new`](AsyncSupervisor::new) with a tracker made with `tracker`:
+    /// [`TrackerOptions::polling`] to poll where the connector would work
+    /// (to see what a container gets), a shorter
+    /// [`poll_interval`](TrackerOptions::poll_interval) to lose less
+    /// lineage where it polls.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), proctrack::supervisor::SupervisorError> {
+    /// use std::time::Duration;
+    /// use proctrack::events::TrackerOptions;
+    /// use proctrack::supervisor::{AsyncSupervisor, SupervisorOptions};
+    ///
+    /// let tracker = TrackerOptions::default().poll_interval(Duration::from_millis(200));
+    /// let supervisor =
+    ///     AsyncSupervisor::with_tracker(SupervisorOptions::new("devtool"), tracker).await?;
+    /// println!("events from: {}", supervisor.probe());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn with_tracker(
+        options: SupervisorOptions,
+        tracker: TrackerOptions,
+    ) -> Result<AsyncSupervisor, SupervisorError> {
         let (supervisor, tracker) = run_blocking(move || {
             let supervisor = Supervisor::new(options)?;
-            let tracker = Tracker::all()?;
+            let tracker = Tracker::with_source(SystemSource::open()?, Scope::All, tracker)?;
             Ok::<_, SupervisorError>((supervisor, tracker))
         })
         .await??;
