@@ -26,6 +26,12 @@ pub enum EventKind {
         process: ProcessIdentity,
         /// Its parent when it was read.
         parent: Option<Pid>,
+        /// The process that forked it, as the kernel's fork event said
+        /// ([`Origin::Kernel`] only; `None` when a refresh found it). A
+        /// forker that was gone before it could be read (and so was never
+        /// reported) is skipped for its own forker, and so on: lineage
+        /// survives a double fork whose middle process exits at once.
+        forked_by: Option<Pid>,
     },
     /// A process ran a new program; the table holds its new command line.
     Exec {
@@ -104,7 +110,9 @@ impl fmt::Display for Exit {
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
-            EventKind::Spawned { process, parent } => match parent {
+            EventKind::Spawned {
+                process, parent, ..
+            } => match parent {
                 Some(parent) => write!(f, "spawned {process} (parent {parent})"),
                 None => write!(f, "spawned {process}"),
             },

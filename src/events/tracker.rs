@@ -15,6 +15,10 @@ use crate::{Error, Pid, ProcessIdentity, ProcessSource, Result, SystemSource};
 /// polling rescan walks once: the next poll finds what this one missed.
 const MAX_WALKS: usize = 4;
 
+/// How many processes gone before they could be read the tracker keeps, to
+/// tell their children's forkers.
+const MAX_DROPPED: usize = 4096;
+
 /// Which processes a [`Tracker`] follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -150,6 +154,11 @@ pub struct Tracker<S: ProcessSource = SystemSource> {
     /// the batch, so a fork and its exec cost one read, not two.
     unread: HashSet<Pid>,
     pending: VecDeque<Event>,
+    /// Who forked each new process not resolved yet (kernel fork events).
+    forkers: HashMap<Pid, Pid>,
+    /// Processes gone before they could be read, and who forked them: a
+    /// child of one is told as forked by that one's forker.
+    dropped: HashMap<Pid, Pid>,
     resyncs: u64,
     #[cfg(feature = "tokio")]
     async_fd: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
@@ -203,6 +212,8 @@ impl<S: ProcessSource> Tracker<S> {
             batch: Vec::new(),
             unread: HashSet::new(),
             pending: VecDeque::new(),
+            forkers: HashMap::new(),
+            dropped: HashMap::new(),
             resyncs: 0,
             #[cfg(feature = "tokio")]
             async_fd: None,
@@ -434,6 +445,9 @@ impl<S: ProcessSource> Tracker<S> {
                     self.push_diff(diff, Origin::Kernel);
                     return;
                 }
+                if let Ok(parent) = Pid::try_from(parent_tgid) {
+                    self.forkers.insert(child, parent);
+                }
                 self.unread.insert(child);
                 self.batch.push(Slot::Spawned(child));
             }
@@ -566,11 +580,34 @@ impl<S: ProcessSource> Tracker<S> {
             .table
             .get(pid)
             .map(|info| (info.identity(), info.parent()));
+        let forker = self.forkers.remove(&pid);
+        if found.is_none()
+            && let Some(forker) = forker
+        {
+            // Bounded: a long-gone process forks nothing more.
+            if self.dropped.len() >= MAX_DROPPED {
+                self.dropped.clear();
+            }
+            self.dropped.insert(pid, forker);
+        }
+        let forked_by = forker.map(|mut forker| {
+            // Past forkers that were never reported (a loop of reused pids
+            // ends at the bound).
+            for _ in 0..MAX_DROPPED {
+                match self.dropped.get(&forker) {
+                    Some(&up) if up != forker => forker = up,
+                    _ => break,
+                }
+            }
+            forker
+        });
         for slot in &mut self.batch {
             let kind = match *slot {
-                Slot::Spawned(p) if p == pid => {
-                    found.map(|(process, parent)| EventKind::Spawned { process, parent })
-                }
+                Slot::Spawned(p) if p == pid => found.map(|(process, parent)| EventKind::Spawned {
+                    process,
+                    parent,
+                    forked_by,
+                }),
                 Slot::Later(p, later) if p == pid => found.map(|(process, _)| later.kind(process)),
                 _ => continue,
             };
@@ -785,7 +822,14 @@ impl<S: ProcessSource> Tracker<S> {
                 .table
                 .get_identity(process)
                 .and_then(|info| info.parent());
-            self.push_with(EventKind::Spawned { process, parent }, origin);
+            self.push_with(
+                EventKind::Spawned {
+                    process,
+                    parent,
+                    forked_by: None,
+                },
+                origin,
+            );
         }
         for process in diff.execed {
             self.push_with(EventKind::Exec { process }, origin);
@@ -1175,6 +1219,29 @@ mod race_tests {
         tracker.resync().expect("resync");
         batch(&mut tracker, &[exit(30)]);
         assert_eq!(subtree(&tracker, 1), [(10, 1), (40, 1)]);
+    }
+
+    /// 10 forks 20, which forks 30 and exits before it could be read (the
+    /// double fork of a daemon): 30 is told as forked by 10, so lineage
+    /// holds although 30's parent is 1 by the time it is read.
+    #[test]
+    fn a_child_of_a_forker_gone_unread_is_told_as_forked_by_the_one_above() {
+        let source = Staged::new(&[(1, 0), (10, 1)]);
+        let mut tracker = tracker(source, 1);
+        tracker.table.source_mut().memory.insert(process(30, 1));
+        batch(&mut tracker, &[fork(10, 20), fork(20, 30), exit(20)]);
+        let spawned: Vec<(u32, Option<u32>)> = tracker
+            .pending
+            .iter()
+            .filter_map(|event| match event.kind {
+                EventKind::Spawned {
+                    process, forked_by, ..
+                } => Some((process.pid().as_u32(), forked_by.map(Pid::as_u32))),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(spawned, [(30, Some(10))]);
+        assert!(tracker.forkers.is_empty());
     }
 
     /// 20 forked 30 and exited before a resync, which found 20 gone and

@@ -7,8 +7,9 @@ use std::time::SystemTime;
 
 use sqlx::Row;
 
-use super::entry::to_millis;
+use super::entry::{to_millis, u64_to_sql};
 use super::sql::{COLUMNS, decode, path_from_bytes, path_to_bytes};
+use super::stop::parse_owner_key;
 use super::{Filled, Metadata, Registry, RegistryError, Result, owner_key};
 use crate::ProcessIdentity;
 use crate::supervisor::{JobEnd, JobId, JobRecord, Journal, JournalError};
@@ -139,6 +140,48 @@ impl Registry {
         Ok(())
     }
 
+    /// Hands job `record.id`'s root row over to `record.owner` (its owner
+    /// key) and `record.root`, if `from` owns it and it runs; in one
+    /// transaction, so one of two adopters wins.
+    async fn adopt_job(&self, record: &JobRecord, from: ProcessIdentity) -> Result<bool> {
+        let Some(owner) = record.owner else {
+            return Ok(false);
+        };
+        let now = to_millis(SystemTime::now());
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.db(e))?;
+        let changed = sqlx::query(
+            "UPDATE processes SET owner = ?1, boot_id = ?2, pid = ?3, start_time = ?4, \
+                 pidfs_inode = NULL, updated_at = ?5 \
+             WHERE status = 'running' AND owner = ?6 \
+               AND id = (SELECT process FROM jobs WHERE id = ?7)",
+        )
+        .bind(owner_key(owner))
+        .bind(record.root.boot_id().to_string())
+        .bind(record.root.pid().as_raw())
+        .bind(u64_to_sql(record.root.start_time().as_raw()))
+        .bind(now)
+        .bind(owner_key(from))
+        .bind(record.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.db(e))?
+        .rows_affected();
+        if changed != 1 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE jobs SET kept = 0 WHERE id = ?1")
+            .bind(record.id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db(e))?;
+        tx.commit().await.map_err(|e| self.db(e))?;
+        Ok(true)
+    }
+
     async fn unfinished_jobs(&self, name: &str) -> Result<Vec<JobRecord>> {
         let sql = format!(
             "SELECT jobs.id AS job_id, jobs.cgroup AS job_cgroup, jobs.kept AS job_kept, {} \
@@ -176,6 +219,9 @@ impl Registry {
                 entry.command().args().map(ToOwned::to_owned).collect(),
             );
             record.kept = kept;
+            // Adopted: the row's owner is the adopting instance.
+            record.owner =
+                parse_owner_key(entry.owner()).filter(|owner| *owner != record.owner_instance());
             records.push(record);
         }
         Ok(records)
@@ -193,5 +239,71 @@ impl Journal for JobJournal {
 
     fn unfinished(&mut self, name: &str) -> std::result::Result<Vec<JobRecord>, JournalError> {
         block_on(self.registry.unfinished_jobs(name)).map_err(journal_error)
+    }
+
+    /// The root's row gets this journal's owner key and the new root's
+    /// identity, in one transaction that only changes a running row still
+    /// owned by `from`.
+    fn adopted(
+        &mut self,
+        record: &JobRecord,
+        from: ProcessIdentity,
+    ) -> std::result::Result<bool, JournalError> {
+        let mut record = record.clone();
+        // The owner key this journal writes under.
+        record.owner = parse_owner_key(&self.owner).or(record.owner);
+        block_on(self.registry.adopt_job(&record, from)).map_err(journal_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::JobId;
+    use crate::{BootId, Pid, StartTime};
+
+    fn identity(pid: i32, start: u64) -> ProcessIdentity {
+        ProcessIdentity::new(
+            BootId::from_bytes([4; 16]),
+            Pid::try_from(pid).expect("pid"),
+            StartTime::from_raw(start),
+        )
+    }
+
+    /// A dead instance's job, adopted by two live instances at once: one
+    /// gets it, with its new root; the other is refused; `unfinished`
+    /// names the owner, and only the owner can hand it on again.
+    #[tokio::test]
+    async fn one_of_two_adopters_gets_the_job() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let registry = Registry::open(dir.path().join("jobs.db"))
+            .await
+            .expect("open");
+        let (dead, first, second) = (identity(100, 1), identity(200, 2), identity(300, 3));
+        let id = JobId::new("devtool", dead, 1);
+        let root = identity(101, 5);
+        let record = JobRecord::new(id.clone(), root, root.pid(), None, vec!["sleep".into()]);
+        let mut original = JobJournal::new(registry.clone(), dead);
+        original.started(&record).expect("started");
+
+        let mut claim = record.clone();
+        claim.root = identity(102, 6);
+        claim.owner = Some(first);
+        let mut a = JobJournal::new(registry.clone(), first);
+        let mut b = JobJournal::new(registry.clone(), second);
+        assert!(a.adopted(&claim, dead).expect("adopt"));
+        claim.owner = Some(second);
+        assert!(!b.adopted(&claim, dead).expect("adopt"), "the job is taken");
+
+        let rows = b.unfinished("devtool").expect("unfinished");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].owner, Some(first));
+        assert_eq!(rows[0].root, identity(102, 6));
+        assert_eq!(rows[0].owner_instance(), first);
+        // Once the first adopter is dead, the second may take it from it.
+        assert!(b.adopted(&claim, first).expect("adopt"));
+        let rows = a.unfinished("devtool").expect("unfinished");
+        assert_eq!(rows[0].owner, Some(second));
+        registry.close().await;
     }
 }

@@ -254,7 +254,7 @@ pub fn owner_key(identity: ProcessIdentity) -> String {
 }
 
 /// The identity in an [`owner_key`]; `None` for any other owner string.
-fn parse_owner_key(owner: &str) -> Option<ProcessIdentity> {
+pub(super) fn parse_owner_key(owner: &str) -> Option<ProcessIdentity> {
     let rest = owner.strip_prefix("process:")?;
     let mut parts = rest.split(':');
     let boot = parts.next()?.parse().ok()?;

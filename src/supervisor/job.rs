@@ -165,7 +165,8 @@ impl fmt::Display for Containment {
 pub struct Job {
     pub(super) id: JobId,
     pub(super) root: ProcessIdentity,
-    pub(super) child: Child,
+    /// `None` for an adopted job: another process started it.
+    pub(super) child: Option<Child>,
     pub(super) cgroup: Option<JobCgroup>,
     pub(super) containment: Containment,
     pub(super) keep_running: bool,
@@ -197,9 +198,18 @@ impl Job {
         self.cgroup.as_ref().map(JobCgroup::path)
     }
 
-    /// The root's exit status, once collected (by a wait or a stop).
+    /// The root's exit status, once collected (by a wait or a stop). For
+    /// an [adopted](super::Supervisor::adopt) job, what the kernel's exit
+    /// event told (the root is not our child); `None` where no event could
+    /// be had.
     pub fn exit_status(&self) -> Option<ExitStatus> {
         self.exit
+    }
+
+    /// True when this supervisor [adopted](super::Supervisor::adopt) the
+    /// job from a dead instance rather than spawning it.
+    pub fn is_adopted(&self) -> bool {
+        self.child.is_none()
     }
 
     /// True once every member is gone and the job's end is recorded.

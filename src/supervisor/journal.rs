@@ -37,11 +37,16 @@ pub struct JobRecord {
     pub subreaper: Option<bool>,
     /// Why a containment layer was missing ([`Containment::missing`](super::Containment::missing)).
     pub missing: Vec<String>,
+    /// The supervisor instance that owns the job now, when one
+    /// [adopted](super::Supervisor::adopt) it; `None`: the instance named
+    /// in its id, which started it. [`recover`](super::Supervisor::recover)
+    /// leaves a job alone while its owner runs.
+    pub owner: Option<ProcessIdentity>,
 }
 
 impl JobRecord {
     /// A record of a job; `kept` false, no start time, subreaper and
-    /// missing layers unknown.
+    /// missing layers unknown, owned by the instance in its id.
     pub fn new(
         id: JobId,
         root: ProcessIdentity,
@@ -59,7 +64,18 @@ impl JobRecord {
             started: None,
             subreaper: None,
             missing: Vec::new(),
+            owner: None,
         }
+    }
+
+    /// The supervisor instance that owns the job: its
+    /// [`owner`](JobRecord::owner), else the instance in its id (which ran
+    /// in the boot of its root).
+    pub fn owner_instance(&self) -> ProcessIdentity {
+        self.owner.unwrap_or_else(|| {
+            let (pid, start) = self.id.instance();
+            ProcessIdentity::new(self.root.boot_id(), pid, start)
+        })
     }
 }
 
@@ -88,8 +104,25 @@ pub trait Journal: Send {
     fn ended(&mut self, id: &JobId, end: JobEnd) -> Result<(), JournalError>;
 
     /// The jobs of supervisors named `name` that have not ended, kept ones
-    /// included.
+    /// included, each with its [`owner`](JobRecord::owner) if it was
+    /// adopted.
     fn unfinished(&mut self, name: &str) -> Result<Vec<JobRecord>, JournalError>;
+
+    /// Hands the unfinished job `record.id` over to the instance
+    /// `record.owner` (the [adopting](super::Supervisor::adopt) supervisor)
+    /// with `record.root` as its root, and unmarks it kept, if `from` owns
+    /// it now; returns whether it did. Must be atomic against other
+    /// writers of the same journal: of two instances that both saw `from`
+    /// dead and adopt the job at once, exactly one gets `true`.
+    ///
+    /// The default refuses: a journal that cannot hand a job over cannot
+    /// be used to adopt (a later recover would stop the adopted job).
+    fn adopted(&mut self, record: &JobRecord, from: ProcessIdentity) -> Result<bool, JournalError> {
+        let _ = (record, from);
+        Err(JournalError(
+            "this journal cannot record an adoption (Journal::adopted is not implemented)".into(),
+        ))
+    }
 }
 
 /// A journal's failure, in its own words.
@@ -143,6 +176,26 @@ impl Journal for MemoryJournal {
         Ok(())
     }
 
+    fn adopted(&mut self, record: &JobRecord, from: ProcessIdentity) -> Result<bool, JournalError> {
+        let unfinished = matches!(self.end_of(&record.id), None | Some(JobEnd::Kept));
+        let Some(row) = self
+            .records
+            .iter_mut()
+            .rev()
+            .find(|r| r.id == record.id && unfinished && r.owner_instance() == from)
+        else {
+            return Ok(false);
+        };
+        row.owner = record.owner;
+        row.root = record.root;
+        row.kept = false;
+        // No longer kept: an `ended(.., Kept)` before does not count.
+        if self.end_of(&record.id) == Some(JobEnd::Kept) {
+            self.ended.retain(|(id, _)| id != &record.id);
+        }
+        Ok(true)
+    }
+
     fn unfinished(&mut self, name: &str) -> Result<Vec<JobRecord>, JournalError> {
         Ok(self
             .records
@@ -151,5 +204,47 @@ impl Journal for MemoryJournal {
             .filter(|r| matches!(self.end_of(&r.id), None | Some(JobEnd::Kept)))
             .cloned()
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BootId, StartTime};
+
+    fn identity(pid: i32, start: u64) -> ProcessIdentity {
+        ProcessIdentity::new(
+            BootId::from_bytes([2; 16]),
+            Pid::try_from(pid).expect("pid"),
+            StartTime::from_raw(start),
+        )
+    }
+
+    /// A kept job of a dead instance is handed over once, unkept; a
+    /// second claim from the same dead owner is refused.
+    #[test]
+    fn a_memory_journal_hands_a_job_over_once() {
+        let (dead, me) = (identity(10, 1), identity(20, 2));
+        let id = JobId::new("dev", dead, 1);
+        let root = identity(11, 3);
+        let mut journal = MemoryJournal::new();
+        journal
+            .started(&JobRecord::new(
+                id.clone(),
+                root,
+                root.pid(),
+                None,
+                Vec::new(),
+            ))
+            .expect("started");
+        journal.ended(&id, JobEnd::Kept).expect("kept");
+        let mut claim = JobRecord::new(id.clone(), root, root.pid(), None, Vec::new());
+        claim.owner = Some(me);
+        assert!(journal.adopted(&claim, dead).expect("adopt"));
+        assert!(!journal.adopted(&claim, dead).expect("adopt"));
+        let rows = journal.unfinished("dev").expect("unfinished");
+        assert_eq!(rows.len(), 1);
+        assert!(!rows[0].kept);
+        assert_eq!(rows[0].owner_instance(), me);
     }
 }

@@ -233,8 +233,10 @@ pub struct JournaledJob {
     /// What the journal says of it.
     pub record: JobRecord,
     /// Whether the supervisor instance that started it (the pid and start
-    /// time in its [`JobId`]) still runs. A job whose supervisor is gone is
-    /// orphaned: nothing stops it when it ends.
+    /// time in its [`JobId`], or the instance that
+    /// [adopted](super::Supervisor::adopt) it: [`JobRecord::owner`]) still
+    /// runs. A job whose supervisor is gone is orphaned: nothing stops it
+    /// when it ends.
     pub supervisor_alive: bool,
     /// Whether the job started in this boot; a job of an earlier boot has
     /// nothing left running, only its record.
@@ -362,7 +364,11 @@ pub fn journaled_jobs<S: ProcessSource>(
                 .and_then(|cgroup| cgroup.memory_current().ok().flatten());
             cgroup.map(JobCgroup::leave);
             JournaledJob {
-                supervisor_alive: this_boot && instance_alive(table, &record.id),
+                // An adopted job's supervisor is its adopter.
+                supervisor_alive: this_boot
+                    && table
+                        .get_identity(record.owner_instance())
+                        .is_some_and(|p| !p.state().has_exited()),
                 this_boot,
                 usage: usage_of(&members, memory),
                 members,
@@ -551,6 +557,12 @@ mod tests {
         assert_eq!(jobs[1].usage.processes, 3);
         assert!(jobs[2].is_orphaned() && !jobs[2].this_boot);
         assert!(jobs[2].members.is_empty(), "{:?}", jobs[2].members);
+
+        // The dead instance's job, adopted by the live one: not orphaned.
+        let mut adopted = record(&dead, id(200));
+        adopted.owner = Some(id(50));
+        let jobs = journaled_jobs(&mut table, vec![adopted]);
+        assert!(jobs[0].supervisor_alive, "its adopter runs");
     }
 
     /// A job's stop as the supervisor runs it (the engine with the job's

@@ -58,9 +58,15 @@
 //! supervisor ever looked escapes every layer but the cgroup: where
 //! cgroups cannot be made, that one is out of reach.
 
+mod adopt;
+#[cfg(feature = "tokio")]
+mod async_supervisor;
 pub mod cgroup;
+mod feed;
 mod job;
 mod journal;
+#[cfg(feature = "tokio")]
+mod lineage;
 mod members;
 mod recover;
 pub mod state_dir;
@@ -72,8 +78,12 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use async_supervisor::{AsyncSupervisor, JobEvent, JobEvents};
 pub use job::{
     BadJobId, Containment, FoundBy, Job, JobId, JobStatus, JobStopReport, JobUsage, Member,
 };
@@ -86,6 +96,7 @@ use crate::signal::{Subreaper, spawn_group};
 use crate::table::ProcessTable;
 use crate::{Error, Pid, ProcessIdentity, ProcessSource};
 use cgroup::{Cgroup2, JobCgroup};
+use feed::Feed;
 use members::{Look, Marks};
 
 /// The system calls under this layer, chosen once.
@@ -111,6 +122,14 @@ pub enum SupervisorError {
     /// A supervisor name must be 1 to 64 ASCII letters, digits, `-` or `_`.
     #[error("{0:?} cannot name a supervisor: use 1 to 64 ASCII letters, digits, '-' and '_'")]
     BadName(String),
+    /// [`Supervisor::adopt`] cannot take this job.
+    #[error("cannot adopt job {id}: {why}")]
+    NotAdoptable {
+        /// The job.
+        id: JobId,
+        /// Why not.
+        why: String,
+    },
     /// [`Cgroups::Required`] was asked for and job cgroups cannot be made.
     #[error("job cgroups were required but cannot be made: {why}")]
     CgroupsRequired {
@@ -266,6 +285,10 @@ pub struct Supervisor {
     journal: Option<Box<dyn Journal>>,
     jobs: BTreeMap<JobId, Job>,
     numbered: u64,
+    /// The exit codes of adopted roots.
+    exits: adopt::Exits,
+    /// What a tracker beside us found (the async face's).
+    feed: Option<Arc<Feed>>,
 }
 
 impl fmt::Debug for Supervisor {
@@ -315,6 +338,8 @@ impl Supervisor {
             journal: options.journal,
             jobs: BTreeMap::new(),
             numbered: 0,
+            exits: adopt::Exits::default(),
+            feed: None,
         })
     }
 
@@ -411,7 +436,7 @@ impl Supervisor {
         let job = Job {
             id: id.clone(),
             root,
-            child: spawned.child,
+            child: Some(spawned.child),
             cgroup,
             containment,
             keep_running: false,
@@ -438,9 +463,11 @@ impl Supervisor {
 
     /// The root's [`Child`](std::process::Child), for its stdio pipes. Do
     /// not wait on it: the supervisor collects the root's status (a stop or
-    /// a [`wait`](Supervisor::wait)) and reports it.
+    /// a [`wait`](Supervisor::wait)) and reports it. `None` for an
+    /// [adopted](Supervisor::adopt) job (another process started its root)
+    /// and for ids that are not this supervisor's.
     pub fn child_mut(&mut self, id: &JobId) -> Option<&mut std::process::Child> {
-        self.jobs.get_mut(id).map(|job| &mut job.child)
+        self.jobs.get_mut(id).and_then(|job| job.child.as_mut())
     }
 
     /// Every job this supervisor started, finished ones included, by id.
@@ -512,9 +539,36 @@ impl Supervisor {
             .ok_or_else(|| SupervisorError::NoSuchJob(id.clone()))
     }
 
-    /// Refreshes the table and takes one [`Look`] at it.
+    /// Lets a tracker beside the supervisor tell it members and exits
+    /// (the async face's); exits of adopted roots come from there then.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn set_feed(&mut self, feed: Arc<Feed>) {
+        self.exits.watch = adopt::ExitWatch::Fed(feed.clone());
+        self.feed = Some(feed);
+    }
+
+    /// Refreshes the table and takes one [`Look`] at it, after taking the
+    /// members a tracker beside us found.
     fn look(&mut self) -> Result<Look, SupervisorError> {
+        if let Some(feed) = &self.feed {
+            for (id, found) in feed.take_seen() {
+                if let Some(job) = self.jobs.get_mut(&id) {
+                    job.seen.extend(found);
+                }
+            }
+        }
         let roots: Vec<ProcessIdentity> = self.jobs.values().map(|job| job.root).collect();
+        // Keep the exit watch's socket read, so that its buffer does not
+        // overflow and drop an adopted root's exit event.
+        let adopted: Vec<ProcessIdentity> = self
+            .jobs
+            .values()
+            .filter(|job| job.child.is_none() && !job.finished)
+            .map(|job| job.root)
+            .collect();
+        if !adopted.is_empty() {
+            self.exits.keep_up(&adopted);
+        }
         Ok(Look::take(&mut self.table, self.me, &roots)?)
     }
 

@@ -62,6 +62,8 @@ pub struct RecoveredJob {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoverFilter {
     only: Option<Vec<JobId>>,
+    /// Kept ones too, without naming them (what `adoptable` lists).
+    with_kept: bool,
 }
 
 impl RecoverFilter {
@@ -76,6 +78,15 @@ impl RecoverFilter {
     pub fn jobs(ids: impl IntoIterator<Item = JobId>) -> RecoverFilter {
         RecoverFilter {
             only: Some(ids.into_iter().collect()),
+            with_kept: false,
+        }
+    }
+
+    /// Every job of a dead instance, kept ones included.
+    pub(super) fn dead_and_kept() -> RecoverFilter {
+        RecoverFilter {
+            only: None,
+            with_kept: true,
         }
     }
 
@@ -83,19 +94,21 @@ impl RecoverFilter {
     fn admits(&self, id: &JobId, kept: bool) -> bool {
         match &self.only {
             Some(ids) => ids.contains(id),
-            None => !kept,
+            None => self.with_kept || !kept,
         }
     }
 }
 
-/// What is known of one dead job while recovering it.
+/// What is known of one dead job while recovering (or adopting) it.
 #[derive(Default)]
-struct Found {
-    cgroup: Option<PathBuf>,
-    journaled: bool,
+pub(super) struct Found {
+    pub(super) cgroup: Option<PathBuf>,
+    pub(super) journaled: bool,
     /// The journal's root, if journaled.
-    root: Option<ProcessIdentity>,
-    processes: Vec<ProcessIdentity>,
+    pub(super) root: Option<ProcessIdentity>,
+    /// The journal's record, if journaled.
+    pub(super) record: Option<super::JobRecord>,
+    pub(super) processes: Vec<ProcessIdentity>,
 }
 
 impl Supervisor {
@@ -153,24 +166,35 @@ impl Supervisor {
     }
 
     /// The jobs of dead instances of this supervisor's name that something
-    /// of is left: a journal row, a cgroup, a tagged process.
-    fn find_dead(
+    /// of is left: a journal row, a cgroup, a tagged process. Never a job
+    /// that a live instance (this one included)
+    /// [adopted](Supervisor::adopt). Shared with `adopt`.
+    pub(super) fn find_dead(
         &mut self,
         filter: &RecoverFilter,
     ) -> Result<BTreeMap<JobId, Found>, SupervisorError> {
         let look = self.look()?;
         let mut dead: BTreeMap<JobId, Found> = BTreeMap::new();
         let mut kept = Vec::new();
+        let mut owned: Vec<JobId> = self.jobs.keys().cloned().collect();
         if let Some(journal) = self.journal.as_mut() {
             for record in journal.unfinished(&self.name)? {
+                if record
+                    .owner
+                    .is_some_and(|o| super::adopt::runs(&self.table, self.me, o))
+                {
+                    owned.push(record.id);
+                    continue;
+                }
                 if record.kept {
                     kept.push(record.id.clone());
                 }
-                let found = dead.entry(record.id).or_default();
+                let found = dead.entry(record.id.clone()).or_default();
                 found.journaled = true;
-                found.cgroup = record.cgroup;
+                found.cgroup = record.cgroup.clone();
                 found.root = Some(record.root);
                 found.processes.push(record.root);
+                found.record = Some(record);
             }
         }
         if let Ok(cgroups) = &self.cgroups {
@@ -195,6 +219,7 @@ impl Supervisor {
         let me = (self.me.pid(), self.me.start_time());
         dead.retain(|id, _| {
             id.instance() != me
+                && !owned.contains(id)
                 && filter.admits(id, kept.contains(id))
                 && !members::instance_alive(&self.table, id)
         });
@@ -279,6 +304,6 @@ fn merge(into: &mut KillReport, more: KillReport) {
 }
 
 /// The job cgroup at `path`, if it is still there.
-fn open_leftover(path: &Path, id: &JobId) -> Option<JobCgroup> {
+pub(super) fn open_leftover(path: &Path, id: &JobId) -> Option<JobCgroup> {
     JobCgroup::open(path.parent()?, id.as_str()).ok()
 }

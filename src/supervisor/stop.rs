@@ -11,6 +11,16 @@ use crate::supervisor::cgroup::JobCgroup;
 use crate::table::ProcessTable;
 use crate::{Error, ProcessIdentity, ProcessSource};
 
+/// What one look of a wait found.
+pub(super) enum WaitStep {
+    /// Every member is gone: the root's status, if known.
+    Ended(Option<ExitStatus>),
+    /// The look was empty once: look again before believing it.
+    Again,
+    /// A live member to wait for.
+    Member(ProcessIdentity),
+}
+
 /// How long a stop waits for killed members to be gone.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
@@ -79,10 +89,6 @@ impl Supervisor {
                 d.saturating_duration_since(Instant::now())
             })
         };
-        // An empty look is believed only when the one before it was empty
-        // too: a member that forks and exits between reading the pid list
-        // and reading its own state leaves its child out of that look, but
-        // not out of the next (the child exists before its parent's exit).
         let mut empty_before = false;
         loop {
             if self.job_mut(id)?.finished {
@@ -93,21 +99,13 @@ impl Supervisor {
             {
                 return Ok(None);
             }
-            let look = self.look()?;
-            let members = self.find_members(id, &look)?;
-            self.reap_adopted()?;
-            let Some(member) = members.first() else {
-                if !empty_before {
-                    empty_before = true;
-                    continue;
-                }
-                let status = self.reap_root(id)?;
-                self.finish(id, JobEnd::Exited(status.and_then(|s| s.code())))?;
-                return Ok(status);
+            let member = match self.wait_step(id, &mut empty_before)? {
+                WaitStep::Ended(status) => return Ok(status),
+                WaitStep::Again => continue,
+                WaitStep::Member(member) => member,
             };
-            empty_before = false;
             let remaining = left(deadline);
-            match ProcessHandle::open(member.process.identity()) {
+            match ProcessHandle::open(member) {
                 Ok(handle) => {
                     if !handle.wait_timeout(remaining)? {
                         return Ok(None);
@@ -120,6 +118,37 @@ impl Supervisor {
                 return Ok(None);
             }
         }
+    }
+
+    /// One look of a wait: the job's end (its members all gone: the root's
+    /// status collected and the end written down), or a member to wait for.
+    /// An empty look is believed only when the one before it was empty too
+    /// (`empty_before`): a member that forks and exits between reading the
+    /// pid list and reading its own state leaves its child out of that
+    /// look, but not out of the next (the child exists before its parent's
+    /// exit).
+    pub(super) fn wait_step(
+        &mut self,
+        id: &JobId,
+        empty_before: &mut bool,
+    ) -> Result<WaitStep, SupervisorError> {
+        if self.job_mut(id)?.finished {
+            return Ok(WaitStep::Ended(self.jobs[id].exit));
+        }
+        let look = self.look()?;
+        let members = self.find_members(id, &look)?;
+        self.reap_adopted()?;
+        let Some(member) = members.first() else {
+            if !*empty_before {
+                *empty_before = true;
+                return Ok(WaitStep::Again);
+            }
+            let status = self.reap_root(id)?;
+            self.finish(id, JobEnd::Exited(status.and_then(|s| s.code())))?;
+            return Ok(WaitStep::Ended(status));
+        };
+        *empty_before = false;
+        Ok(WaitStep::Member(member.process.identity()))
     }
 
     /// Like [`wait`](Supervisor::wait) without blocking: the root's exit
@@ -175,16 +204,27 @@ impl Supervisor {
     /// Collects the root's exit status, if it has exited (a stop has just
     /// killed it; a wait found no member left).
     pub(super) fn reap_root(&mut self, id: &JobId) -> Result<Option<ExitStatus>, SupervisorError> {
-        let job = self.job_mut(id)?;
+        let job = self
+            .jobs
+            .get_mut(id)
+            .ok_or_else(|| SupervisorError::NoSuchJob(id.clone()))?;
         if job.exit.is_none() {
             let handle = ProcessHandle::open(job.root);
-            if let Ok(handle) = &handle {
-                handle.wait_timeout(KILL_WAIT)?;
-            }
-            job.exit = job
-                .child
-                .try_wait()
-                .map_err(|source| Error::Io { path: None, source })?;
+            let exited = match &handle {
+                Ok(handle) => handle.wait_timeout(KILL_WAIT)?,
+                Err(_) => true,
+            };
+            job.exit = match &mut job.child {
+                Some(child) => child
+                    .try_wait()
+                    .map_err(|source| Error::Io { path: None, source })?,
+                // Adopted: its root became our child only if it was
+                // orphaned to our subreaper; else the exit event's word.
+                None => match handle.as_ref().map(ProcessHandle::try_reap) {
+                    Ok(Ok(Some(status))) => Some(status),
+                    _ => self.exits.status_of(job.root, exited),
+                },
+            };
         }
         Ok(job.exit)
     }
