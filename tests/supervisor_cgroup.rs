@@ -181,7 +181,10 @@ fn a_double_forked_setsid_daemon_that_closed_its_fds_stays_in_the_cgroup_and_kee
         if now.name() == "sleep" {
             break now;
         }
-        assert!(std::time::Instant::now() < deadline, "the daemon never ran sleep");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon never ran sleep"
+        );
         std::thread::yield_now();
     };
     let environ = SystemSource::open()

@@ -150,9 +150,15 @@ pub struct RunArgs {
     /// first.
     #[arg(long, default_value = "proctrack-run")]
     pub name: String,
+    /// Take over what dead runs of this name left instead of stopping it:
+    /// their jobs become this run's, and are stopped when it ends. COMMAND
+    /// may then be left out: the run lasts until the jobs it took over end,
+    /// or a signal (Ctrl-C) stops them.
+    #[arg(long)]
+    pub adopt: bool,
     /// The command and its arguments (after `--`).
     #[arg(
-        required = true,
+        required_unless_present = "adopt",
         trailing_var_arg = true,
         allow_hyphen_values = true,
         value_name = "COMMAND"

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 
 use proctrack::signal::ProcessHandle;
 use proctrack::supervisor::{
-    Cgroups, RecoverReport, StateDir, Supervisor, SupervisorError, SupervisorOptions,
+    Cgroups, JobId, RecoverReport, StateDir, Supervisor, SupervisorError, SupervisorOptions,
 };
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -58,7 +58,14 @@ fn supervise(args: &RunArgs) -> Result<u8, SupervisorError> {
             .shutdown_grace(args.grace)
             .journal(state),
     )?;
-    // What runs of this name that died left running goes first.
+    // With --adopt, what runs of this name that died left running becomes
+    // ours; what cannot be taken over, and everything without --adopt, is
+    // stopped first.
+    let adopted = if args.adopt {
+        adopt_dead(&mut supervisor, &args.name)
+    } else {
+        Vec::new()
+    };
     match supervisor.recover() {
         Ok(report) => tell_recovered(&args.name, &report),
         Err(error) => output::warn(&format!(
@@ -66,10 +73,10 @@ fn supervise(args: &RunArgs) -> Result<u8, SupervisorError> {
             args.name
         )),
     }
-    let (program, rest) = args
-        .command
-        .split_first()
-        .ok_or_else(|| io_error(std::io::Error::other("no command given")))?;
+    let Some((program, rest)) = args.command.split_first() else {
+        // --adopt without a command: supervise what was taken over.
+        return supervise_adopted(supervisor, &adopted, signals, args.grace);
+    };
     let mut command = supervisor.command(program);
     command.args(rest);
     let id = supervisor.spawn(command)?;
@@ -91,8 +98,10 @@ fn supervise(args: &RunArgs) -> Result<u8, SupervisorError> {
         }
     });
     let event = rx.recv().unwrap_or(Event::Exited);
-    // The rest of the job goes, whatever ended the wait.
+    // The rest of the job goes, whatever ended the wait, and so do the jobs
+    // taken over.
     let report = supervisor.stop(&id, args.grace)?;
+    stop_adopted(&mut supervisor, &adopted, args.grace);
     handle.close();
     if !report.is_complete() {
         output::warn(&report.to_string());
@@ -101,6 +110,95 @@ fn supervise(args: &RunArgs) -> Result<u8, SupervisorError> {
         Event::Signal(signal) => 128u8.saturating_add(u8::try_from(signal).unwrap_or(0)),
         Event::Exited => report.exit.map_or(1, status_code),
     })
+}
+
+/// Takes over every job dead runs of `name` left that has a live process;
+/// says on stderr what was taken over and what could not be.
+fn adopt_dead(supervisor: &mut Supervisor, name: &str) -> Vec<JobId> {
+    let candidates = match supervisor.adoptable() {
+        Ok(candidates) => candidates,
+        Err(error) => {
+            output::warn(&format!(
+                "could not look for what earlier runs named {name} left: {error}"
+            ));
+            return Vec::new();
+        }
+    };
+    let mut adopted = Vec::new();
+    for id in candidates {
+        match supervisor.adopt(&id) {
+            Ok(job) => {
+                let root = job.root();
+                let members = supervisor.members(&id).map_or(0, |m| m.len());
+                eprintln!(
+                    "proctrack: took over job {id} of a run named {name} that died: \
+                     {members} process(es), root {}",
+                    root.pid()
+                );
+                adopted.push(id);
+            }
+            // Left to the recover that follows, which stops it.
+            Err(error) => output::warn(&format!("could not take over job {id}: {error}")),
+        }
+    }
+    adopted
+}
+
+/// Stops the jobs taken over; what is not proven gone is said.
+fn stop_adopted(supervisor: &mut Supervisor, adopted: &[JobId], grace: std::time::Duration) {
+    for id in adopted {
+        match supervisor.stop(id, grace) {
+            Ok(report) if !report.is_complete() => output::warn(&report.to_string()),
+            Ok(_) => {}
+            Err(error) => output::warn(&format!("could not stop job {id}: {error}")),
+        }
+    }
+}
+
+/// `run --adopt` without a command: waits until every job taken over has
+/// ended, or a signal comes (then stops them all). Exits as the last root
+/// did, where its status is known (1 where not), or 128 + the signal.
+fn supervise_adopted(
+    mut supervisor: Supervisor,
+    adopted: &[JobId],
+    mut signals: Signals,
+    grace: std::time::Duration,
+) -> Result<u8, SupervisorError> {
+    if adopted.is_empty() {
+        output::warn("nothing to take over and no command given");
+        return Ok(1);
+    }
+    let handle = signals.handle();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            let _ = tx.send(signal);
+        }
+    });
+    let mut code = 0;
+    for id in adopted {
+        loop {
+            if let Ok(signal) = rx.try_recv() {
+                stop_adopted(&mut supervisor, adopted, grace);
+                handle.close();
+                return Ok(128u8.saturating_add(u8::try_from(signal).unwrap_or(0)));
+            }
+            // Woken by the job's end; a signal is looked at between waits.
+            if supervisor
+                .wait(id, Some(std::time::Duration::from_millis(200)))?
+                .is_some()
+                || supervisor.job(id).is_some_and(|job| job.is_finished())
+            {
+                code = supervisor
+                    .job(id)
+                    .and_then(|job| job.exit_status())
+                    .map_or(1, status_code);
+                break;
+            }
+        }
+    }
+    handle.close();
+    Ok(code)
 }
 
 /// On standard error: each job of a dead run of `name` that was found,

@@ -380,6 +380,63 @@ fn a_second_run_of_the_name_stops_what_a_dead_one_left() {
 }
 
 #[test]
+fn run_adopt_takes_over_what_a_dead_run_left_and_stops_it_on_ctrl_c() {
+    let mut fixture = Fixture::new("adopt");
+    let (index, _lines) = fixture.run(&[]);
+    let job = fixture.jobs()[0].clone();
+    let id = job["id"].as_str().expect("id").to_owned();
+    let cgroup = expected_cgroup(&job, false);
+    fixture.pin_members(&job);
+    fixture.crash(index);
+    assert_eq!(fixture.jobs()[0]["orphaned"], true);
+
+    // No command: the run lasts as long as what it took over.
+    let mut adopter = fixture
+        .command(&["run", "--name", &fixture.name, "--adopt"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("proctrack run --adopt starts");
+    let mut err = BufReader::new(adopter.stderr.take().expect("piped")).lines();
+    let said = err.next().expect("a line").expect("read");
+    fixture.runs.push(adopter);
+    assert!(
+        said.starts_with(&format!(
+            "proctrack: took over job {id} of a run named {} that died: 3 process(es)",
+            fixture.name
+        )),
+        "{said}"
+    );
+    // Its job again, not an orphan: `stop --orphaned` leaves it alone.
+    let jobs = fixture.jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["id"], id.as_str());
+    assert_eq!(jobs[0]["orphaned"], false, "{}", jobs[0]);
+    assert_eq!(jobs[0]["processes"], 3, "{}", jobs[0]);
+    let output = fixture.proctrack(&["stop", "--orphaned"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(fixture.pins.iter().all(|p| !p.has_exited().expect("look")));
+
+    // Ctrl-C to the adopting run stops the job it took over.
+    let adopter = fixture.runs.last_mut().expect("the adopter");
+    let pid = Pid::try_from(adopter.id()).expect("pid");
+    let handle = ProcessHandle::open(proctrack::process(pid).expect("runs").identity())
+        .expect("pin the adopter");
+    handle.signal(Signal::Int).expect("SIGINT");
+    let status = adopter.wait().expect("reap");
+    assert_eq!(status.code(), Some(128 + 2), "{status:?}");
+    fixture.assert_members_gone();
+    if let Some(cgroup) = &cgroup {
+        assert!(!cgroup.exists(), "{} is still there", cgroup.display());
+    }
+    assert_eq!(fixture.jobs(), Vec::<Value>::new());
+    // The state directory holds nothing more: no job, no adoption claim.
+    assert_eq!(
+        std::fs::read_dir(fixture.dir.path()).expect("dir").count(),
+        0
+    );
+}
+
+#[test]
 fn a_live_job_is_stopped_only_with_force_and_by_its_own_proctrack() {
     let mut fixture = Fixture::new("live");
     let (index, _lines) = fixture.run(&[]);

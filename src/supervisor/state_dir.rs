@@ -43,6 +43,15 @@
 //! key means a new format number, which older readers refuse by name
 //! ([`RecordError::NewerVersion`]) rather than misread.
 //!
+//! Format 2 adds one line, `owner <boot> <pid> <start time>`: the
+//! supervisor instance that [adopted](super::Supervisor::adopt) the job.
+//! Only an adopted job's file is written as format 2. The hand-over is
+//! atomic ([`Journal::adopted`]): the adopter first creates
+//! `.<job id>.from-<pid>-<start>` (the instance it takes the job from)
+//! with `O_EXCL`, so of two adopters of one job only one gets past it; it
+//! then checks the file still names that owner and rewrites it. Such claim
+//! files go with the job's file.
+//!
 //! A file that is not whole, not ours, or newer is never deleted: reading
 //! the directory ([`StateDir::scan`]) hands it back as a [`SkippedFile`]
 //! with what is wrong and what to do.
@@ -63,8 +72,10 @@ use crate::{BootId, Pid, ProcessIdentity, StartTime};
 /// The environment variable that overrides the state directory.
 pub const STATE_DIR_VAR: &str = "PROCTRACK_STATE_DIR";
 
-/// The format number this version writes and reads.
-pub const FORMAT: u32 = 1;
+/// The newest format this version reads, and writes for an adopted job
+/// (its `owner` line). A job that was never adopted is written as format 1,
+/// which readers of the first version still read.
+pub const FORMAT: u32 = 2;
 
 /// What a job file's name ends with.
 const SUFFIX: &str = ".job";
@@ -283,8 +294,11 @@ impl StateDir {
             let bytes = name.as_bytes();
             let Some(stem) = bytes.strip_suffix(SUFFIX.as_bytes()) else {
                 // Another writer's temporary file, in the instant before
-                // its rename: not a job yet.
-                if bytes.starts_with(b".") && bytes.windows(5).any(|w| w == b".tmp-") {
+                // its rename: not a job yet. An adoption's claim: not a job.
+                if bytes.starts_with(b".")
+                    && (bytes.windows(5).any(|w| w == b".tmp-")
+                        || bytes.windows(10).any(|w| w == b".job.from-"))
+                {
                     continue;
                 }
                 scan.skipped.push(SkippedFile {
@@ -348,6 +362,20 @@ impl StateDir {
         })
     }
 
+    /// Removes the adoption claims of job `id` (best effort: a claim left
+    /// behind only blocks a hand-over from an owner that is gone for good).
+    fn remove_claims(&self, id: &JobId) {
+        let prefix = format!(".{id}{SUFFIX}.from-");
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().as_bytes().starts_with(prefix.as_bytes()) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// Removes job `id`'s file; a file already gone is not an error.
     pub fn remove(&self, id: &JobId) -> Result<(), StateDirError> {
         let path = self.file_of(id);
@@ -371,8 +399,56 @@ impl Journal for StateDir {
                 record.kept = true;
                 self.write(&record).map_err(journal_error)
             }
-            _ => self.remove(id).map_err(journal_error),
+            _ => {
+                self.remove(id).map_err(journal_error)?;
+                self.remove_claims(id);
+                Ok(())
+            }
         }
+    }
+
+    /// Hands job `record.id` over to `record.owner` if `from` owns it now:
+    /// one adopter per previous owner gets past an `O_EXCL` claim file,
+    /// then the file is checked and rewritten (see the module docs).
+    fn adopted(&mut self, record: &JobRecord, from: ProcessIdentity) -> Result<bool, JournalError> {
+        let claim = self.dir.join(format!(
+            ".{}{SUFFIX}.from-{}-{}",
+            record.id,
+            from.pid(),
+            from.start_time().as_raw()
+        ));
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&claim)
+        {
+            Ok(_) => {}
+            // Another adopter took it from `from` first.
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(source) => {
+                return Err(journal_error(StateDirError::Io {
+                    path: claim,
+                    source,
+                }));
+            }
+        }
+        let now = match self.read(&record.id) {
+            Ok(now) => now,
+            // Ended meanwhile, or never written: nothing to hand over.
+            Err(StateDirError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Ok(false);
+            }
+            Err(other) => return Err(journal_error(other)),
+        };
+        if now.owner_instance() != from {
+            return Ok(false);
+        }
+        let mut adopted = now;
+        adopted.owner = record.owner;
+        adopted.root = record.root;
+        adopted.kept = false;
+        self.write(&adopted).map_err(journal_error)?;
+        Ok(true)
     }
 
     /// The readable jobs of supervisors named `name`; files that cannot be
@@ -482,7 +558,7 @@ pub fn encode_record(record: &JobRecord) -> Vec<u8> {
         out.push_str(&value.to_string());
         out.push('\n');
     };
-    line(MAGIC, &FORMAT);
+    line(MAGIC, &if record.owner.is_some() { 2 } else { 1 });
     line("id", &record.id);
     line("boot", &record.root.boot_id());
     line(
@@ -508,6 +584,17 @@ pub fn encode_record(record: &JobRecord) -> Vec<u8> {
     }
     for why in &record.missing {
         line("missing", &escape(why.as_bytes()));
+    }
+    if let Some(owner) = record.owner {
+        line(
+            "owner",
+            &format_args!(
+                "{} {} {}",
+                owner.boot_id(),
+                owner.pid(),
+                owner.start_time().as_raw()
+            ),
+        );
     }
     line("kept", &yes_no(record.kept));
     for arg in &record.command {
@@ -606,6 +693,7 @@ struct Fields {
     cgroup: Option<PathBuf>,
     missing: Vec<String>,
     kept: Option<bool>,
+    owner: Option<ProcessIdentity>,
     command: Vec<OsString>,
 }
 
@@ -658,6 +746,20 @@ impl Fields {
                 once(self.subreaper.is_some())?;
                 self.subreaper = Some(yes_no(value).ok_or_else(|| bad("yes or no"))?);
             }
+            "owner" => {
+                once(self.owner.is_some())?;
+                let shape = "`<boot id> <pid> <start time>`";
+                let mut parts = value.split(' ');
+                let (Some(boot), Some(p), Some(start), None) =
+                    (parts.next(), parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(bad(shape));
+                };
+                let boot = boot.parse::<BootId>().map_err(|_| bad(shape))?;
+                let p = pid(p).ok_or_else(|| bad(shape))?;
+                let start = start.parse::<u64>().map_err(|_| bad(shape))?;
+                self.owner = Some(ProcessIdentity::new(boot, p, StartTime::from_raw(start)));
+            }
             "kept" => {
                 once(self.kept.is_some())?;
                 self.kept = Some(yes_no(value).ok_or_else(|| bad("yes or no"))?);
@@ -699,6 +801,7 @@ impl Fields {
         record.started = self.started;
         record.subreaper = self.subreaper;
         record.missing = self.missing;
+        record.owner = self.owner;
         Ok(record)
     }
 }
@@ -763,8 +866,8 @@ mod tests {
             ("{\"id\": 1}\n".into(), RecordError::Foreign),
             ("proctrack-job\n".into(), RecordError::Foreign),
             (
-                "proctrack-job 2\nwhatever".into(),
-                RecordError::NewerVersion { found: 2 },
+                "proctrack-job 3\nwhatever".into(),
+                RecordError::NewerVersion { found: 3 },
             ),
             (
                 "proctrack-job 99999999999999\n".into(),
@@ -867,6 +970,47 @@ mod tests {
         state.ended(&good.id, JobEnd::Recovered).unwrap();
     }
 
+    /// Two adopters of one dead instance's job: one gets it. The next
+    /// hand-over (from the adopter, once it is gone) works the same way;
+    /// the file is format 2 with its owner, and the claims go with the job.
+    #[test]
+    fn one_adopter_of_two_gets_the_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = StateDir::new(dir.path());
+        let mut b = StateDir::new(dir.path());
+        let job = record(vec![b"sleep".to_vec()], None);
+        a.started(&job).unwrap();
+        let dead = job.owner_instance();
+        let boot = BootId::from_bytes([3; 16]);
+        let instance = |pid: i32| {
+            ProcessIdentity::new(boot, Pid::try_from(pid).unwrap(), StartTime::from_raw(5))
+        };
+        let offer = |owner: i32| {
+            let mut offer = job.clone();
+            offer.owner = Some(instance(owner));
+            offer
+        };
+        assert!(a.adopted(&offer(500), dead).unwrap());
+        assert!(!b.adopted(&offer(600), dead).unwrap(), "the second adopter");
+        let now = a.read(&job.id).unwrap();
+        assert_eq!(now.owner, Some(instance(500)));
+        assert!(encode_record(&now).starts_with(b"proctrack-job 2\n"));
+        // From the adopter, when it is gone in turn.
+        assert!(
+            !b.adopted(&offer(600), instance(501)).unwrap(),
+            "not its owner"
+        );
+        assert!(b.adopted(&offer(600), instance(500)).unwrap());
+        assert_eq!(a.read(&job.id).unwrap().owner, Some(instance(600)));
+        // Only the job's file is a job; its claims go when it ends.
+        assert_eq!(a.scan().unwrap().records.len(), 1);
+        assert!(a.scan().unwrap().skipped.is_empty());
+        a.ended(&job.id, JobEnd::Stopped).unwrap();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        // A job that ended cannot be adopted.
+        assert!(!b.adopted(&offer(700), instance(600)).unwrap());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2_000))]
         #[test]
@@ -875,9 +1019,17 @@ mod tests {
             cgroup in prop::option::of(prop::collection::vec(any::<u8>(), 1..40)),
             missing in prop::collection::vec("\\PC{0,20}", 0..3),
             kept: bool,
+            owner in prop::option::of((1i32..=i32::MAX, any::<u64>())),
         ) {
             let mut original = record(args, cgroup);
             original.kept = kept;
+            original.owner = owner.map(|(pid, start)| {
+                ProcessIdentity::new(
+                    BootId::from_bytes([4; 16]),
+                    Pid::try_from(pid).unwrap(),
+                    StartTime::from_raw(start),
+                )
+            });
             original.missing = missing;
             let bytes = encode_record(&original);
             prop_assert_eq!(decode_record(&bytes), Ok(original));
