@@ -167,7 +167,11 @@ pub fn cgroup2_writable() -> Result<std::path::PathBuf, String> {
         .ok_or("no 0:: line in /proc/self/cgroup")?;
     let own = own.strip_prefix(root).unwrap_or(own);
     let dir = std::path::Path::new(mount).join(own.trim_start_matches('/'));
-    let test = dir.join(format!("oracle-{}", std::process::id()));
+    // One name per call: tests on other threads of this process ask too,
+    // and a shared name would make one's mkdir fail on the other's.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let test = dir.join(format!("oracle-{}-{call}", std::process::id()));
     std::fs::create_dir(&test).map_err(|e| format!("mkdir {}: {e}", test.display()))?;
     std::fs::remove_dir(&test).map_err(|e| format!("rmdir {}: {e}", test.display()))?;
     Ok(dir)
