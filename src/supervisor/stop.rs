@@ -39,14 +39,6 @@ impl Supervisor {
     /// the cgroup, and writes the end down.
     pub fn stop(&mut self, id: &JobId, grace: Duration) -> Result<JobStopReport, SupervisorError> {
         self.job_mut(id)?;
-        let look = self.look()?;
-        let members = self.find_members(id, &look)?;
-        let roots: Vec<ProcessIdentity> = self
-            .table
-            .outermost(members.iter().map(|m| m.process.pid()))
-            .into_iter()
-            .map(|p| p.identity())
-            .collect();
         let options = if grace > Duration::ZERO {
             KillOptions::graceful(grace)
         } else {
@@ -58,7 +50,10 @@ impl Supervisor {
             marks: Marks::of(job),
             me: self.me,
         };
-        let mut kill = kill_belonging(&mut self.table, &roots, &options, &mut belonging)?;
+        // No roots of our own: the engine's first look at the job's marks
+        // names them (one scan of the tags, not two), and it follows the
+        // trees below.
+        let mut kill = kill_belonging(&mut self.table, &[], &options, &mut belonging)?;
         if let Some(cgroup) = &job.cgroup {
             end_in_cgroup(cgroup, &mut kill, &mut self.table)?;
         }
