@@ -420,6 +420,17 @@ fn kill(
     roots: &[ProcessIdentity],
     options: &KillOptions,
 ) -> Result<KillReport> {
+    kill_on(kernel, roots, options, RefusedRoot::Fails, None)
+}
+
+/// `kill_roots` on the fake kernel, with a fresh table over it.
+fn kill_on(
+    kernel: &Rc<RefCell<Kernel>>,
+    roots: &[ProcessIdentity],
+    options: &KillOptions,
+    refused_root: RefusedRoot,
+    belonging: Option<&mut dyn super::Belonging<FakeSource>>,
+) -> Result<KillReport> {
     let source = FakeSource {
         kernel: Rc::clone(kernel),
         last: None,
@@ -434,8 +445,9 @@ fn kill(
         roots,
         options,
         None,
-        RefusedRoot::Fails,
-        None,
+        refused_root,
+        // Reborrowed for the table's lifetime, which is shorter.
+        belonging.map(|b| b as &mut dyn super::Belonging<FakeSource>),
     )
 }
 
@@ -918,20 +930,10 @@ fn kill_belonging_on(
     roots: &[ProcessIdentity],
     belonging: &mut dyn super::Belonging<FakeSource>,
 ) -> Result<KillReport> {
-    let source = FakeSource {
-        kernel: Rc::clone(kernel),
-        last: None,
-    };
-    let mut table = ProcessTable::with_source(source, TableOptions::default())?;
-    let mut signaller = FakeSignaller {
-        kernel: Rc::clone(kernel),
-    };
-    kill_roots(
-        &mut table,
-        &mut signaller,
+    kill_on(
+        kernel,
         roots,
         &KillOptions::new(),
-        None,
         RefusedRoot::Reported,
         Some(belonging),
     )
@@ -1027,23 +1029,7 @@ fn something_that_joins_after_the_last_signal_is_killed_or_counted_escaped() -> 
         },
         outsider,
     );
-    let source = FakeSource {
-        kernel: Rc::clone(&kernel),
-        last: None,
-    };
-    let mut table = ProcessTable::with_source(source, TableOptions::default())?;
-    let mut signaller = FakeSignaller {
-        kernel: Rc::clone(&kernel),
-    };
-    let report = kill_roots(
-        &mut table,
-        &mut signaller,
-        &[root],
-        &KillOptions::new(),
-        None,
-        RefusedRoot::Reported,
-        Some(&mut late),
-    )?;
+    let report = kill_belonging_on(&kernel, &[root], &mut late)?;
     assert!(late.0.looks >= 3, "the sweep asked: {} looks", late.0.looks);
     assert!(report.was_killed(&outsider), "{report:?}");
     assert!(report.is_complete(), "{report:?}");
