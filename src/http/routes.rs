@@ -306,7 +306,10 @@ pub(crate) async fn marks(State(state): State<ApiState>) -> Result<Response, Api
             if let Some(dir) = config.config().state_dir() {
                 // An unreadable directory marks nothing; `proctrack jobs`
                 // says what is wrong with it.
-                if let Ok(scan) = dir.scan() {
+                // No jobs written down: no scan of the processes either.
+                if let Ok(scan) = dir.scan()
+                    && !scan.records.is_empty()
+                {
                     let found = config.on_kill_table(|table| {
                         Ok::<_, crate::Error>(job_marks(&journaled_jobs(table, scan.records)))
                     })?;

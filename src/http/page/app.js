@@ -183,7 +183,14 @@ async function kill() {
 }
 
 let inFlight = false;
+// Marks cost the server a look at every process's environment: asked
+// for at most every 2 s, not on every listing.
+const MARKS_MS = 2000;
+let marksAt = -Infinity;
+
 async function refreshMarks() {
+  if (performance.now() - marksAt < MARKS_MS) return;
+  marksAt = performance.now();
   try {
     const response = await fetch("api/marks");
     if (!response.ok) return;
